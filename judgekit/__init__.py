@@ -1,0 +1,31 @@
+"""judgekit: LLM-as-a-judge with versioned rubrics, label probabilities and bias controls.
+
+The package imports without vLLM; the engine is loaded only when a backend is created.
+"""
+
+from judgekit.aggregate import Controls
+from judgekit.backends import Backend, create_backend
+from judgekit.records import read_items
+from judgekit.rubric import Rubric, RubricError, list_rubrics, load_rubric
+from judgekit.runner import JudgeRun, judge
+from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
+from judgekit.summary import RunSummary
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Backend",
+    "Controls",
+    "JudgeRun",
+    "Judgment",
+    "PairwiseItem",
+    "PointwiseItem",
+    "Rubric",
+    "RubricError",
+    "RunSummary",
+    "create_backend",
+    "judge",
+    "list_rubrics",
+    "load_rubric",
+    "read_items",
+]

@@ -1,0 +1,72 @@
+"""Per-request judgments -> one verdict per item: position swap, then the variant ensemble.
+
+Arrays are built once per run (items x variants x labels); the maths lives in ``judgekit.bias``.
+Invalid judgments are NaN rows there: skipped by the ensemble, counted here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Literal
+
+import numpy as np
+
+from judgekit.bias.ensemble import aggregate_variants
+from judgekit.bias.position import combine_orders, unswap
+from judgekit.schema import Judgment
+
+EnsembleMethod = Literal["mean", "majority", "median"]
+SwapMethod = Literal["soft", "hard"]
+
+
+@dataclass(frozen=True)
+class Controls:
+    """Which bias controls a run applies; recorded with every result."""
+
+    swap: bool = True
+    swap_method: SwapMethod = "soft"
+    ensemble: EnsembleMethod = "mean"
+
+
+@dataclass(frozen=True)
+class ItemTable:
+    """Distributions of a run as arrays: ``probs[order][item, variant, label]`` (NaN = invalid)."""
+
+    item_ids: tuple[str, ...]
+    variants: tuple[str, ...]
+    labels: tuple[str, ...]
+    probs: dict[str, np.ndarray]
+
+
+def item_table(
+    judgments: Sequence[Judgment], labels: Sequence[str], item_ids: Sequence[str]
+) -> ItemTable:
+    """Arrange judgments by item, variant and order (pairwise orders AB/BA, pointwise '-')."""
+    variants = tuple(dict.fromkeys(j.variant for j in judgments))
+    row = {item_id: i for i, item_id in enumerate(item_ids)}
+    col = {variant: v for v, variant in enumerate(variants)}
+    probs: dict[str, np.ndarray] = {}
+    for j in judgments:
+        order = j.order or "-"
+        table = probs.setdefault(
+            order, np.full((len(item_ids), len(variants), len(labels)), np.nan)
+        )
+        if j.label_probs is not None:
+            table[row[j.item_id], col[j.variant]] = [j.label_probs[label] for label in labels]
+    return ItemTable(tuple(item_ids), variants, tuple(labels), probs)
+
+
+def combine(table: ItemTable, controls: Controls) -> np.ndarray:
+    """Final items x labels distributions: orders combined per variant, then variants ensembled."""
+    if "AB" in table.probs and "BA" in table.probs and controls.swap:
+        n_items, n_variants, n_labels = table.probs["AB"].shape
+        ab = table.probs["AB"].reshape(-1, n_labels)
+        ba = unswap(table.probs["BA"].reshape(-1, n_labels), table.labels)
+        per_variant = combine_orders(ab, ba, method=controls.swap_method)
+        per_variant = per_variant.reshape(n_items, n_variants, n_labels)
+    else:
+        per_variant = table.probs.get("AB", table.probs.get("-"))
+        if per_variant is None:
+            raise ValueError("no judgments to aggregate")
+    return aggregate_variants(per_variant, method=controls.ensemble)

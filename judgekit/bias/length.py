@@ -1,0 +1,306 @@
+"""Length-bias measurement and correction.
+
+Pairwise: a logistic model of the preference for A on ``tanh(length difference / scale)``, the
+length term of AlpacaEval 2's length-controlled win rate; the corrected win rate is the one
+predicted at zero length difference. Pointwise: OLS of the judge score on log length, with the
+human score as covariate when available so that genuinely better long answers are not penalised.
+
+Fitted models are frozen: ``correct`` never refits and the length scale / centre come from the
+fit data, so judging a new candidate later cannot move earlier corrected scores. Models are plain
+frozen dataclasses with ``to_dict`` / ``from_dict`` for storage in a calibration card. Invalid
+rows (NaN) are excluded from fits and counted in ``n_invalid``; ``correct`` passes them on as NaN.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+from scipy.special import expit, logit
+from scipy.stats import norm
+from scipy.stats import t as student_t
+
+__all__ = [
+    "PairwiseLengthModel",
+    "PointwiseLengthModel",
+    "fit_pairwise_length",
+    "fit_pointwise_length",
+    "length_slope",
+    "pairwise_length_slope",
+    "slope_ci_bootstrap",
+]
+
+_P_CLIP = 1e-6
+_LEVEL = 0.95
+_MAX_NEWTON = 100
+_NO_FIT = "logistic fit did not converge (preferences separable by length, or constant length gap?)"
+
+
+def _vec(x: np.ndarray, name: str) -> np.ndarray:
+    arr = np.asarray(x, dtype=float)
+    if arr.ndim != 1:
+        raise ValueError(f"{name} must be 1-D, got shape {arr.shape}")
+    return arr
+
+
+def _aligned(**arrays: np.ndarray | None) -> tuple[dict[str, np.ndarray], np.ndarray]:
+    """1-D float copies of the given arrays plus the mask of rows finite in all of them."""
+    out = {name: _vec(a, name) for name, a in arrays.items() if a is not None}
+    sizes = {a.shape[0] for a in out.values()}
+    if len(sizes) != 1:
+        raise ValueError(f"arrays differ in length: { {k: v.shape[0] for k, v in out.items()} }")
+    valid = np.logical_and.reduce([np.isfinite(a) for a in out.values()])
+    return out, valid
+
+
+def _length_feature(len_a: np.ndarray, len_b: np.ndarray, scale: float) -> np.ndarray:
+    """AlpacaEval's bounded length term: very long answers cannot dominate the fit."""
+    return np.tanh((np.asarray(len_a, dtype=float) - np.asarray(len_b, dtype=float)) / scale)
+
+
+def _logistic_fit(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Newton-Raphson for logit(E[y]) = b0 + b1*x with targets y in [0, 1].
+
+    The Bernoulli log-likelihood is valid for fractional targets (quasi-likelihood), so soft
+    preferences are used as they are. Returns the coefficients and the inverse observed Fisher
+    information (the covariance of the coefficients).
+    """
+    design = np.column_stack([np.ones_like(x), x])
+    mean_y = float(np.clip(y.mean(), _P_CLIP, 1 - _P_CLIP))
+    beta = np.array([logit(mean_y), 0.0])
+
+    def loglik(b: np.ndarray) -> float:
+        eta = design @ b
+        return float(np.sum(y * eta - np.logaddexp(0.0, eta)))
+
+    current = loglik(beta)
+    for _ in range(_MAX_NEWTON):
+        mu = expit(design @ beta)
+        info = design.T @ (design * (mu * (1 - mu))[:, None])
+        try:
+            step = np.linalg.solve(info, design.T @ (y - mu))
+        except np.linalg.LinAlgError as err:
+            raise ValueError(_NO_FIT) from err
+        shrink = 1.0
+        while loglik(beta + shrink * step) < current and shrink > 1e-8:
+            shrink /= 2
+        beta = beta + shrink * step
+        current = loglik(beta)
+        if np.max(np.abs(shrink * step)) < 1e-10:
+            break
+    else:
+        raise ValueError(_NO_FIT)
+    mu = expit(design @ beta)
+    info = design.T @ (design * (mu * (1 - mu))[:, None])
+    return beta, np.linalg.inv(info)
+
+
+@dataclass(frozen=True)
+class PairwiseLengthModel:
+    """Fitted ``logit(p_A) = intercept + slope * tanh((len_a - len_b) / scale)``.
+
+    ``slope`` is the length effect on the log-odds scale (positive: the judge favours the longer
+    answer); ``slope_se`` comes from the observed Fisher information and the CI is Wald at 95%.
+    It assumes Bernoulli variance, so for soft preferences (less spread than 0/1 outcomes) the
+    interval is conservative.
+    ``scale`` is frozen from the fit data.
+    """
+
+    intercept: float
+    slope: float
+    slope_se: float
+    slope_ci_low: float
+    slope_ci_high: float
+    scale: float
+    n: int
+    n_invalid: int
+
+    def correct(self, pref: np.ndarray, len_a: np.ndarray, len_b: np.ndarray) -> np.ndarray:
+        """Per-item preference with the length term removed: logit(p) - slope * x.
+
+        ``p`` is clipped to [1e-6, 1 - 1e-6] first, so hard 0/1 preferences move very little:
+        the correction is meant for the judge's soft preferences. NaN rows stay NaN.
+        """
+        arrays, _ = _aligned(pref=pref, len_a=len_a, len_b=len_b)
+        p = np.clip(arrays["pref"], _P_CLIP, 1 - _P_CLIP)
+        x = _length_feature(arrays["len_a"], arrays["len_b"], self.scale)
+        return expit(logit(p) - self.slope * x)
+
+    def length_controlled_win_rate(
+        self, pref: np.ndarray, len_a: np.ndarray, len_b: np.ndarray
+    ) -> float:
+        """Mean corrected preference for A over valid items: the win rate at zero length gap."""
+        corrected = self.correct(pref, len_a, len_b)
+        valid = np.isfinite(corrected)
+        return float(corrected[valid].mean()) if valid.any() else float("nan")
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PairwiseLengthModel:
+        return cls(**data)
+
+
+def fit_pairwise_length(
+    pref: np.ndarray, len_a: np.ndarray, len_b: np.ndarray, *, scale: float | None = None
+) -> PairwiseLengthModel:
+    """Fit the pairwise length model on soft preferences for A (probabilities in [0, 1]).
+
+    ``scale`` defaults to the standard deviation of ``len_a - len_b`` over the valid fit rows;
+    pass a stored scale to measure a slope on the same feature (e.g. before vs after correction).
+    The slope is the population-average (marginal) effect: when the judge's per-item logits also
+    vary with item quality, it is attenuated towards 0, so ``correct`` tends to under-correct.
+    """
+    arrays, valid = _aligned(pref=pref, len_a=len_a, len_b=len_b)
+    y = arrays["pref"][valid]
+    if y.size < 3:
+        raise ValueError(f"need at least 3 valid rows, got {y.size}")
+    if np.any((y < 0) | (y > 1)):
+        raise ValueError("preferences must lie in [0, 1]")
+    diff = arrays["len_a"][valid] - arrays["len_b"][valid]
+    if scale is None:
+        scale = float(np.std(diff))
+    if not np.isfinite(scale) or scale <= 0:
+        raise ValueError(f"length scale must be positive, got {scale} (all lengths equal?)")
+    beta, cov = _logistic_fit(np.tanh(diff / scale), y)
+    se = float(np.sqrt(cov[1, 1]))
+    z = float(norm.ppf(0.5 + _LEVEL / 2))
+    return PairwiseLengthModel(
+        intercept=float(beta[0]),
+        slope=float(beta[1]),
+        slope_se=se,
+        slope_ci_low=float(beta[1] - z * se),
+        slope_ci_high=float(beta[1] + z * se),
+        scale=float(scale),
+        n=int(valid.sum()),
+        n_invalid=int((~valid).sum()),
+    )
+
+
+def pairwise_length_slope(
+    pref: np.ndarray, len_a: np.ndarray, len_b: np.ndarray, *, scale: float | None = None
+) -> tuple[float, float, float]:
+    """(slope, ci_low, ci_high) of the pairwise length effect, for before/after reports."""
+    model = fit_pairwise_length(pref, len_a, len_b, scale=scale)
+    return model.slope, model.slope_ci_low, model.slope_ci_high
+
+
+def _pointwise_design(log_len: np.ndarray, centre: float, human: np.ndarray | None) -> np.ndarray:
+    columns = [np.ones_like(log_len), log_len - centre]
+    if human is not None:
+        columns.append(human)
+    return np.column_stack(columns)
+
+
+@dataclass(frozen=True)
+class PointwiseLengthModel:
+    """Fitted ``score = intercept + slope * (log n_tokens - centre) [+ human_coef * human]``.
+
+    ``slope`` is the score change per e-fold of length holding the human score fixed; its SE is
+    the classical OLS one and the 95% CI uses Student's t. ``centre`` (the fit data's mean log
+    length) is frozen so corrections do not depend on later data.
+    """
+
+    intercept: float
+    slope: float
+    slope_se: float
+    slope_ci_low: float
+    slope_ci_high: float
+    human_coef: float | None
+    centre: float
+    n: int
+    n_invalid: int
+
+    def correct(self, score: np.ndarray, n_tokens: np.ndarray) -> np.ndarray:
+        """Score with the length effect removed: score - slope * (log n - centre)."""
+        arrays, _ = _aligned(score=score, n_tokens=n_tokens)
+        return arrays["score"] - self.slope * (np.log(arrays["n_tokens"]) - self.centre)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> PointwiseLengthModel:
+        return cls(**data)
+
+
+def _pointwise_rows(
+    score: np.ndarray, n_tokens: np.ndarray, human: np.ndarray | None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray | None, int]:
+    """Valid rows as (score, log length, human or None, number of invalid rows)."""
+    arrays, valid = _aligned(score=score, n_tokens=n_tokens, human=human)
+    if np.any(arrays["n_tokens"][valid] <= 0):
+        raise ValueError("n_tokens must be positive")
+    h = arrays["human"][valid] if human is not None else None
+    return arrays["score"][valid], np.log(arrays["n_tokens"][valid]), h, int((~valid).sum())
+
+
+def fit_pointwise_length(
+    score: np.ndarray, n_tokens: np.ndarray, human: np.ndarray | None = None
+) -> PointwiseLengthModel:
+    """OLS of the judge's (expected) score on centred log length, plus the human score if given.
+
+    Without ``human`` the slope also absorbs any real link between length and quality, so it
+    overstates the bias; with it, only the length effect beyond human judgement is removed.
+    """
+    y, log_len, h, n_invalid = _pointwise_rows(score, n_tokens, human)
+    k = 2 if h is None else 3
+    if y.size <= k:
+        raise ValueError(f"need more than {k} valid rows, got {y.size}")
+    centre = float(log_len.mean())
+    design = _pointwise_design(log_len, centre, h)
+    n = y.size
+    beta, _, rank, _ = np.linalg.lstsq(design, y, rcond=None)
+    if rank < k:
+        raise ValueError("design is rank-deficient (constant length or human score?)")
+    resid = y - design @ beta
+    sigma2 = float(resid @ resid) / (n - k)
+    se = float(np.sqrt(sigma2 * np.linalg.inv(design.T @ design)[1, 1]))
+    tq = float(student_t.ppf(0.5 + _LEVEL / 2, n - k))
+    return PointwiseLengthModel(
+        intercept=float(beta[0]),
+        slope=float(beta[1]),
+        slope_se=se,
+        slope_ci_low=float(beta[1] - tq * se),
+        slope_ci_high=float(beta[1] + tq * se),
+        human_coef=float(beta[2]) if h is not None else None,
+        centre=centre,
+        n=n,
+        n_invalid=n_invalid,
+    )
+
+
+def slope_ci_bootstrap(
+    score: np.ndarray,
+    n_tokens: np.ndarray,
+    human: np.ndarray | None,
+    rng: np.random.Generator,
+    n_resamples: int = 2000,
+    level: float = _LEVEL,
+) -> tuple[float, float]:
+    """Percentile-bootstrap CI of the pointwise length slope, resampling items.
+
+    A check on the classical OLS interval, which assumes homoscedastic errors; judge scores are
+    bounded and often heteroscedastic. Degenerate resamples (rank-deficient) are skipped.
+    """
+    y, log_len, h, _ = _pointwise_rows(score, n_tokens, human)
+    design = _pointwise_design(log_len, float(log_len.mean()), h)
+    n, k = design.shape
+    slopes = np.full(n_resamples, np.nan)
+    for i, idx in enumerate(rng.integers(0, n, size=(n_resamples, n))):
+        beta, _, rank, _ = np.linalg.lstsq(design[idx], y[idx], rcond=None)
+        if rank == k:
+            slopes[i] = beta[1]
+    alpha = (1 - level) / 2
+    low, high = np.nanquantile(slopes, [alpha, 1 - alpha])
+    return float(low), float(high)
+
+
+def length_slope(
+    score: np.ndarray, n_tokens: np.ndarray, human: np.ndarray | None = None
+) -> tuple[float, float, float]:
+    """(slope, ci_low, ci_high) of score on log length, for "before vs after correction" reports."""
+    model = fit_pointwise_length(score, n_tokens, human)
+    return model.slope, model.slope_ci_low, model.slope_ci_high

@@ -1,0 +1,159 @@
+"""The ``judgekit`` command line: parse options, call the Python API, print. No logic of its own."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+
+from judgekit.aggregate import Controls, EnsembleMethod, SwapMethod
+from judgekit.backends import create_backend
+from judgekit.records import InputError
+from judgekit.rubric import (
+    RubricError,
+    list_rubrics,
+    load_rubric,
+    load_rubric_dir,
+    lock_violations,
+)
+from judgekit.runner import judge as run_judge
+
+app = typer.Typer(no_args_is_help=True, help="LLM-as-a-judge with versioned rubrics.")
+rubrics_app = typer.Typer(no_args_is_help=True, help="List, show and validate rubrics.")
+app.add_typer(rubrics_app, name="rubrics")
+err = Console(stderr=True)
+
+RubricsDir = Annotated[
+    list[Path] | None, typer.Option("--rubrics-dir", help="Extra rubric folder(s), searched first.")
+]
+
+
+def _columns(pairs: list[str] | None) -> dict[str, str]:
+    out = {}
+    for pair in pairs or []:
+        field, sep, column = pair.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"expected FIELD=COLUMN, got {pair!r}", param_hint="--column")
+        out[field] = column
+    return out
+
+
+@app.command()
+def judge(
+    rubric: Annotated[str, typer.Option(help="Rubric NAME or NAME@vN.")],
+    input: Annotated[Path, typer.Option("--input", "-i", help="Items: JSONL, CSV or Parquet.")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Judgments: .jsonl or .csv.")],
+    model: Annotated[
+        str | None, typer.Option(help="Local HF model dir or hub id (default: embedded SmolLM2).")
+    ] = None,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Prompt variant(s) to use (default: all).")
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Map FIELD=COLUMN, e.g. question=prompt.")
+    ] = None,
+    swap: Annotated[bool, typer.Option(help="Judge pairs in both orders.")] = True,
+    swap_method: Annotated[SwapMethod, typer.Option(help="How to combine the two orders.")] = "soft",
+    ensemble: Annotated[EnsembleMethod, typer.Option(help="How to combine variants.")] = "mean",
+    min_mass: Annotated[
+        float | None, typer.Option(help="Label-mass threshold (default: the rubric's).")
+    ] = None,
+    batch_size: Annotated[int, typer.Option(help="Requests per engine call.")] = 64,
+    max_model_len: Annotated[int, typer.Option(help="Engine context length.")] = 4096,
+    dtype: Annotated[str, typer.Option(help="Engine dtype.")] = "auto",
+    tensor_parallel_size: Annotated[int, typer.Option(help="GPUs per engine.")] = 1,
+    gpu_memory_utilization: Annotated[float, typer.Option(help="GPU memory fraction.")] = 0.9,
+    summary_json: Annotated[
+        Path | None, typer.Option(help="Also write the summary as JSON here.")
+    ] = None,
+    rubrics_dir: RubricsDir = None,
+) -> None:
+    """Judge a file of candidate outputs and print a summary."""
+    try:
+        chosen = load_rubric(rubric, paths=rubrics_dir or [])
+    except RubricError as error:
+        raise typer.BadParameter(str(error), param_hint="--rubric") from error
+    backend = create_backend(
+        "vllm",
+        model=model,
+        max_model_len=max_model_len,
+        dtype=dtype,
+        tensor_parallel_size=tensor_parallel_size,
+        gpu_memory_utilization=gpu_memory_utilization,
+    )
+    columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+    with Progress(*columns, console=err, transient=True) as bar:
+        task = bar.add_task("judging", total=None)
+        try:
+            run = run_judge(
+                input,
+                chosen,
+                backend=backend,
+                variants=variant,
+                controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
+                output=output,
+                columns=_columns(column),
+                batch_size=batch_size,
+                min_mass=min_mass,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+            )
+        except (InputError, RubricError) as error:
+            err.print(f"[red]error:[/red] {error}")
+            raise typer.Exit(2) from error
+    summary = run.summary()
+    typer.echo(summary.format())
+    typer.echo(f"judgments written to {output}")
+    if summary_json is not None:
+        summary_json.write_text(summary.model_dump_json(indent=2) + "\n")
+
+
+@rubrics_app.command("list")
+def rubrics_list(rubrics_dir: RubricsDir = None) -> None:
+    """Every rubric version on the search path."""
+    for rubric in list_rubrics(paths=rubrics_dir or []):
+        typer.echo(
+            f"{rubric.ref:<28} {rubric.manifest.mode:<10} {len(rubric.variants)} variants  "
+            f"{rubric.hash[:12]}  {rubric.path}"
+        )
+
+
+@rubrics_app.command("show")
+def rubrics_show(
+    ref: Annotated[str, typer.Argument(help="NAME or NAME@vN.")], rubrics_dir: RubricsDir = None
+) -> None:
+    """A rubric's manifest, hash and location, as JSON."""
+    rubric = load_rubric(ref, paths=rubrics_dir or [])
+    shown = {"ref": rubric.ref, "hash": rubric.hash, "path": str(rubric.path)}
+    typer.echo(json.dumps(shown | rubric.manifest.model_dump(mode="json"), indent=2))
+
+
+@rubrics_app.command("validate")
+def rubrics_validate(
+    paths: Annotated[list[Path], typer.Argument(help="Version folders or rubric roots.")],
+) -> None:
+    """Validate rubric folders; for a root with a lock file, also check published hashes."""
+    failed = False
+    for path in paths:
+        try:
+            if (path / "rubric.yaml").is_file():
+                typer.echo(f"ok  {load_rubric_dir(path).ref}")
+                continue
+            for rubric in list_rubrics(paths=[path]):
+                if rubric.path.is_relative_to(path):
+                    typer.echo(f"ok  {rubric.ref}")
+            for problem in lock_violations(path):
+                typer.echo(f"changed  {problem}")
+                failed = True
+        except RubricError as error:
+            typer.echo(f"error  {error}")
+            failed = True
+    if failed:
+        raise typer.Exit(1)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,60 @@
+"""From label log-probabilities to a verdict: renormalise, measure label mass, expected score.
+
+One function for every backend, so an engine and a server give the same verdict for the same
+logits. A verdict with too little mass on valid labels is *invalid*: kept, counted and reported,
+never replaced by a default label.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True, slots=True)
+class LabelScore:
+    """The judge's verdict on one request.
+
+    ``probs`` (renormalised over the label set, summing to 1) is None when the verdict is invalid;
+    ``mass`` is the probability the judge put on valid labels before renormalising.
+    """
+
+    probs: dict[str, float] | None
+    mass: float
+    expected: float | None
+    label: str | None
+    invalid_reason: str | None
+
+    @property
+    def valid(self) -> bool:
+        return self.probs is not None
+
+
+def score_labels(
+    logprobs: Mapping[str, float],
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    min_mass: float,
+    error: str | None = None,
+) -> LabelScore:
+    """Verdict from the label log-probabilities of one forward pass.
+
+    Labels missing from ``logprobs`` (outside the backend's top-k) count as zero probability.
+    The expected score is ``sum(p * value)`` (G-Eval style); for pairwise rubrics the values
+    encode the preference for answer A, so it is P(A preferred). Ties in the argmax go to the
+    first label in rubric order, which is deterministic and reported via ``probs``.
+    """
+    raw = [math.exp(logprobs[label]) if label in logprobs else 0.0 for label in labels]
+    mass = math.fsum(raw)
+    if error is not None:
+        return LabelScore(None, mass, None, None, error)
+    if mass < min_mass:
+        return LabelScore(
+            None, mass, None, None, f"label mass {mass:.3g} below threshold {min_mass:g}"
+        )
+    probs = {label: p / mass for label, p in zip(labels, raw, strict=True)}
+    expected = math.fsum(probs[label] * v for label, v in zip(labels, values, strict=True))
+    best = max(labels, key=lambda label: probs[label])
+    return LabelScore(probs, min(mass, 1.0), expected, best, None)

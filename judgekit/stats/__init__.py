@@ -1,0 +1,39 @@
+"""Agreement statistics and confidence intervals: pure numpy/scipy, arrays in, numbers out."""
+
+from judgekit.stats.agreement import (
+    HumanCeiling,
+    accuracy,
+    cohen_kappa,
+    confusion_matrix,
+    fleiss_kappa,
+    human_ceiling,
+    kendall_tau,
+    krippendorff_alpha,
+    pearson,
+    spearman,
+)
+from judgekit.stats.bootstrap import (
+    ConfidenceInterval,
+    bootstrap_ci,
+    bootstrap_ci_2d,
+    mean_ci,
+    proportion_ci,
+)
+
+__all__ = [
+    "ConfidenceInterval",
+    "HumanCeiling",
+    "accuracy",
+    "bootstrap_ci",
+    "bootstrap_ci_2d",
+    "cohen_kappa",
+    "confusion_matrix",
+    "fleiss_kappa",
+    "human_ceiling",
+    "kendall_tau",
+    "krippendorff_alpha",
+    "mean_ci",
+    "pearson",
+    "proportion_ci",
+    "spearman",
+]
