@@ -12,7 +12,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedCo
 
 from judgekit.aggregate import Controls, EnsembleMethod, SwapMethod
 from judgekit.backends import create_backend
-from judgekit.records import InputError
+from judgekit.records import InputError, read_items
 from judgekit.rubric import (
     RubricError,
     list_rubrics,
@@ -57,7 +57,9 @@ def judge(
         list[str] | None, typer.Option(help="Map FIELD=COLUMN, e.g. question=prompt.")
     ] = None,
     swap: Annotated[bool, typer.Option(help="Judge pairs in both orders.")] = True,
-    swap_method: Annotated[SwapMethod, typer.Option(help="How to combine the two orders.")] = "soft",
+    swap_method: Annotated[
+        SwapMethod, typer.Option(help="How to combine the two orders.")
+    ] = "soft",
     ensemble: Annotated[EnsembleMethod, typer.Option(help="How to combine variants.")] = "mean",
     min_mass: Annotated[
         float | None, typer.Option(help="Label-mass threshold (default: the rubric's).")
@@ -75,8 +77,10 @@ def judge(
     """Judge a file of candidate outputs and print a summary."""
     try:
         chosen = load_rubric(rubric, paths=rubrics_dir or [])
-    except RubricError as error:
-        raise typer.BadParameter(str(error), param_hint="--rubric") from error
+        items = read_items(input, chosen.manifest.mode, _columns(column))
+    except (InputError, RubricError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
     backend = create_backend(
         "vllm",
         model=model,
@@ -88,22 +92,17 @@ def judge(
     columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("judging", total=None)
-        try:
-            run = run_judge(
-                input,
-                chosen,
-                backend=backend,
-                variants=variant,
-                controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
-                output=output,
-                columns=_columns(column),
-                batch_size=batch_size,
-                min_mass=min_mass,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-            )
-        except (InputError, RubricError) as error:
-            err.print(f"[red]error:[/red] {error}")
-            raise typer.Exit(2) from error
+        run = run_judge(
+            items,
+            chosen,
+            backend=backend,
+            variants=variant,
+            controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
+            output=output,
+            batch_size=batch_size,
+            min_mass=min_mass,
+            progress=lambda done, total: bar.update(task, completed=done, total=total),
+        )
     summary = run.summary()
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")

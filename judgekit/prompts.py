@@ -44,8 +44,8 @@ def plan_requests(
     """
     chosen = tuple(variants) if variants else rubric.variants
     orders: tuple[Order | None, ...] = (
-        ("AB", "BA") if swap else ("AB",)
-    ) if rubric.manifest.mode == "pairwise" else (None,)
+        (("AB", "BA") if swap else ("AB",)) if rubric.manifest.mode == "pairwise" else (None,)
+    )
     groups: dict[str, list[PlannedRequest]] = {}
     for variant in chosen:
         for item in items:

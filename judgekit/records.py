@@ -78,7 +78,9 @@ def read_items(
                 elif field in OPTIONAL:
                     continue
                 else:
-                    raise InputError(f"{path}: row {row_number}: field {field!r} ({column}) is empty")
+                    raise InputError(
+                        f"{path}: row {row_number}: field {field!r} ({column}) is empty"
+                    )
             if isinstance(value, int | float) or field == "id":
                 value = str(value)
             values[field] = value

@@ -64,7 +64,8 @@ class RubricManifest(BaseModel):
     mode: Literal["pointwise", "pairwise"]
     labels: tuple[LabelSpec, ...] = Field(min_length=2)
     answer_cue: str = Field(
-        min_length=1, description="Text the assistant turn starts with; the next token is the label."
+        min_length=1,
+        description="Text the assistant turn starts with; the next token is the label.",
     )
     min_label_mass: float = Field(
         default=0.2,
@@ -254,7 +255,9 @@ def _versions(root: Path, name: str) -> list[int]:
     if not folder.is_dir():
         return []
     return sorted(
-        int(m.group(1)) for p in folder.iterdir() if p.is_dir() and (m := _VERSION_DIR.match(p.name))
+        int(m.group(1))
+        for p in folder.iterdir()
+        if p.is_dir() and (m := _VERSION_DIR.match(p.name))
     )
 
 

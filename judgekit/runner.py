@@ -18,12 +18,12 @@ import pandas as pd
 from judgekit.aggregate import Controls, combine, item_table
 from judgekit.backends.base import Backend
 from judgekit.prompts import PlannedRequest, batches, plan_requests
-from judgekit.records import JudgmentWriter, Mode, read_items
-from judgekit.summary import RunSummary
+from judgekit.records import JudgmentWriter, read_items
 from judgekit.rubric import Rubric, load_rubric
 from judgekit.schema import Item, JudgeIdentity, Judgment, LabelLogprobs
 from judgekit.scoring import score_labels
 from judgekit.stats import mean_ci, proportion_ci
+from judgekit.summary import RunSummary
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -73,6 +73,15 @@ class JudgeRun:
         )
         return frame
 
+    def controls_applied(self) -> dict[str, str]:
+        """Which bias controls shaped the item verdicts (swap only applies to pairs)."""
+        swapped = self.rubric.manifest.mode == "pairwise" and self.controls.swap
+        n_variants = len({j.variant for j in self.judgments})
+        return {
+            "position_swap": self.controls.swap_method if swapped else "off",
+            "ensemble": f"{self.controls.ensemble} of {n_variants}" if n_variants > 1 else "off",
+        }
+
     def summary(self) -> RunSummary:
         """Headline numbers: score with CI or win rates, invalid counts, cache hits, speed."""
         scores = self.item_scores
@@ -106,10 +115,7 @@ class JudgeRun:
             cache_hit_rate=cached_tokens / prompt_tokens if prompt_tokens else 0.0,
             seconds=self.seconds,
             items_per_second=len(self.items) / self.seconds if self.seconds > 0 else 0.0,
-            controls={
-                "position_swap": f"{self.controls.swap_method}" if self.controls.swap else "off",
-                "ensemble": f"{self.controls.ensemble} of {len({j.variant for j in self.judgments})}",
-            },
+            controls=self.controls_applied(),
         )
 
 

@@ -65,7 +65,9 @@ def resolve_answer_slot(
         token_ids: dict[str, tuple[int, ...]] = {}
         for label in labels:
             spellings = dict.fromkeys((primary.format(label), label, " " + label))
-            ids = [tid for s in spellings if (tid := _single_token(encode, base, text + s)) is not None]
+            ids = [
+                tid for s in spellings if (tid := _single_token(encode, base, text + s)) is not None
+            ]
             if _single_token(encode, base, text + primary.format(label)) is None:
                 break
             token_ids[label] = tuple(dict.fromkeys(ids))

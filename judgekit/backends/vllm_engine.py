@@ -167,8 +167,10 @@ class VLLMEngine:
             ids = self._encode(self._render(request.messages, slot.tail))
             if len(ids) >= self._options.max_model_len:
                 results[i] = LabelLogprobs(
-                    {}, len(ids), 0, f"prompt has {len(ids)} tokens, max_model_len is "
-                    f"{self._options.max_model_len}"
+                    {},
+                    len(ids),
+                    0,
+                    f"prompt has {len(ids)} tokens, max_model_len is {self._options.max_model_len}",
                 )
                 continue
             prompts.append({"prompt_token_ids": ids})

@@ -1,0 +1,64 @@
+"""Shared fixtures: the public data sets in ../shared/data and one real vLLM engine per session."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from judgekit.schema import PairwiseItem, PointwiseItem
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@pytest.fixture(scope="session")
+def shared_data() -> Path:
+    """../shared/data, or a skip saying why the data-backed test cannot run."""
+    if not SHARED_DATA.is_dir():
+        pytest.skip(f"public data sets not found at {SHARED_DATA} (see ../shared/README.md)")
+    return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def pandalm_rows(shared_data: Path) -> list[dict]:
+    return json.loads((shared_data / "pandalm" / "testset-v1.json").read_text())
+
+
+@pytest.fixture(scope="session")
+def pandalm_pairs(pandalm_rows: list[dict]) -> list[PairwiseItem]:
+    """The first 20 PandaLM pairs as pairwise items."""
+    return [
+        PairwiseItem(
+            id=str(row["idx"]),
+            question=row["instruction"],
+            context=row["input"],
+            answer_a=row["response1"],
+            answer_b=row["response2"],
+        )
+        for row in pandalm_rows[:20]
+    ]
+
+
+@pytest.fixture(scope="session")
+def pandalm_answers(pandalm_pairs: list[PairwiseItem]) -> list[PointwiseItem]:
+    """Both responses of the first 10 PandaLM pairs as pointwise items (questions repeat)."""
+    return [
+        PointwiseItem(
+            id=f"{pair.id}-{side}", question=pair.question, context=pair.context, answer=answer
+        )
+        for pair in pandalm_pairs[:10]
+        for side, answer in (("1", pair.answer_a), ("2", pair.answer_b))
+    ]
+
+
+@pytest.fixture(scope="session")
+def engine() -> Iterator[object]:
+    """The real vLLM engine on the embedded SmolLM2 judge, started once per test session."""
+    from judgekit.backends import create_backend
+
+    backend = create_backend("vllm", max_model_len=4096)
+    yield backend
+    backend.close()

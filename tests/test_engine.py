@@ -1,0 +1,75 @@
+"""End to end on the real vLLM engine with the embedded SmolLM2 judge (one engine per session)."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+
+from judgekit import judge
+from judgekit.prompts import plan_requests
+from judgekit.rubric import load_rubric
+from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
+
+pytestmark = pytest.mark.engine
+
+
+def _check_judgments(judgments: list[Judgment], labels: tuple[str, ...], rubric_hash: str) -> None:
+    for j in judgments:
+        assert j.rubric_hash == rubric_hash and j.judge_model and j.judge_fingerprint
+        assert 0.0 < j.label_mass <= 1.0
+        assert j.engine_settings["enable_prefix_caching"] is True
+        if j.valid:
+            assert j.label_probs is not None and set(j.label_probs) == set(labels)
+            assert math.fsum(j.label_probs.values()) == pytest.approx(1.0, abs=1e-9)
+        else:
+            assert j.label_probs is None and j.invalid_reason
+
+
+def test_pointwise_on_pandalm_answers(engine, pandalm_answers: list[PointwiseItem]) -> None:
+    rubric = load_rubric("overall_quality@v1")
+    run = judge(pandalm_answers, rubric, backend=engine, batch_size=32)
+    assert len(run.judgments) == len(pandalm_answers) * 3
+    _check_judgments(run.judgments, rubric.labels, rubric.hash)
+    summary = run.summary()
+    assert summary.n_items == 20 and summary.n_invalid_judgments == 0
+    assert 1.0 <= summary.mean_score <= 5.0
+    # two answers per question, three variants: the prefix cache must have been hit
+    assert summary.cached_tokens > 0 and summary.cache_hit_rate > 0.3
+    assert sum(j.num_cached_tokens > 0 for j in run.judgments) >= len(run.judgments) // 2
+
+
+def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseItem]) -> None:
+    rubric = load_rubric("pairwise_preference@v1")
+    run = judge(pandalm_pairs, rubric, backend=engine)
+    assert len(run.judgments) == 20 * 3 * 2
+    assert {j.order for j in run.judgments} == {"AB", "BA"}
+    _check_judgments(run.judgments, rubric.labels, rubric.hash)
+    assert run.summary().cache_hit_rate > 0.2
+    frame = run.items_frame()
+    assert len(frame) == 20 and frame["p_A"].add(frame["p_B"]).dropna().round(9).eq(1).all()
+
+
+def test_label_slot_is_resolved_in_context(engine) -> None:
+    """Digits and letters need different prompt endings for SmolLM2's tokenizer."""
+    point = load_rubric("overall_quality@v1")
+    pair = load_rubric("pairwise_preference@v1")
+    item = PointwiseItem(id="x", question="q", answer="a")
+    duo = PairwiseItem(id="y", question="q", answer_a="a", answer_b="b")
+    digit_slot = engine.answer_slot(plan_requests(point, [item])[0].request)
+    letter_slot = engine.answer_slot(plan_requests(pair, [duo])[0].request)
+    assert digit_slot.tail == "Score: " and set(digit_slot.token_ids) == set(point.labels)
+    assert letter_slot.tail == "Answer:" and set(letter_slot.token_ids) == {"A", "B"}
+
+
+def test_over_long_prompt_is_counted_invalid(engine) -> None:
+    rubric = load_rubric("overall_quality@v1")
+    items = [
+        PointwiseItem(id="long", question="q", answer="word " * 5000),
+        PointwiseItem(id="short", question="q", answer="fine"),
+    ]
+    run = judge(items, rubric, backend=engine, variants=["direct"])
+    by_id = {j.item_id: j for j in run.judgments}
+    assert not by_id["long"].valid and "max_model_len" in by_id["long"].invalid_reason
+    assert by_id["short"].valid
+    assert run.summary().n_invalid_judgments == 1 and run.summary().n_valid_items == 1
