@@ -1,0 +1,639 @@
+"""Human-labelled calibration sets: pinned manifests -> verified files -> judgekit records.
+
+A manifest (``calibration_sets/<name>.yaml``) says where one public file lives (repository, commit,
+path, download URL), its sha256, and how its rows map onto judgekit items and human labels. The
+data itself never ships with judgekit: it is read from a data dir or downloaded once into the user
+cache, and every file is hash-checked before use, so a number computed on a set can always be traced
+to the exact bytes it came from.
+
+The dev/held-out split hashes each item id with a salt, so it needs no stored list, does not depend
+on row order, and adding items never moves existing ones. Anything fitted to human labels
+(thresholds, length coefficients, rubric choice) must be fitted on dev only: see ``require_dev``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import os
+import re
+import string
+import tempfile
+import urllib.request
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from judgekit.backends.embedded import cache_dir
+from judgekit.schema import PairwiseItem, PointwiseItem
+
+DATA_DIR_ENV = "JUDGEKIT_DATA_DIR"
+DEFAULT_SALT = "judgekit-split-v1"
+PairLabel = Literal["A", "B", "tie"]
+Human = str | float | None
+_SHA256 = r"^[0-9a-f]{64}$"
+
+
+class DatasetError(ValueError):
+    """A calibration set could not be found, verified or read; the message names file/row/field."""
+
+
+class HeldOutError(RuntimeError):
+    """Something tried to fit on the held-out split, which would make its numbers optimistic."""
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Source(_Strict):
+    """Where the file comes from, pinned to one commit."""
+
+    kind: Literal["github", "hf"]
+    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
+    revision: str = Field(pattern=r"^[0-9a-f]{40}$", description="Commit sha, never a branch.")
+    path: str = Field(min_length=1, description="Path of the file inside the repository.")
+    url: str = Field(description="Download URL of the file at `revision`.")
+
+    @model_validator(mode="after")
+    def _url_pinned(self) -> Source:
+        if not self.url.startswith("https://") or self.revision not in self.url:
+            raise ValueError(f"url must be https and contain the revision {self.revision}")
+        return self
+
+
+class FileFormat(_Strict):
+    kind: Literal["json", "jsonl", "parquet"]
+    records: str | None = Field(
+        default=None, description="Dotted path to the list of rows inside a JSON document."
+    )
+
+    @model_validator(mode="after")
+    def _records_only_json(self) -> FileFormat:
+        if self.records is not None and self.kind != "json":
+            raise ValueError("records applies only to kind: json")
+        return self
+
+
+class FieldSpec(_Strict):
+    """One text value of an item: a row field, a ``str.format`` template over the row, or a const.
+
+    A plain string in YAML is shorthand for ``{field: ...}``. Paths are dotted (``a.0.content``);
+    templates also see ``_row`` (the 0-based row index). ``pattern`` extracts its first group.
+    """
+
+    field: str | None = None
+    template: str | None = None
+    const: str | None = None
+    pattern: str | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        return {"field": data} if isinstance(data, str) else data
+
+    @model_validator(mode="after")
+    def _one_source(self) -> FieldSpec:
+        if sum(v is not None for v in (self.field, self.template, self.const)) != 1:
+            raise ValueError("give exactly one of field, template, const")
+        if self.pattern is not None:
+            try:
+                groups = re.compile(self.pattern).groups
+            except re.error as err:
+                raise ValueError(f"pattern does not compile: {err}") from err
+            if groups < 1:
+                raise ValueError("pattern needs a capturing group")
+        return self
+
+
+class FieldMap(_Strict):
+    id: FieldSpec
+    question: FieldSpec
+    context: FieldSpec | None = None
+    answer: FieldSpec | None = None
+    answer_a: FieldSpec | None = None
+    answer_b: FieldSpec | None = None
+
+
+class AnnotatorSpec(_Strict):
+    """Where the human labels are; exactly one of the four shapes.
+
+    ``fields``: one field per annotator. ``list_field``: one field holding every annotator's label
+    (annotator identity need not be stable across rows). ``consensus``: a single aggregated or gold
+    label, no per-annotator data (records get ``human=()``). ``votes``: one label per row, rows with
+    the same id are different annotators' votes on one item.
+    """
+
+    fields: tuple[str, ...] | None = Field(default=None, min_length=2)
+    list_field: str | None = None
+    consensus: str | None = None
+    votes: str | None = None
+
+    @model_validator(mode="after")
+    def _one_shape(self) -> AnnotatorSpec:
+        shapes = (self.fields, self.list_field, self.consensus, self.votes)
+        if sum(v is not None for v in shapes) != 1:
+            raise ValueError("give exactly one of fields, list_field, consensus, votes")
+        return self
+
+    def paths(self) -> tuple[str, ...]:
+        return self.fields or tuple(p for p in (self.list_field, self.consensus, self.votes) if p)
+
+
+class Scale(_Strict):
+    min: float
+    max: float
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Scale:
+        if self.min >= self.max:
+            raise ValueError(f"min {self.min} must be below max {self.max}")
+        return self
+
+
+class CalibrationSetManifest(_Strict):
+    """The validated contents of ``calibration_sets/<name>.yaml``."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
+    description: str
+    source: Source
+    licence: str = Field(min_length=1)
+    sha256: str | None = Field(
+        pattern=_SHA256, description="Hash of the file; null only where it could not be obtained."
+    )
+    local_path: str = Field(description="Path of the file inside a data dir.")
+    format: FileFormat
+    label_type: Literal["pairwise", "ordinal", "binary"]
+    mode: Literal["pointwise", "pairwise"]
+    fields: FieldMap
+    where: dict[str, str | int | float | bool] = Field(
+        default_factory=dict, description="Keep only rows whose fields equal these values."
+    )
+    annotators: AnnotatorSpec
+    labels: dict[str, PairLabel | float] | None = Field(
+        default=None, description="Raw label -> 'A'/'B'/'tie' (pairwise) or 0/1 (binary)."
+    )
+    scale: Scale | None = Field(default=None, description="Score range of an ordinal set.")
+    metrics: dict[str, str] | None = Field(
+        default=None,
+        description="Metric name -> value substituted for '{metric}' in field paths; "
+        "the loader's `metric=` picks one.",
+    )
+
+    @field_validator("labels", mode="before")
+    @classmethod
+    def _label_keys(cls, labels: Any) -> Any:
+        return {str(k): v for k, v in labels.items()} if isinstance(labels, dict) else labels
+
+    @field_validator("local_path")
+    @classmethod
+    def _relative(cls, path: str) -> str:
+        if Path(path).is_absolute() or ".." in Path(path).parts:
+            raise ValueError("must be a relative path inside the data dir")
+        return path
+
+    @model_validator(mode="after")
+    def _consistent(self) -> CalibrationSetManifest:
+        f = self.fields
+        if self.mode == "pairwise" and (f.answer_a is None or f.answer_b is None or f.answer):
+            raise ValueError("pairwise sets map answer_a and answer_b, not answer")
+        if self.mode == "pointwise" and (f.answer is None or f.answer_a or f.answer_b):
+            raise ValueError("pointwise sets map answer, not answer_a/answer_b")
+        if (self.label_type == "pairwise") != (self.mode == "pairwise"):
+            raise ValueError(f"label_type {self.label_type} does not fit mode {self.mode}")
+        if self.label_type == "ordinal":
+            if self.scale is None or self.labels is not None:
+                raise ValueError("ordinal sets give a scale and no labels")
+        elif self.labels is None or self.scale is not None:
+            raise ValueError(f"{self.label_type} sets give labels and no scale")
+        else:
+            allowed = {"A", "B", "tie"} if self.label_type == "pairwise" else {0.0, 1.0}
+            if not set(self.labels.values()) <= allowed:
+                raise ValueError(f"{self.label_type} labels map to {sorted(allowed, key=str)}")
+        templated = any("{metric}" in p for p in self.annotators.paths())
+        if templated != (self.metrics is not None):
+            raise ValueError("metrics and '{metric}' in annotator paths go together")
+        return self
+
+
+class CalibrationRecord(_Strict):
+    """One human-labelled item.
+
+    ``human`` has one entry per annotator (None = missing; empty when the set has only a
+    consensus). Pairwise labels are "A"/"B"/"tie", ordinal and binary ones floats. ``consensus`` is
+    the plurality label (None when tied) for pairwise and binary, the mean for ordinal, the label
+    itself for single-label sets.
+    """
+
+    id: str
+    item: PointwiseItem | PairwiseItem
+    human: tuple[str | float | None, ...]
+    consensus: str | float | None
+
+    @model_validator(mode="after")
+    def _same_id(self) -> CalibrationRecord:
+        if self.item.id != self.id:
+            raise ValueError(f"item id {self.item.id!r} != record id {self.id!r}")
+        return self
+
+
+@dataclass(frozen=True)
+class CalibrationSet:
+    """A loaded set; ``sha256`` is the file's hash, ``verified`` whether it matched the manifest."""
+
+    manifest: CalibrationSetManifest
+    records: tuple[CalibrationRecord, ...]
+    path: Path
+    sha256: str
+    verified: bool
+    metric: str | None = None
+
+
+# --- manifests ---------------------------------------------------------------------------------
+
+
+def builtin_sets_dir() -> Path:
+    """Manifests shipped with the package (wheel) or the source checkout (editable install)."""
+    package = Path(__file__).resolve().parent
+    installed = package / "_calibration_sets"
+    return installed if installed.is_dir() else package.parent / "calibration_sets"
+
+
+def _roots(sets_dir: Path | str | None) -> list[Path]:
+    return ([Path(sets_dir)] if sets_dir is not None else []) + [builtin_sets_dir()]
+
+
+def load_manifest(path: Path | str) -> CalibrationSetManifest:
+    """Read and validate one manifest; its ``name`` must equal the file's stem."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise DatasetError(f"{path}: no such file") from err
+    except yaml.YAMLError as err:
+        raise DatasetError(f"{path}: invalid YAML: {err}") from err
+    try:
+        manifest = CalibrationSetManifest.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise DatasetError(f"{path}: {problems}") from err
+    if manifest.name != path.stem:
+        raise DatasetError(f"{path}: field name: {manifest.name!r} != file name")
+    return manifest
+
+
+def find_manifest(name: str, *, sets_dir: Path | str | None = None) -> Path:
+    roots = _roots(sets_dir)
+    for root in roots:
+        if (candidate := root / f"{name}.yaml").is_file():
+            return candidate
+    raise DatasetError(f"calibration set {name!r} not found in {[str(r) for r in roots]}")
+
+
+def list_calibration_sets(*, sets_dir: Path | str | None = None) -> list[CalibrationSetManifest]:
+    """Every manifest, sorted by name (one in ``sets_dir`` shadows a built-in of the same name)."""
+    found: dict[str, CalibrationSetManifest] = {}
+    for root in _roots(sets_dir):
+        if root.is_dir():
+            for path in sorted(root.glob("*.yaml")):
+                found.setdefault(path.stem, load_manifest(path))
+    return [found[name] for name in sorted(found)]
+
+
+# --- files -------------------------------------------------------------------------------------
+
+
+def sha256_file(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for block in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _mismatch(manifest: CalibrationSetManifest, what: str, actual: str) -> DatasetError:
+    return DatasetError(
+        f"{what}: sha256 {actual} does not match {manifest.name}.yaml sha256 {manifest.sha256}; "
+        "the file is corrupt or not the pinned version"
+    )
+
+
+def _download(manifest: CalibrationSetManifest, target: Path) -> None:
+    """Fetch into a temp file beside ``target``, verify, then rename: never a partial file."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    url = manifest.source.url
+    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest = hashlib.sha256()
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=120) as response:
+            for block in iter(lambda: response.read(1 << 20), b""):
+                digest.update(block)
+                out.write(block)
+        actual = digest.hexdigest()
+        if manifest.sha256 is not None and actual != manifest.sha256:
+            raise _mismatch(manifest, f"download {url}", actual)
+        os.replace(tmp, target)
+    except OSError as err:
+        raise DatasetError(f"{manifest.name}: could not download {url}: {err}") from err
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def _resolve_file(
+    manifest: CalibrationSetManifest, data_dir: Path | str | None, allow_unverified: bool
+) -> tuple[Path, str]:
+    if manifest.sha256 is None and not allow_unverified:
+        raise DatasetError(
+            f"{manifest.name}: the manifest pins no sha256 (the file could not be obtained when it "
+            "was written, see its description), so the data cannot be verified; pass "
+            "allow_unverified=True to load it anyway"
+        )
+    explicit = data_dir if data_dir is not None else os.environ.get(DATA_DIR_ENV)
+    if explicit:
+        path = Path(explicit) / manifest.local_path
+        if not path.is_file():
+            raise DatasetError(
+                f"{manifest.name}: {path} not found (data dir from "
+                f"{'the data_dir argument' if data_dir is not None else '$' + DATA_DIR_ENV}); "
+                f"download it from {manifest.source.url}"
+            )
+    else:
+        path = cache_dir() / "data" / manifest.local_path
+        if not path.is_file():
+            _download(manifest, path)
+    actual = sha256_file(path)
+    if manifest.sha256 is not None and actual != manifest.sha256:
+        raise _mismatch(manifest, str(path), actual)
+    return path, actual
+
+
+def _read_rows(manifest: CalibrationSetManifest, path: Path) -> list[Any]:
+    kind = manifest.format.kind
+    try:
+        if kind == "parquet":
+            import pyarrow.parquet as pq  # heavy; only parquet sets need it
+
+            return pq.read_table(path).to_pylist()
+        text = path.read_text(encoding="utf-8")
+        if kind == "jsonl":
+            return [json.loads(line) for line in text.splitlines() if line.strip()]
+        data = json.loads(text)
+    except (OSError, ValueError) as err:
+        raise DatasetError(f"{path}: cannot read as {kind}: {err}") from err
+    if manifest.format.records is not None:
+        try:
+            data = _lookup(data, manifest.format.records)
+        except LookupError as err:
+            raise DatasetError(
+                f"{path}: format.records {manifest.format.records!r}: {err}"
+            ) from err
+    if not isinstance(data, list):
+        raise DatasetError(f"{path}: expected a list of rows, got {type(data).__name__}")
+    return data
+
+
+# --- rows -> records ---------------------------------------------------------------------------
+
+
+def _lookup(value: Any, path: str) -> Any:
+    for part in path.split("."):
+        if isinstance(value, dict):
+            if part not in value:
+                raise KeyError(f"no key {part!r}")
+            value = value[part]
+        elif isinstance(value, list) and part.isdigit():
+            if int(part) >= len(value):
+                raise IndexError(f"index {part} out of range")
+            value = value[int(part)]
+        else:
+            raise KeyError(f"cannot take {part!r} of a {type(value).__name__}")
+    return value
+
+
+def _text(spec: FieldSpec, row: dict[str, Any], index: int) -> str:
+    if spec.const is not None:
+        value: Any = spec.const
+    elif spec.template is not None:
+        value = string.Formatter().vformat(spec.template, (), {**row, "_row": index})
+    else:
+        value = _lookup(row, spec.field or "")
+    if value is None or isinstance(value, dict | list):
+        raise TypeError(f"expected text, got {type(value).__name__}")
+    # a bare JSON scalar becomes its Python text (PandaLM has answers that are `true`)
+    value = str(value)
+    if spec.pattern is not None:
+        match = re.search(spec.pattern, value)
+        if match is None:
+            raise ValueError(f"pattern {spec.pattern!r} does not match")
+        value = match.group(1)
+    return value
+
+
+def _missing(value: Any) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _label(manifest: CalibrationSetManifest, value: Any) -> Human:
+    if _missing(value):
+        return None
+    if manifest.label_type == "ordinal":
+        scale = manifest.scale
+        assert scale is not None  # validated
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            raise ValueError(f"ordinal label {value!r} is not a number")
+        if not scale.min <= value <= scale.max:
+            raise ValueError(f"score {value} outside [{scale.min}, {scale.max}]")
+        return float(value)
+    labels = manifest.labels or {}
+    if str(value) not in labels:
+        raise ValueError(f"label {value!r} not in the manifest's labels {list(labels)}")
+    return labels[str(value)]
+
+
+def _consensus(manifest: CalibrationSetManifest, labels: Sequence[Human]) -> Human:
+    present = [v for v in labels if v is not None]
+    if not present:
+        return None
+    if manifest.label_type == "ordinal":
+        return float(np.mean(present))
+    ranked = Counter(present).most_common()
+    if len(ranked) > 1 and ranked[0][1] == ranked[1][1]:
+        return None
+    return ranked[0][0]
+
+
+def _human(manifest: CalibrationSetManifest, row: dict[str, Any], metric: str | None) -> list[Any]:
+    """Raw labels of one row (``votes``: the row's single vote)."""
+    spec = manifest.annotators
+
+    def get(path: str) -> Any:
+        return _lookup(row, path.replace("{metric}", metric or ""))
+
+    if spec.fields is not None:
+        return [get(p) for p in spec.fields]
+    if spec.list_field is not None:
+        values = get(spec.list_field)
+        if not isinstance(values, list):
+            raise TypeError(f"expected a list of labels, got {type(values).__name__}")
+        return values
+    return [get(spec.consensus or spec.votes or "")]
+
+
+def _item(
+    manifest: CalibrationSetManifest, row: dict[str, Any], index: int
+) -> PointwiseItem | PairwiseItem:
+    values = {}
+    for name in ("id", "question", "context", "answer", "answer_a", "answer_b"):
+        if (spec := getattr(manifest.fields, name)) is not None:
+            try:
+                values[name] = _text(spec, row, index)
+            except (LookupError, TypeError, ValueError) as err:
+                raise ValueError(f"field fields.{name}: {err}") from err
+    return PairwiseItem(**values) if manifest.mode == "pairwise" else PointwiseItem(**values)
+
+
+def _keep(manifest: CalibrationSetManifest, row: dict[str, Any]) -> bool:
+    try:
+        return all(_lookup(row, k) == v for k, v in manifest.where.items())
+    except LookupError:
+        return False
+
+
+def _records(
+    manifest: CalibrationSetManifest, path: Path, rows: list[Any], metric: str | None
+) -> tuple[CalibrationRecord, ...]:
+    items: dict[str, PointwiseItem | PairwiseItem] = {}
+    human: dict[str, list[Human]] = {}
+    for index, row in enumerate(rows):
+        where = f"{path}: row {index}"
+        if not isinstance(row, dict):
+            raise DatasetError(f"{where}: expected an object, got {type(row).__name__}")
+        if not _keep(manifest, row):
+            continue
+        try:
+            item = _item(manifest, row, index)
+        except ValueError as err:
+            raise DatasetError(f"{where}: {err}") from err
+        try:
+            labels = [_label(manifest, v) for v in _human(manifest, row, metric)]
+        except (LookupError, TypeError, ValueError) as err:
+            raise DatasetError(f"{where}: field annotators: {err}") from err
+        if item.id not in items:
+            items[item.id] = item
+            human[item.id] = labels
+        elif manifest.annotators.votes is None:
+            raise DatasetError(f"{where}: duplicate id {item.id!r}")
+        elif items[item.id] != item:
+            raise DatasetError(f"{where}: votes for id {item.id!r} show a different item")
+        else:
+            human[item.id].extend(labels)
+    single = manifest.annotators.consensus is not None
+    return tuple(
+        CalibrationRecord(
+            id=item_id,
+            item=item,
+            human=() if single else tuple(human[item_id]),
+            consensus=human[item_id][0] if single else _consensus(manifest, human[item_id]),
+        )
+        for item_id, item in items.items()
+    )
+
+
+def load_calibration_set(
+    name: str,
+    *,
+    data_dir: Path | str | None = None,
+    metric: str | None = None,
+    allow_unverified: bool = False,
+    sets_dir: Path | None = None,
+) -> CalibrationSet:
+    """Load a set by manifest name, verifying the file's sha256 first.
+
+    The file is looked up in ``data_dir``, else ``$JUDGEKIT_DATA_DIR``, else the user cache, where
+    it is downloaded from the manifest's pinned URL when missing. Multi-metric sets need ``metric``.
+    """
+    manifest_path = find_manifest(name, sets_dir=sets_dir)
+    manifest = load_manifest(manifest_path)
+    if manifest.metrics is None:
+        if metric is not None:
+            raise DatasetError(
+                f"{manifest_path}: set {name!r} has no metrics; got metric={metric!r}"
+            )
+        key = None
+    elif metric not in manifest.metrics:
+        raise DatasetError(
+            f"{manifest_path}: set {name!r} needs metric= one of {list(manifest.metrics)}, "
+            f"got {metric!r}"
+        )
+    else:
+        key = manifest.metrics[metric]
+    path, digest = _resolve_file(manifest, data_dir, allow_unverified)
+    records = _records(manifest, path, _read_rows(manifest, path), key)
+    if not records:
+        raise DatasetError(f"{path}: no rows left after the manifest's `where` filter")
+    return CalibrationSet(
+        manifest=manifest,
+        records=records,
+        path=path,
+        sha256=digest,
+        verified=manifest.sha256 is not None,
+        metric=metric,
+    )
+
+
+# --- dev / held-out split ----------------------------------------------------------------------
+
+
+def heldout_mask(ids: Sequence[str], fraction: float = 0.5, salt: str = DEFAULT_SALT) -> np.ndarray:
+    """True where an id is held out: sha256(salt, id) read as a uniform in [0, 1) is < fraction.
+
+    Each id's side depends only on the id and the salt, never on order or on the other ids.
+    """
+    if not 0.0 <= fraction <= 1.0:
+        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
+    mask = np.empty(len(ids), dtype=bool)
+    for i, item_id in enumerate(ids):
+        digest = hashlib.sha256(f"{salt}\0{item_id}".encode()).digest()
+        mask[i] = int.from_bytes(digest[:8], "big") / 2**64 < fraction
+    return mask
+
+
+class Split(_Strict):
+    """The record of a split: enough to reproduce it (fraction, salt) and to check its size."""
+
+    fraction: float = Field(ge=0, le=1)
+    salt: str
+    n_dev: int = Field(ge=0)
+    n_heldout: int = Field(ge=0)
+
+    @classmethod
+    def of(cls, ids: Iterable[str], fraction: float = 0.5, salt: str = DEFAULT_SALT) -> Split:
+        mask = heldout_mask(list(ids), fraction, salt)
+        n_heldout = int(mask.sum())
+        return cls(fraction=fraction, salt=salt, n_dev=len(mask) - n_heldout, n_heldout=n_heldout)
+
+    def mask(self, ids: Sequence[str]) -> np.ndarray:
+        """Held-out mask of ``ids`` under this split's fraction and salt."""
+        return heldout_mask(ids, self.fraction, self.salt)
+
+
+def require_dev(split_name: str) -> None:
+    """Guard for every fitting step: raises unless it is about to fit on the dev split."""
+    if split_name == "heldout":
+        raise HeldOutError(
+            "refusing to fit on the held-out split: thresholds, length coefficients and rubric "
+            "choices must be fitted on 'dev' only, or held-out numbers are no longer unbiased"
+        )
+    if split_name != "dev":
+        raise ValueError(f"unknown split {split_name!r}: expected 'dev' or 'heldout'")
