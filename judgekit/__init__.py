@@ -3,6 +3,7 @@
 The package imports without vLLM; the engine is loaded only when a backend is created.
 """
 
+from judgekit._version import __version__
 from judgekit.aggregate import Controls
 from judgekit.backends import Backend, create_backend
 from judgekit.records import read_items
@@ -10,8 +11,6 @@ from judgekit.rubric import Rubric, RubricError, list_rubrics, load_rubric
 from judgekit.runner import JudgeRun, judge
 from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
 from judgekit.summary import RunSummary
-
-__version__ = "0.1.0"
 
 __all__ = [
     "Backend",
@@ -23,6 +22,7 @@ __all__ = [
     "Rubric",
     "RubricError",
     "RunSummary",
+    "__version__",
     "create_backend",
     "judge",
     "list_rubrics",

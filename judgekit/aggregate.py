@@ -14,15 +14,14 @@ import numpy as np
 
 from judgekit.bias.ensemble import aggregate_variants
 from judgekit.bias.position import combine_orders, unswap
-from judgekit.schema import Judgment
+from judgekit.schema import Judgment, StrictModel
 
 EnsembleMethod = Literal["mean", "majority", "median"]
 SwapMethod = Literal["soft", "hard"]
 
 
-@dataclass(frozen=True)
-class Controls:
-    """Which bias controls a run applies; recorded with every result."""
+class Controls(StrictModel):
+    """Which bias controls a run applies; recorded in its manifest."""
 
     swap: bool = True
     swap_method: SwapMethod = "soft"

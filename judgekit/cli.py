@@ -6,12 +6,15 @@ import json
 from pathlib import Path
 from typing import Annotated
 
+import numpy as np
 import typer
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
+from judgekit import gates
 from judgekit.aggregate import Controls, EnsembleMethod, SwapMethod
 from judgekit.backends import create_backend
+from judgekit.diff import diff_runs, write_diff
 from judgekit.records import InputError, read_items
 from judgekit.rubric import (
     RubricError,
@@ -21,6 +24,7 @@ from judgekit.rubric import (
     lock_violations,
 )
 from judgekit.runner import judge as run_judge
+from judgekit.store import ResultStore
 
 app = typer.Typer(no_args_is_help=True, help="LLM-as-a-judge with versioned rubrics.")
 rubrics_app = typer.Typer(no_args_is_help=True, help="List, show and validate rubrics.")
@@ -72,9 +76,26 @@ def judge(
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the summary as JSON here.")
     ] = None,
+    store: Annotated[
+        Path | None,
+        typer.Option(help="Result store (sqlite): reuse judgments of unchanged prompts, resume."),
+    ] = None,
+    fail_under: Annotated[
+        float | None, typer.Option(help="Gate: exit 1 if the mean item score is below this.")
+    ] = None,
+    min_win_rate: Annotated[
+        float | None, typer.Option(help="Gate: exit 1 if --win-label wins fewer items.")
+    ] = None,
+    win_label: Annotated[str, typer.Option(help="Label counted by --min-win-rate.")] = "A",
+    max_invalid_rate: Annotated[
+        float | None, typer.Option(help="Gate: exit 1 if more items than this are invalid.")
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
-    """Judge a file of candidate outputs and print a summary."""
+    """Judge a file of candidate outputs and print a summary.
+
+    Exit codes: 0 judged and every gate passed; 1 a gate failed; 2 bad input or options.
+    """
     try:
         chosen = load_rubric(rubric, paths=rubrics_dir or [])
         items = read_items(input, chosen.manifest.mode, _columns(column))
@@ -102,12 +123,54 @@ def judge(
             batch_size=batch_size,
             min_mass=min_mass,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
+            store=ResultStore(store) if store is not None else None,
         )
     summary = run.summary()
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")
     if summary_json is not None:
         summary_json.write_text(summary.model_dump_json(indent=2) + "\n")
+    checks = [
+        gates.mean_gate(run, fail_under) if fail_under is not None else None,
+        gates.win_rate_gate(run, min_win_rate, win_label) if min_win_rate is not None else None,
+        gates.invalid_rate_gate(run, max_invalid_rate) if max_invalid_rate is not None else None,
+    ]
+    try:
+        gates.enforce(run, checks)
+    except gates.GateFailure as failure:
+        typer.echo(str(failure))
+        raise typer.Exit(1) from failure
+
+
+@app.command()
+def diff(
+    baseline: Annotated[Path, typer.Argument(help="Judgments file of the baseline run.")],
+    candidate: Annotated[Path, typer.Argument(help="Judgments file of the candidate run.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON.")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown CI comment.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap and permutation test.")] = 0,
+    fail_below: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 if the CI's upper bound of (candidate - baseline) is below this."
+        ),
+    ] = None,
+) -> None:
+    """Candidate vs baseline on the same items: paired difference, CI, tests, regressions."""
+    try:
+        result = diff_runs(baseline, candidate, rng=np.random.default_rng(seed))
+    except (InputError, RubricError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.table())
+    write_diff(result, json_out, markdown)
+    if fail_below is not None and result.mean_diff_ci[1] < fail_below:
+        typer.echo(
+            f"candidate is worse: CI upper bound {result.mean_diff_ci[1]:+.3f} < {fail_below}"
+        )
+        raise typer.Exit(1)
 
 
 @rubrics_app.command("list")

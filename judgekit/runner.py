@@ -10,19 +10,24 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
+from judgekit import gates
+from judgekit._version import __version__
 from judgekit.aggregate import Controls, combine, item_table
 from judgekit.backends.base import Backend
+from judgekit.manifest import RunManifest, git_state, manifest_path, package_versions
 from judgekit.prompts import PlannedRequest, batches, plan_requests
 from judgekit.records import JudgmentWriter, read_items
 from judgekit.rubric import Rubric, load_rubric
 from judgekit.schema import Item, JudgeIdentity, Judgment, LabelLogprobs
 from judgekit.scoring import score_labels
 from judgekit.stats import mean_ci, proportion_ci
+from judgekit.store import ResultStore, cache_key
 from judgekit.summary import RunSummary
 
 ProgressCallback = Callable[[int, int], None]
@@ -73,6 +78,43 @@ class JudgeRun:
         )
         return frame
 
+    def assert_mean_at_least(self, minimum: float) -> None:
+        """CI gate: raise GateFailure (with the worst items) if the mean score is lower."""
+        gates.enforce(self, [gates.mean_gate(self, minimum)])
+
+    def assert_win_rate_at_least(self, minimum: float, label: str = "A") -> None:
+        """CI gate for pairwise runs: share of items whose verdict is ``label``."""
+        gates.enforce(self, [gates.win_rate_gate(self, minimum, label)])
+
+    def assert_invalid_rate_at_most(self, maximum: float) -> None:
+        """CI gate: too many items without a valid verdict means the judge is not reading."""
+        gates.enforce(self, [gates.invalid_rate_gate(self, maximum)])
+
+    def manifest(
+        self, started: datetime, finished: datetime, source: str | None, output: str | None
+    ) -> RunManifest:
+        """What this run was, for reproducing or auditing it."""
+        return RunManifest(
+            judgekit_version=__version__,
+            rubric=self.rubric.ref,
+            rubric_hash=self.rubric.hash,
+            judge=self.judge,
+            controls=self.controls,
+            controls_applied=self.controls_applied(),
+            variants=sorted({j.variant for j in self.judgments}),
+            packages=package_versions(),
+            git=git_state(),
+            seed=_int_or_none(self.judge.settings.get("seed")),
+            started=started,
+            finished=finished,
+            n_items=len(self.items),
+            n_judgments=len(self.judgments),
+            n_invalid_judgments=sum(not j.valid for j in self.judgments),
+            n_from_store=sum(j.from_store for j in self.judgments),
+            input=source,
+            output=output,
+        )
+
     def controls_applied(self) -> dict[str, str]:
         """Which bias controls shaped the item verdicts (swap only applies to pairs)."""
         swapped = self.rubric.manifest.mode == "pairwise" and self.controls.swap
@@ -86,8 +128,9 @@ class JudgeRun:
         """Headline numbers: score with CI or win rates, invalid counts, cache hits, speed."""
         scores = self.item_scores
         valid = ~np.isnan(scores)
-        prompt_tokens = sum(j.num_prompt_tokens for j in self.judgments)
-        cached_tokens = sum(j.num_cached_tokens for j in self.judgments)
+        fresh = [j for j in self.judgments if not j.from_store]
+        prompt_tokens = sum(j.num_prompt_tokens for j in fresh)
+        cached_tokens = sum(j.num_cached_tokens for j in fresh)
         mean = mean_ci(scores[valid]) if valid.sum() >= 2 else None
         rates = {}
         if self.rubric.manifest.mode == "pairwise":
@@ -104,6 +147,7 @@ class JudgeRun:
             n_valid_items=int(valid.sum()),
             n_judgments=len(self.judgments),
             n_invalid_judgments=sum(not j.valid for j in self.judgments),
+            n_from_store=len(self.judgments) - len(fresh),
             mean_score=mean.estimate if mean else None,
             mean_score_ci=(mean.low, mean.high) if mean else None,
             label_rates=rates,
@@ -132,29 +176,34 @@ def judge(
     min_mass: float | None = None,
     progress: ProgressCallback | None = None,
     rubric_paths: Sequence[Path | str] = (),
+    store: ResultStore | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
-    Judgments are written to ``output`` batch by batch as they finish. ``min_mass`` overrides the
-    rubric's label-mass threshold below which a verdict is invalid.
+    Judgments are written to ``output`` batch by batch as they finish, with a run manifest beside
+    it. ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
+    With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
+    and each finished batch is committed there, so a killed run resumes where it stopped.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
+    source = str(items) if isinstance(items, str | Path) else None
     if isinstance(items, str | Path):
         items = read_items(items, rubric.manifest.mode, columns)
     items = list(items)
     threshold = rubric.manifest.min_label_mass if min_mass is None else min_mass
     planned = plan_requests(rubric, items, variants=variants, swap=controls.swap)
     identity = backend.identity
+    started = datetime.now(timezone.utc)
     judgments: list[Judgment] = []
     writer = JudgmentWriter(output) if output is not None else None
     start = time.perf_counter()
     try:
         for batch in batches(planned, batch_size):
-            results = backend.score([p.request for p in batch])
+            results, stored = _score(backend, store, rubric, identity, batch)
             new = [
-                _judgment(rubric, identity, p, r, threshold)
-                for p, r in zip(batch, results, strict=True)
+                _judgment(rubric, identity, p, r, threshold, from_store=k)
+                for p, r, k in zip(batch, results, stored, strict=True)
             ]
             judgments.extend(new)
             if writer is not None:
@@ -164,8 +213,33 @@ def judge(
     finally:
         if writer is not None:
             writer.close()
-    seconds = time.perf_counter() - start
-    return JudgeRun(rubric, identity, controls, items, judgments, seconds)
+    run = JudgeRun(rubric, identity, controls, items, judgments, time.perf_counter() - start)
+    if output is not None:
+        manifest = run.manifest(started, datetime.now(timezone.utc), source, str(output))
+        manifest_path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
+    return run
+
+
+def _score(
+    backend: Backend,
+    store: ResultStore | None,
+    rubric: Rubric,
+    identity: JudgeIdentity,
+    batch: Sequence[PlannedRequest],
+) -> tuple[list[LabelLogprobs], list[bool]]:
+    """Results for a batch: stored ones where present, the rest from the backend (then stored)."""
+    if store is None:
+        return backend.score([p.request for p in batch]), [False] * len(batch)
+    keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
+    found = store.get_many(keys)
+    missing = [i for i, key in enumerate(keys) if key not in found]
+    fresh = backend.score([batch[i].request for i in missing]) if missing else []
+    store.put_many((keys[i], result) for i, result in zip(missing, fresh, strict=True))
+    results = dict(zip(missing, fresh, strict=True))
+    return (
+        [found[key] if key in found else results[i] for i, key in enumerate(keys)],
+        [key in found for key in keys],
+    )
 
 
 def _judgment(
@@ -174,6 +248,8 @@ def _judgment(
     planned: PlannedRequest,
     result: LabelLogprobs,
     threshold: float,
+    *,
+    from_store: bool,
 ) -> Judgment:
     score = score_labels(
         result.logprobs, rubric.labels, rubric.values, min_mass=threshold, error=result.error
@@ -196,4 +272,9 @@ def _judgment(
         engine_settings=identity.settings,
         num_prompt_tokens=result.num_prompt_tokens,
         num_cached_tokens=result.num_cached_tokens,
+        from_store=from_store,
     )
+
+
+def _int_or_none(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None

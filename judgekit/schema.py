@@ -108,3 +108,4 @@ class Judgment(StrictModel):
     engine_settings: dict[str, str | int | float | bool | None]
     num_prompt_tokens: int
     num_cached_tokens: int
+    from_store: bool = False

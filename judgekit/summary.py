@@ -16,6 +16,7 @@ class RunSummary(StrictModel):
     n_valid_items: int
     n_judgments: int
     n_invalid_judgments: int
+    n_from_store: int
     mean_score: float | None
     mean_score_ci: tuple[float, float] | None
     label_rates: dict[str, tuple[float, float, float]]
@@ -33,7 +34,8 @@ class RunSummary(StrictModel):
             f"rubric          {self.rubric} ({self.rubric_hash[:12]})",
             f"judge           {self.judge_model}",
             f"items           {self.n_items} ({self.n_valid_items} valid)",
-            f"judgments       {self.n_judgments} ({self.n_invalid_judgments} invalid)",
+            f"judgments       {self.n_judgments} ({self.n_invalid_judgments} invalid, "
+            f"{self.n_from_store} from the store)",
         ]
         if self.mean_score is not None and self.mean_score_ci is not None:
             low, high = self.mean_score_ci
@@ -42,7 +44,7 @@ class RunSummary(StrictModel):
             lines.append(f"rate {label:<10} {rate:.3f}  95% CI [{low:.3f}, {high:.3f}]")
         lines += [
             f"label mass      {self.mean_label_mass:.3f} (mean)",
-            f"prefix cache    {self.cache_hit_rate:.1%} of {self.prompt_tokens} prompt tokens hit",
+            f"prefix cache    {self.cache_hit_rate:.1%} of {self.prompt_tokens} new prompt tokens",
             f"speed           {self.items_per_second:.2f} items/s ({self.seconds:.1f} s)",
             "controls        " + ", ".join(f"{k}={v}" for k, v in self.controls.items()),
         ]

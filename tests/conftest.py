@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -55,10 +54,6 @@ def pandalm_answers(pandalm_pairs: list[PairwiseItem]) -> list[PointwiseItem]:
 
 
 @pytest.fixture(scope="session")
-def engine() -> Iterator[object]:
-    """The real vLLM engine on the embedded SmolLM2 judge, started once per test session."""
-    from judgekit.backends import create_backend
-
-    backend = create_backend("vllm", max_model_len=4096)
-    yield backend
-    backend.close()
+def engine(judge_backend: object) -> object:
+    """The real vLLM engine on the embedded SmolLM2 judge, from judgekit's pytest plugin."""
+    return judge_backend

