@@ -971,9 +971,8 @@ def find_card(
 
 def calibrate_command(rubric_ref: str, judge_model: str) -> str:
     """The CLI command that produces a held-out card for this rubric and judge."""
-    return (
-        f"judgekit calibrate --rubric {rubric_ref} --model {judge_model} --set SET --split heldout"
-    )
+    model = "" if judge_model.startswith("embedded:") else f" --model {judge_model}"
+    return f"judgekit calibrate --rubric {rubric_ref}{model} --set SET --split heldout --out DIR"
 
 
 def require_calibrated(

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from judgekit.backends.base import AnswerSlot, resolve_answer_slot
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, Message
 
+EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 
 
@@ -120,7 +121,7 @@ class VLLMEngine:
         self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
         self._identity = JudgeIdentity(
             backend="vllm",
-            model=options.model or str(model),
+            model=options.model or EMBEDDED_NAME,
             fingerprint=fingerprint,
             settings={
                 "dtype": dtype,

@@ -1,0 +1,161 @@
+"""One calibration end to end: set -> judge verdicts (run here, or from a file) -> card -> report.
+
+The judge only sees the split being calibrated (held-out by default), and fitting on held-out is
+refused upstream (``datasets.require_dev``), so the card's headline numbers are out of sample.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from judgekit.backends.base import Backend
+from judgekit.calibration import (
+    CalibrationCard,
+    JudgeOutputs,
+    SplitName,
+    TrustThresholds,
+    calibrate,
+    outputs_from_run,
+    outputs_from_verdicts,
+    require_calibrated,
+    save_card,
+)
+from judgekit.datasets import CalibrationRecord, CalibrationSet, heldout_mask, load_calibration_set
+from judgekit.records import InputError
+from judgekit.report import write_report
+from judgekit.rubric import Rubric
+from judgekit.runner import judge
+from judgekit.schema import JudgeIdentity
+
+
+@dataclass(frozen=True)
+class CalibrationResult:
+    card: CalibrationCard
+    card_path: Path
+    report: dict[str, Path]
+
+
+def read_verdicts(
+    path: Path | str, *, id_field: str, verdict_field: str, label_map: Mapping[str, str]
+) -> dict[str, str | None]:
+    """Verdicts of another judge by item id; values outside ``label_map`` stay as written.
+
+    JSON (a list of objects) or JSONL. Unparseable verdicts are kept, to be counted invalid.
+    """
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    try:
+        rows = (
+            json.loads(text)
+            if path.suffix == ".json"
+            else [json.loads(line) for line in text.splitlines() if line.strip()]
+        )
+    except json.JSONDecodeError as err:
+        raise InputError(f"{path}: not valid JSON: {err}") from err
+    verdicts: dict[str, str | None] = {}
+    for n, row in enumerate(rows):
+        for field in (id_field, verdict_field):
+            if field not in row:
+                raise InputError(f"{path}: row {n}: field {field!r} missing")
+        raw = row[verdict_field]
+        verdict = None if raw is None else str(raw).strip()
+        verdicts[str(row[id_field])] = label_map.get(verdict, verdict) if verdict else None
+    return verdicts
+
+
+def _split_records(
+    dataset: CalibrationSet, split: SplitName, fraction: float, limit: int | None
+) -> list[CalibrationRecord]:
+    """The split's records (held-out or dev by id hash), the first ``limit`` of them if given."""
+    records = list(dataset.records)
+    if split != "all":
+        mask = heldout_mask([r.id for r in records], fraction)
+        records = [r for r, held in zip(records, mask, strict=True) if held == (split == "heldout")]
+    return records[:limit] if limit is not None else records
+
+
+def run_calibration(
+    set_name: str,
+    rubric: Rubric,
+    *,
+    backend: Backend | None = None,
+    verdicts_file: Path | str | None = None,
+    id_field: str = "id",
+    verdict_field: str = "verdict",
+    label_map: Mapping[str, str] | None = None,
+    judge_name: str | None = None,
+    data_dir: Path | str | None = None,
+    metric: str | None = None,
+    split: SplitName = "heldout",
+    heldout_fraction: float = 0.5,
+    limit: int | None = None,
+    seed: int = 0,
+    n_resamples: int = 2000,
+    thresholds: TrustThresholds | None = None,
+    cards_dir: Path | str,
+    out_dir: Path | str,
+) -> CalibrationResult:
+    """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``) and the report.
+
+    Either ``backend`` (judgekit runs the judge on the split's items) or ``verdicts_file`` (any
+    judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
+    """
+    dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+    if dataset.manifest.mode != rubric.manifest.mode:
+        raise InputError(
+            f"set {set_name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
+            f"{rubric.manifest.mode}"
+        )
+    records = _split_records(dataset, split, heldout_fraction, limit)
+    outputs: JudgeOutputs
+    if verdicts_file is not None:
+        mapping = label_map if label_map is not None else dataset.manifest.labels or {}
+        verdicts = read_verdicts(
+            verdicts_file, id_field=id_field, verdict_field=verdict_field, label_map=mapping
+        )
+        ids = [r.id for r in records]
+        outputs = outputs_from_verdicts(
+            ids, [verdicts.get(i) for i in ids], rubric.labels, source=str(verdicts_file)
+        )
+        model, fingerprint = judge_name or Path(verdicts_file).stem, _file_hash(verdicts_file)
+    elif backend is not None:
+        run = judge([r.item for r in records], rubric, backend=backend)
+        outputs = outputs_from_run(run)
+        model, fingerprint = run.judge.model, run.judge.fingerprint
+    else:
+        raise ValueError("give a backend to run the judge, or a verdicts file")
+    card = calibrate(
+        records,
+        outputs,
+        rubric_ref=rubric.ref,
+        rubric_hash=rubric.hash,
+        judge_model=model,
+        judge_fingerprint=fingerprint,
+        set_name=dataset.manifest.name if metric is None else f"{dataset.manifest.name}:{metric}",
+        set_sha256=dataset.sha256,
+        split=split,
+        heldout_fraction=heldout_fraction,
+        rng=np.random.default_rng(seed),
+        n_resamples=n_resamples,
+        thresholds=thresholds,
+    )
+    card_path = save_card(card, cards_dir)
+    report = write_report(card, Path(out_dir), records=records, outputs=outputs)
+    return CalibrationResult(card, card_path, report)
+
+
+def check_calibrated(
+    rubric: Rubric, judge: JudgeIdentity, cards_dir: Path | str | None = None
+) -> CalibrationCard:
+    """The trust gate: this rubric + judge's trusted held-out card, else NotCalibratedError."""
+    return require_calibrated(rubric.hash, rubric.ref, judge.fingerprint, judge.model, cards_dir)
+
+
+def _file_hash(path: Path | str) -> str:
+    return "file:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -1,0 +1,122 @@
+"""`judgekit calibrate` end to end and the trust gate, through the CLI."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from judgekit import cli
+
+REPO = Path(__file__).resolve().parents[1]
+runner = CliRunner()
+
+
+def test_reproduces_released_gpt35_agreement(shared_data: Path, tmp_path: Path) -> None:
+    """The PandaLM authors' GPT-3.5 verdicts vs the human majority: kappa 0.47 (README)."""
+    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
+    result = runner.invoke(
+        cli.app,
+        [
+            "calibrate",
+            "--rubric",
+            "pairwise_preference@v1",
+            "--set",
+            "pandalm",
+            "--judgments",
+            str(verdicts),
+            "--id-field",
+            "idx",
+            "--verdict-field",
+            "gpt_result",
+            "--judge-name",
+            "gpt-3.5-turbo",
+            "--split",
+            "all",
+            "--data-dir",
+            str(shared_data),
+            "--out",
+            str(tmp_path / "report"),
+            "--cards-dir",
+            str(tmp_path / "cards"),
+            "--n-resamples",
+            "300",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "report" / "card.json").read_text())
+    assert card["n"] == 999 and card["n_invalid"] == 63  # "Tie" and free text: unparseable
+    assert card["kappa"]["estimate"] == pytest.approx(0.4705, abs=5e-4)
+    assert "NOT TRUSTED" in result.output
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "data:image/png;base64," in html and 'src="http' not in html
+
+
+@pytest.mark.engine
+def test_embedded_judge_calibration_and_trust_gate(
+    engine, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: engine)
+    cards, out = tmp_path / "cards", tmp_path / "report"
+    sample = str(REPO / "examples" / "sample_pairwise.jsonl")
+    gated = [
+        "judge",
+        "--rubric",
+        "pairwise_preference@v1",
+        "-i",
+        sample,
+        "-o",
+        str(tmp_path / "j.jsonl"),
+        "--variant",
+        "direct",
+        "--require-calibrated",
+        "--cards-dir",
+        str(cards),
+    ]
+    refused = runner.invoke(cli.app, gated)
+    assert refused.exit_code == 3
+    assert "judgekit calibrate --rubric pairwise_preference@v1 --set SET" in refused.output
+    calibrated = runner.invoke(
+        cli.app,
+        [
+            "calibrate",
+            "--rubric",
+            "pairwise_preference@v1",
+            "--set",
+            "pandalm",
+            "--limit",
+            "12",
+            "--data-dir",
+            str(shared_data),
+            "--out",
+            str(out),
+            "--cards-dir",
+            str(cards),
+            "--n-resamples",
+            "200",
+            "--min-kappa-ci-low",
+            "-1",
+            "--min-ceiling-ratio",
+            "-10",
+            "--min-n",
+            "10",
+        ],
+    )
+    assert calibrated.exit_code == 0, calibrated.output
+    card = json.loads((out / "card.json").read_text())
+    assert card["split"]["name"] == "heldout" and card["n"] == 12
+    assert card["judge_model"] == "embedded:SmolLM2-135M-Instruct"
+    assert card["verdict"]["trusted"], card["verdict"]
+    assert card["position"] is not None
+    assert {v["variant"] for v in card["per_variant"]} == {
+        "direct",
+        "instruction_following",
+        "expert",
+    }
+    for name in ("report.md", "report.html", "confusion.png", "reliability.png"):
+        assert (out / name).stat().st_size > 1000
+    allowed = runner.invoke(cli.app, gated)
+    assert allowed.exit_code == 0, allowed.output
+    assert "calibrated: card" in allowed.output
