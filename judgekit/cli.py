@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 import numpy as np
 import typer
@@ -39,6 +39,7 @@ rubrics_app = typer.Typer(no_args_is_help=True, help="List, show and validate ru
 app.add_typer(rubrics_app, name="rubrics")
 err = Console(stderr=True)
 
+BackendKind = Literal["vllm", "openai"]
 RubricsDir = Annotated[
     list[Path] | None, typer.Option("--rubrics-dir", help="Extra rubric folder(s), searched first.")
 ]
@@ -60,8 +61,26 @@ def judge(
     input: Annotated[Path, typer.Option("--input", "-i", help="Items: JSONL, CSV or Parquet.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Judgments: .jsonl or .csv.")],
     model: Annotated[
-        str | None, typer.Option(help="Local HF model dir or hub id (default: embedded SmolLM2).")
+        str | None,
+        typer.Option(
+            help="Local HF model dir or hub id (default: embedded SmolLM2); with "
+            "--backend openai, the served model name."
+        ),
     ] = None,
+    backend_kind: Annotated[
+        BackendKind,
+        typer.Option("--backend", help="Offline vLLM engine, or OpenAI-compatible servers."),
+    ] = "vllm",
+    base_url: Annotated[
+        list[str] | None,
+        typer.Option(help="--backend openai: server URL(s); several = replicas, prefix-routed."),
+    ] = None,
+    api_key_env: Annotated[
+        str, typer.Option(help="--backend openai: environment variable holding the API key.")
+    ] = "OPENAI_API_KEY",
+    max_concurrency: Annotated[
+        int, typer.Option(help="--backend openai: in-flight requests per replica.")
+    ] = 8,
     variant: Annotated[
         list[str] | None, typer.Option(help="Prompt variant(s) to use (default: all).")
     ] = None,
@@ -118,14 +137,25 @@ def judge(
     except (InputError, RubricError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    backend = create_backend(
-        "vllm",
-        model=model,
-        max_model_len=max_model_len,
-        dtype=dtype,
-        tensor_parallel_size=tensor_parallel_size,
-        gpu_memory_utilization=gpu_memory_utilization,
-    )
+    if backend_kind == "openai":
+        if not base_url:
+            raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
+        backend = create_backend(
+            "openai",
+            base_url=tuple(base_url),
+            model=model,
+            api_key_env=api_key_env,
+            max_concurrency=max_concurrency,
+        )
+    else:
+        backend = create_backend(
+            "vllm",
+            model=model,
+            max_model_len=max_model_len,
+            dtype=dtype,
+            tensor_parallel_size=tensor_parallel_size,
+            gpu_memory_utilization=gpu_memory_utilization,
+        )
     if require_calibrated:
         try:
             card = check_calibrated(chosen, backend.identity, cards_dir)

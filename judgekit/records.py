@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import IO, Any, Literal
 
 import pandas as pd
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError
 
 from judgekit.schema import Item, Judgment, PairwiseItem, PointwiseItem
 
@@ -99,8 +99,14 @@ def read_items(
     return items
 
 
+def items_path(output: Path | str) -> Path:
+    """Where the per-item verdicts of a run writing ``output`` go: ``<stem>.items<suffix>``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.items{output.suffix}")
+
+
 class JudgmentWriter:
-    """Appends judgments to JSONL or CSV, flushing after every batch."""
+    """Appends records (judgments, item verdicts) to JSONL or CSV, flushing after every batch."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
@@ -112,9 +118,9 @@ class JudgmentWriter:
         self._handle: IO[str] = self.path.open("w", encoding="utf-8", newline="")
         self._writer: csv.DictWriter[str] | None = None
 
-    def write(self, judgments: Sequence[Judgment]) -> None:
-        for judgment in judgments:
-            row = judgment.model_dump(mode="json")
+    def write(self, records: Sequence[BaseModel]) -> None:
+        for record in records:
+            row = record.model_dump(mode="json")
             if self._csv:
                 flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
                 if self._writer is None:

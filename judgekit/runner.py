@@ -12,25 +12,36 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from judgekit import gates
 from judgekit._version import __version__
-from judgekit.aggregate import Controls, combine, item_table
+from judgekit.aggregate import Controls, ItemTable, combine, item_table
 from judgekit.backends.base import Backend
+from judgekit.bias import PairwiseLengthModel, PointwiseLengthModel, unswap
 from judgekit.manifest import RunManifest, git_state, manifest_path, package_versions
 from judgekit.prompts import PlannedRequest, batches, plan_requests
-from judgekit.records import JudgmentWriter, read_items
+from judgekit.records import JudgmentWriter, items_path, read_items
 from judgekit.rubric import Rubric, load_rubric
-from judgekit.schema import Item, JudgeIdentity, Judgment, LabelLogprobs
+from judgekit.schema import (
+    Item,
+    ItemVerdict,
+    JudgeIdentity,
+    Judgment,
+    LabelLogprobs,
+    PairwiseItem,
+    PointwiseItem,
+)
 from judgekit.scoring import score_labels
 from judgekit.stats import mean_ci, proportion_ci
 from judgekit.store import ResultStore, cache_key
 from judgekit.summary import RunSummary
 
 ProgressCallback = Callable[[int, int], None]
+LengthModel = PairwiseLengthModel | PointwiseLengthModel
 
 
 @dataclass
@@ -43,16 +54,41 @@ class JudgeRun:
     items: list[Item]
     judgments: list[Judgment]
     seconds: float
+    length_model: LengthModel | None = None
+    backend_stats: dict[str, Any] | None = None
+    table: ItemTable = field(init=False)
     item_probs: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        table = item_table(self.judgments, self.rubric.labels, [item.id for item in self.items])
-        self.item_probs = combine(table, self.controls)
+        self.table = item_table(self.judgments, self.rubric.labels, [i.id for i in self.items])
+        self.item_probs = combine(self.table, self.controls)
 
     @property
     def item_scores(self) -> np.ndarray:
         """Expected score per item (pointwise) or P(A preferred) (pairwise); NaN if invalid."""
         return self.item_probs @ np.asarray(self.rubric.values, dtype=float)
+
+    @property
+    def corrected_scores(self) -> np.ndarray | None:
+        """Item scores with the frozen length effect removed (None without a length model).
+
+        Lengths are answer lengths in characters; the model's coefficients were fitted on a
+        calibration set's dev split and are never refitted here.
+        """
+        if self.length_model is None:
+            return None
+        if isinstance(self.length_model, PairwiseLengthModel):
+            len_a = np.array([len(i.answer_a) for i in self.items if isinstance(i, PairwiseItem)])
+            len_b = np.array([len(i.answer_b) for i in self.items if isinstance(i, PairwiseItem)])
+            return self.length_model.correct(self.item_scores, len_a, len_b)
+        n_chars = np.array([len(i.answer) for i in self.items if isinstance(i, PointwiseItem)])
+        return self.length_model.correct(self.item_scores, n_chars)
+
+    @property
+    def final_scores(self) -> np.ndarray:
+        """What summaries and gates use: length-corrected when a length model is given."""
+        corrected = self.corrected_scores
+        return self.item_scores if corrected is None else corrected
 
     def to_pandas(self) -> pd.DataFrame:
         """One row per judgment (item x variant x order), label probabilities as columns."""
@@ -71,6 +107,8 @@ class JudgeRun:
         )
         frame.insert(0, "item_id", [item.id for item in self.items])
         frame["score"] = self.item_scores
+        if (corrected := self.corrected_scores) is not None:
+            frame["score_length_corrected"] = corrected
         valid = ~np.isnan(self.item_probs).any(axis=1)
         labels = np.asarray(self.rubric.labels, dtype=object)
         frame["label"] = np.where(
@@ -122,11 +160,64 @@ class JudgeRun:
         return {
             "position_swap": self.controls.swap_method if swapped else "off",
             "ensemble": f"{self.controls.ensemble} of {n_variants}" if n_variants > 1 else "off",
+            "length": "frozen (from calibration)" if self.length_model is not None else "off",
         }
+
+    def item_verdicts(self) -> list[ItemVerdict]:
+        """One row per item, with per-order preferences and the controls that shaped it."""
+        frame = self.items_frame()
+        counts = (
+            pd.DataFrame(
+                [(j.item_id, j.valid) for j in self.judgments], columns=["item_id", "valid"]
+            )
+            .groupby("item_id")["valid"]
+            .agg(["size", "sum"])
+        )
+        p_ab = p_ba = None
+        if {"AB", "BA"} <= self.table.probs.keys():
+            col = self.rubric.labels.index("A")
+            p_ab = _row_mean(self.table.probs["AB"][:, :, col])
+            ba = unswap(
+                self.table.probs["BA"].reshape(-1, len(self.rubric.labels)), self.rubric.labels
+            )
+            p_ba = _row_mean(ba.reshape(self.table.probs["BA"].shape)[:, :, col])
+        controls = self.controls_applied()
+        verdicts = []
+        for i, row in enumerate(frame.itertuples(index=False)):
+            item_id = str(row.item_id)
+            probs = (
+                None
+                if np.isnan(self.item_probs[i]).any()
+                else dict(zip(self.rubric.labels, map(float, self.item_probs[i]), strict=True))
+            )
+            a = None if p_ab is None or np.isnan(p_ab[i]) else float(p_ab[i])
+            b = None if p_ba is None or np.isnan(p_ba[i]) else float(p_ba[i])
+            corrected = getattr(row, "score_length_corrected", math.nan)
+            verdicts.append(
+                ItemVerdict(
+                    item_id=item_id,
+                    rubric=self.rubric.name,
+                    rubric_version=self.rubric.version,
+                    rubric_hash=self.rubric.hash,
+                    judge_model=self.judge.model,
+                    label_probs=probs,
+                    score=None if math.isnan(row.score) else float(row.score),
+                    score_length_corrected=None if math.isnan(corrected) else float(corrected),
+                    label=row.label,
+                    valid=probs is not None,
+                    n_judgments=int(counts.loc[item_id, "size"]),
+                    n_valid_judgments=int(counts.loc[item_id, "sum"]),
+                    p_a_ab=a,
+                    p_a_ba=b,
+                    flip=None if a is None or b is None else (a > 0.5) != (b > 0.5),
+                    controls=controls,
+                )
+            )
+        return verdicts
 
     def summary(self) -> RunSummary:
         """Headline numbers: score with CI or win rates, invalid counts, cache hits, speed."""
-        scores = self.item_scores
+        scores = self.final_scores
         valid = ~np.isnan(scores)
         fresh = [j for j in self.judgments if not j.from_store]
         prompt_tokens = sum(j.num_prompt_tokens for j in fresh)
@@ -160,6 +251,7 @@ class JudgeRun:
             seconds=self.seconds,
             items_per_second=len(self.items) / self.seconds if self.seconds > 0 else 0.0,
             controls=self.controls_applied(),
+            backend_stats=self.backend_stats,
         )
 
 
@@ -177,6 +269,7 @@ def judge(
     progress: ProgressCallback | None = None,
     rubric_paths: Sequence[Path | str] = (),
     store: ResultStore | None = None,
+    length_model: LengthModel | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
@@ -184,6 +277,8 @@ def judge(
     it. ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
     With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
     and each finished batch is committed there, so a killed run resumes where it stopped.
+    A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
+    per-item verdicts go to ``<output>.items.jsonl``.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
@@ -213,8 +308,21 @@ def judge(
     finally:
         if writer is not None:
             writer.close()
-    run = JudgeRun(rubric, identity, controls, items, judgments, time.perf_counter() - start)
+    seconds = time.perf_counter() - start
+    stats = getattr(backend, "stats", None)
+    run = JudgeRun(
+        rubric,
+        identity,
+        controls,
+        items,
+        judgments,
+        seconds,
+        length_model,
+        stats.as_dict() if stats is not None else None,
+    )
     if output is not None:
+        with JudgmentWriter(items_path(output)) as items_writer:
+            items_writer.write(run.item_verdicts())
         manifest = run.manifest(started, datetime.now(timezone.utc), source, str(output))
         manifest_path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
     return run
@@ -278,3 +386,11 @@ def _judgment(
 
 def _int_or_none(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _row_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over valid (non-NaN) entries of each row; NaN for a row with none (no warning)."""
+    valid = ~np.isnan(x)
+    counts = valid.sum(axis=1)
+    sums = np.where(valid, x, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(x), np.nan), where=counts > 0)

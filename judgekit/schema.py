@@ -109,3 +109,28 @@ class Judgment(StrictModel):
     num_prompt_tokens: int
     num_cached_tokens: int
     from_store: bool = False
+
+
+class ItemVerdict(StrictModel):
+    """One row per item after the bias controls: what a user reads as the item's verdict.
+
+    ``controls`` names every control applied to this row (position swap, variant ensemble,
+    frozen length correction), so a number can never be read without knowing how it was made.
+    """
+
+    item_id: str
+    rubric: str
+    rubric_version: int
+    rubric_hash: str
+    judge_model: str
+    label_probs: dict[str, float] | None
+    score: float | None
+    score_length_corrected: float | None
+    label: str | None
+    valid: bool
+    n_judgments: int
+    n_valid_judgments: int
+    p_a_ab: float | None
+    p_a_ba: float | None
+    flip: bool | None
+    controls: dict[str, str]

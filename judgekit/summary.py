@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from judgekit.schema import StrictModel
 
 
@@ -27,6 +29,7 @@ class RunSummary(StrictModel):
     seconds: float
     items_per_second: float
     controls: dict[str, str]
+    backend_stats: dict[str, Any] | None = None
 
     def format(self) -> str:
         """Plain-text block for the terminal."""
@@ -48,4 +51,7 @@ class RunSummary(StrictModel):
             f"speed           {self.items_per_second:.2f} items/s ({self.seconds:.1f} s)",
             "controls        " + ", ".join(f"{k}={v}" for k, v in self.controls.items()),
         ]
+        if self.backend_stats:
+            shown = ", ".join(f"{k}={v}" for k, v in self.backend_stats.items() if v)
+            lines.append(f"backend         {shown}")
         return "\n".join(lines)

@@ -31,6 +31,7 @@ DOCUMENTED_COLUMNS = {
     "engine_settings",
     "num_prompt_tokens",
     "num_cached_tokens",
+    "from_store",
 }
 
 
@@ -63,6 +64,13 @@ def test_judge_sample_file(cli_on_engine: None, tmp_path: Path) -> None:
     assert len(rows) == n_items * 3
     assert set(rows[0]) == DOCUMENTED_COLUMNS
     assert "mean score" in result.output and "prefix cache" in result.output
+    items = [json.loads(line) for line in (tmp_path / "out.items.jsonl").read_text().splitlines()]
+    assert len(items) == n_items
+    assert items[0]["controls"] == {
+        "position_swap": "off",
+        "ensemble": "mean of 3",
+        "length": "off",
+    }
     numbers = json.loads(summary.read_text())
     assert numbers["n_items"] == n_items and numbers["cache_hit_rate"] > 0.3
 

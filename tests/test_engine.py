@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
+import numpy as np
 import pytest
 
 from judgekit import judge
+from judgekit.bias import PointwiseLengthModel
 from judgekit.prompts import plan_requests
 from judgekit.rubric import load_rubric
 from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
@@ -37,6 +40,26 @@ def test_pointwise_on_pandalm_answers(engine, pandalm_answers: list[PointwiseIte
     # two answers per question, three variants: the prefix cache must have been hit
     assert summary.cached_tokens > 0 and summary.cache_hit_rate > 0.3
     assert sum(j.num_cached_tokens > 0 for j in run.judgments) >= len(run.judgments) // 2
+    # a frozen length model (as a calibration card stores it) shifts scores by exactly its slope
+    model = PointwiseLengthModel.from_dict(
+        {
+            "intercept": 0.0,
+            "slope": 0.5,
+            "slope_se": 0.1,
+            "slope_ci_low": 0.3,
+            "slope_ci_high": 0.7,
+            "human_coef": None,
+            "centre": 5.0,
+            "n": 100,
+            "n_invalid": 0,
+        }
+    )
+    corrected = dataclasses.replace(run, length_model=model)
+    n_chars = np.array([len(item.answer) for item in pandalm_answers], dtype=float)
+    np.testing.assert_allclose(
+        corrected.final_scores, run.item_scores - 0.5 * (np.log(n_chars) - 5.0), rtol=1e-12
+    )
+    assert corrected.summary().controls["length"] == "frozen (from calibration)"
 
 
 def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseItem]) -> None:
@@ -48,6 +71,21 @@ def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseIte
     assert run.summary().cache_hit_rate > 0.2
     frame = run.items_frame()
     assert len(frame) == 20 and frame["p_A"].add(frame["p_B"]).dropna().round(9).eq(1).all()
+    verdicts = run.item_verdicts()
+    assert all(v.controls["position_swap"] == "soft" and v.n_judgments == 6 for v in verdicts)
+    # recompute the item verdict by hand: per variant, the geometric mean of P(A|AB) and the
+    # un-swapped P(A|BA) (renormalised), then the mean over the three variants
+    probs = {(j.item_id, j.variant, j.order): j.label_probs for j in run.judgments}
+    for verdict in verdicts:
+        per_variant = []
+        for variant in rubric.variants:
+            ab, ba = probs[verdict.item_id, variant, "AB"], probs[verdict.item_id, variant, "BA"]
+            if ab is None or ba is None:
+                continue
+            a, b = math.sqrt(ab["A"] * ba["B"]), math.sqrt(ab["B"] * ba["A"])
+            per_variant.append(a / (a + b))
+        expected = sum(per_variant) / len(per_variant)
+        assert verdict.label_probs["A"] == pytest.approx(expected, abs=1e-12)
 
 
 def test_label_slot_is_resolved_in_context(engine) -> None:
