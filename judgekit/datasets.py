@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from judgekit.backends.embedded import cache_dir
+from judgekit.manifests import read_yaml_model
 from judgekit.schema import PairwiseItem, PointwiseItem
 
 DATA_DIR_ENV = "JUDGEKIT_DATA_DIR"
@@ -273,20 +273,7 @@ def _roots(sets_dir: Path | str | None) -> list[Path]:
 def load_manifest(path: Path | str) -> CalibrationSetManifest:
     """Read and validate one manifest; its ``name`` must equal the file's stem."""
     path = Path(path)
-    try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise DatasetError(f"{path}: no such file") from err
-    except yaml.YAMLError as err:
-        raise DatasetError(f"{path}: invalid YAML: {err}") from err
-    try:
-        manifest = CalibrationSetManifest.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in err.errors()
-        )
-        raise DatasetError(f"{path}: {problems}") from err
+    manifest = read_yaml_model(path, CalibrationSetManifest, DatasetError)
     if manifest.name != path.stem:
         raise DatasetError(f"{path}: field name: {manifest.name!r} != file name")
     return manifest

@@ -22,10 +22,10 @@ from pathlib import Path
 from typing import Literal
 
 import jinja2
-import yaml
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from judgekit.manifests import read_yaml_model
 from judgekit.schema import Item, Message, PairwiseItem, PointwiseItem
 
 MANIFEST = "rubric.yaml"
@@ -219,20 +219,7 @@ def load_rubric_dir(directory: Path | str) -> Rubric:
     """Load and validate one version folder (the one holding ``rubric.yaml``)."""
     directory = Path(directory)
     manifest_path = directory / MANIFEST
-    try:
-        raw = yaml.safe_load(manifest_path.read_text(encoding="utf-8"))
-    except FileNotFoundError as err:
-        raise RubricError(f"{manifest_path}: no such file") from err
-    except yaml.YAMLError as err:
-        raise RubricError(f"{manifest_path}: invalid YAML: {err}") from err
-    try:
-        manifest = RubricManifest.model_validate(raw)
-    except ValidationError as err:
-        problems = "; ".join(
-            f"field {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
-            for e in err.errors()
-        )
-        raise RubricError(f"{manifest_path}: {problems}") from err
+    manifest = read_yaml_model(manifest_path, RubricManifest, RubricError)
     match = _VERSION_DIR.match(directory.name)
     if match is None or int(match.group(1)) != manifest.version:
         raise RubricError(f"{manifest_path}: field version: {manifest.version} != folder name")
