@@ -13,11 +13,11 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 from pydantic import Field
@@ -25,8 +25,19 @@ from pydantic import Field
 from judgekit._version import __version__
 from judgekit.aggregate import Controls, ItemTable, combine, item_table
 from judgekit.backends.embedded import cache_dir
-from judgekit.bias import length_slope, pairwise_length_slope, position_stats, unswap
-from judgekit.datasets import DEFAULT_SALT, heldout_mask
+from judgekit.bias import (
+    PairwiseLengthModel,
+    PointwiseLengthModel,
+    fit_pairwise_length,
+    fit_pointwise_length,
+    length_slope,
+    pairwise_length_slope,
+    position_stats,
+    unswap,
+    variance_decomposition,
+    variant_agreement,
+)
+from judgekit.datasets import DEFAULT_SALT, heldout_mask, require_dev
 from judgekit.schema import Item, PairwiseItem, StrictModel
 from judgekit.stats import (
     ConfidenceInterval,
@@ -51,6 +62,7 @@ __all__ = [
     "CalibrationCard",
     "Interval",
     "JudgeOutputs",
+    "LengthModel",
     "NotCalibratedError",
     "TrustThresholds",
     "Verdict",
@@ -60,6 +72,8 @@ __all__ = [
     "decide_trust",
     "default_cards_dir",
     "find_card",
+    "fit_length_model",
+    "load_length_model",
     "outputs_from_run",
     "outputs_from_verdicts",
     "preference_for_a",
@@ -73,6 +87,8 @@ RELIABILITY_BINS = 10
 SplitName = Literal["heldout", "dev", "all"]
 LabelType = Literal["pairwise", "ordinal", "binary"]
 Weights = Literal["linear", "quadratic"] | None
+LengthModel = PairwiseLengthModel | PointwiseLengthModel
+LENGTH_UNIT = "characters of the answer text"
 
 
 # --------------------------------------------------------------------------- judge outputs
@@ -360,6 +376,30 @@ class LengthFigure(StrictModel):
     n: int
 
 
+class AgreementChange(StrictModel):
+    """One agreement figure without and with the frozen length correction, on the same items."""
+
+    metric: str
+    before: Interval | None
+    after: Interval | None
+
+
+class VarianceShares(StrictModel):
+    """``bias.variance_decomposition`` of items x variants scores: is the rubric's wording
+    (variant, residual) moving verdicts as much as the items themselves?"""
+
+    item_var: float
+    variant_var: float
+    residual_var: float
+    item_share: float
+    variant_share: float
+    residual_share: float
+    n_items: int
+    n_variants: int
+    n_dropped: int
+    truncated: tuple[str, ...]
+
+
 class OrdinalAgreement(StrictModel):
     """Ordinal-scale agreement on valid verdicts (an invalid verdict has no place on a scale)."""
 
@@ -403,6 +443,21 @@ class CalibrationCard(StrictModel):
     per_variant: list[VariantAgreement]
     position: PositionFigures | None
     length: LengthFigure | None
+    length_model: dict[str, Any] | None = Field(
+        default=None,
+        description="Frozen length model fitted on dev: kind, fitted_on, n, unit, coefficients.",
+    )
+    length_before: LengthFigure | None = Field(
+        default=None, description="Length slope of the verdicts on this split, frozen feature."
+    )
+    length_after: LengthFigure | None = Field(
+        default=None, description="The same slope after the frozen correction (target: ~0)."
+    )
+    length_agreement: list[AgreementChange] = Field(default_factory=list)
+    variant_alpha: dict[str, Interval] = Field(
+        default_factory=dict, description="Krippendorff's alpha with prompt variants as raters."
+    )
+    variance: VarianceShares | None = None
     reliability: list[ReliabilityBin]
     expected_calibration_error: float | None
     notes: list[str]
@@ -754,7 +809,9 @@ class _Calibrator:
             n_invalid=stats.n_invalid,
         )
 
-    def length(self) -> LengthFigure | None:
+    def length(self, scale: float | None = None) -> LengthFigure | None:
+        """Length slope of the verdicts; pairwise ``scale`` fixes the feature (a frozen model's),
+        so slopes before and after a correction are in the same units."""
         lengths = self.outputs.lengths
         if lengths is None:
             return None
@@ -765,8 +822,9 @@ class _Calibrator:
                 pref = preference_for_a(self.probs, self.outputs.labels)
                 len_a = np.where(missing, np.nan, lengths[rows, 0])
                 len_b = np.where(missing, np.nan, lengths[rows, 1])
-                slope, low, high = pairwise_length_slope(pref, len_a, len_b)
-                model = "logit P(A) on tanh((len_a - len_b) / sd); log-odds per unit"
+                slope, low, high = pairwise_length_slope(pref, len_a, len_b, scale=scale)
+                sd = "sd" if scale is None else f"{scale:.1f} (frozen dev sd)"
+                model = f"logit P(A) on tanh((len_a - len_b) / {sd}); log-odds per unit"
             else:
                 n_chars = np.where(missing, np.nan, lengths[rows])
                 slope, low, high = length_slope(self.scores, n_chars, self.human_mean())
@@ -776,6 +834,51 @@ class _Calibrator:
             return None
         n = int((self.valid & ~missing).sum())
         return LengthFigure(model=model, slope=slope, ci_low=low, ci_high=high, n=n)
+
+    def variant_matrix(self) -> np.ndarray:
+        """Items x variants scores on this split (NaN = invalid or missing)."""
+        return np.column_stack([self._aligned(s) for s in self.outputs.variant_scores.values()])
+
+    def variant_alpha(self) -> dict[str, Interval]:
+        """Alpha with the variants as raters, on their verdicts and on their scores.
+
+        Verdicts are each variant's label nearest its score (as in ``per_variant``); the
+        interval-level alpha on scores also sees variants that agree on the label but not on
+        the confidence.
+        """
+        if len(self.outputs.variant_scores) < 2:
+            return {}
+        scores = self.variant_matrix()
+        values = np.asarray(self.outputs.values, dtype=float)
+        idx = np.column_stack([_nearest(column, values) for column in scores.T])
+        verdicts = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+        level = "ordinal" if self.label_type == "ordinal" else "nominal"
+        out = {}
+        for lv, data in ((level, verdicts), ("interval", scores)):
+            try:
+                ci = bootstrap_ci_2d(
+                    lambda r, lv=lv: variant_agreement(r.T, lv),
+                    data.T,
+                    rng=self.rng,
+                    n_resamples=self.n_resamples,
+                    resample_raters=False,
+                )
+            except ValueError as err:
+                self.notes.append(f"alpha across variants ({lv}): not computed ({err})")
+                continue
+            out[lv] = Interval.of(ci, data.shape[0])
+        return out
+
+    def variance(self) -> VarianceShares | None:
+        """Item vs variant vs residual variance of the per-variant scores."""
+        if len(self.outputs.variant_scores) < 2:
+            return None
+        try:
+            decomposition = variance_decomposition(self.variant_matrix())
+        except ValueError as err:
+            self.notes.append(f"variance decomposition: not computed ({err})")
+            return None
+        return VarianceShares(**asdict(decomposition))
 
     def reliability(self) -> tuple[list[ReliabilityBin], float | None]:
         """Binned probability of the judge's predicted label vs how often humans agreed."""
@@ -827,6 +930,7 @@ def calibrate(
     n_resamples: int = 2000,
     thresholds: TrustThresholds | None = None,
     label_type: LabelType | None = None,
+    length_model: LengthModel | None = None,
 ) -> CalibrationCard:
     """Compare a judge's verdicts with the human consensus on one split and decide trust.
 
@@ -834,6 +938,10 @@ def calibrate(
     invalid verdicts. Pairwise and binary sets use the judge's argmax label, ordinal sets its
     expected score rounded to the nearest label value. ``label_type`` defaults to pairwise for
     pairwise items, else binary for two labels and ordinal otherwise.
+
+    ``length_model`` (from ``fit_length_model`` on dev, or ``load_length_model`` of an earlier
+    card) is stored in the card as fitted on dev and applied as frozen: the card gets the
+    split's length slope and agreement before and after the correction, never a refit.
     """
     thresholds = thresholds or TrustThresholds()
     label_type = label_type or _infer_label_type(records, outputs)
@@ -856,6 +964,19 @@ def calibrate(
     else:
         trust_metric, trust_kappa = "kappa (invalid counted as disagreement)", kappa
     reliability, ece = c.reliability()
+    variant_alpha, variance = c.variant_alpha(), c.variance()
+    length_fields: dict[str, Any] = {}
+    if length_model is not None:
+        before = [
+            (trust_metric, trust_kappa),
+            *([("kappa (invalid counted as disagreement)", kappa)] if ordinal else []),
+        ]
+        length_fields = _length_fields(c, joined, length_model, before)
+        if split != "heldout":
+            c.notes.append(
+                f"length correction measured on split {split!r}, which holds the dev items it "
+                "was fitted on: the after-correction figures are in-sample there"
+            )
     verdict = decide_trust(
         n=n,
         invalid_rate=n_invalid / n,
@@ -908,6 +1029,9 @@ def calibrate(
         per_variant=c.per_variant(),
         position=c.position(),
         length=c.length(),
+        **length_fields,
+        variant_alpha=variant_alpha,
+        variance=variance,
         reliability=reliability,
         expected_calibration_error=ece,
         notes=c.notes,
@@ -915,6 +1039,130 @@ def calibrate(
         verdict=verdict,
     )
     return card
+
+
+# --------------------------------------------------------------------------- frozen length model
+
+
+def fit_length_model(
+    records: Sequence[CalibrationRecord],
+    outputs: JudgeOutputs,
+    split: str,
+    *,
+    heldout_fraction: float = 0.5,
+) -> LengthModel:
+    """Fit the judge's length bias on the dev split; ``split="heldout"`` raises HeldOutError.
+
+    Only dev records (by ``heldout_mask``) with a consensus are used, whatever ``records``
+    holds, so held-out items can never shape the coefficients. Lengths are characters of the
+    answer text (``outputs.lengths``), as everywhere in calibration. Pairwise: the soft
+    preference for A of the final verdict on tanh((len_a - len_b) / sd). Pointwise: the expected
+    score on log length with the human consensus as covariate, so that answers humans rate
+    higher because they are longer and better are not penalised.
+    """
+    require_dev(split)
+    if outputs.lengths is None:
+        raise ValueError("the judge outputs carry no answer lengths")
+    joined = _join(records, outputs, "dev", heldout_fraction)
+    present = joined.rows >= 0
+    rows = np.maximum(joined.rows, 0)
+    lengths = outputs.lengths[rows].astype(float)
+    lengths[~present] = np.nan
+    if lengths.ndim == 2:
+        probs = np.where(present[:, None], outputs.probs[rows], np.nan)
+        pref = preference_for_a(probs, outputs.labels)
+        return fit_pairwise_length(pref, lengths[:, 0], lengths[:, 1])
+    scores = np.where(present, outputs.scores[rows], np.nan)
+    human = np.array([float(r.consensus) for r in joined.records])
+    return fit_pointwise_length(scores, lengths, human)
+
+
+def _stored_length_model(model: LengthModel) -> dict[str, Any]:
+    kind = "pairwise" if isinstance(model, PairwiseLengthModel) else "pointwise"
+    return {
+        "kind": kind,
+        "fitted_on": "dev",
+        "n": model.n,
+        "length_unit": LENGTH_UNIT,
+        "coefficients": model.to_dict(),
+    }
+
+
+def load_length_model(card: CalibrationCard) -> LengthModel | None:
+    """The card's frozen length model, to correct later runs with exactly these coefficients."""
+    stored = card.length_model
+    if stored is None:
+        return None
+    kinds = {"pairwise": PairwiseLengthModel, "pointwise": PointwiseLengthModel}
+    return kinds[stored["kind"]].from_dict(stored["coefficients"])
+
+
+def _length_corrected(outputs: JudgeOutputs, model: LengthModel) -> JudgeOutputs:
+    """The verdicts (``probs``, ``scores``) with the frozen length effect removed.
+
+    Pairwise: each distribution's A:B log-odds move by -slope * tanh((len_a - len_b) / scale),
+    half on each side, a tie label keeping its relative mass; with labels A and B only this is
+    exactly ``PairwiseLengthModel.correct`` on P(A). Pointwise: the expected score moves by
+    -slope * (log length - centre); with two labels the distribution follows the corrected score.
+    """
+    lengths = outputs.lengths
+    if lengths is None:
+        raise ValueError("the judge outputs carry no answer lengths")
+    pairwise = isinstance(model, PairwiseLengthModel)
+    if pairwise != (lengths.ndim == 2):
+        raise ValueError(f"{type(model).__name__} does not fit these outputs' lengths")
+    values = np.asarray(outputs.values, dtype=float)
+    if isinstance(model, PairwiseLengthModel):
+        a, b = outputs.labels.index("A"), outputs.labels.index("B")
+        shift = 0.5 * model.slope * np.tanh((lengths[:, 0] - lengths[:, 1]) / model.scale)
+        log_p = np.log(np.clip(outputs.probs, 1e-6, 1.0))
+        log_p[:, a] -= shift
+        log_p[:, b] += shift
+        probs = np.exp(log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True))
+        scores = probs @ values
+    else:
+        scores = model.correct(outputs.scores, lengths)
+        probs = outputs.probs
+        if len(values) == 2:
+            high = np.clip((scores - values[0]) / (values[1] - values[0]), 0.0, 1.0)
+            probs = np.column_stack([1 - high, high])
+    return replace(
+        outputs, probs=probs, scores=scores, source=f"{outputs.source}, length-corrected"
+    )
+
+
+def _length_fields(
+    c: _Calibrator,
+    joined: _Joined,
+    model: LengthModel,
+    before: list[tuple[str, Interval | None]],
+) -> dict[str, Any]:
+    """Card fields of a frozen length model: the model, slopes and agreement before/after."""
+    corrected = _Calibrator(
+        joined, _length_corrected(c.outputs, model), c.label_type, c.rng, c.n_resamples
+    )
+    scale = model.scale if isinstance(model, PairwiseLengthModel) else None
+    after: dict[str, Interval | None] = {}
+    try:
+        kappa, _ = corrected.kappas()
+        after["kappa (invalid counted as disagreement)"] = kappa
+    except ValueError as err:
+        corrected.notes.append(str(err))
+    if c.label_type == "ordinal":
+        after["quadratic weighted kappa (valid verdicts)"] = (
+            corrected.ordinal().weighted_kappa_quadratic
+        )
+    fields = {
+        "length_model": _stored_length_model(model),
+        "length_before": c.length(scale),
+        "length_after": corrected.length(scale),
+        "length_agreement": [
+            AgreementChange(metric=metric, before=value, after=after.get(metric))
+            for metric, value in before
+        ],
+    }
+    c.notes += [f"length-corrected: {note}" for note in corrected.notes]
+    return fields
 
 
 # --------------------------------------------------------------------------- card store
@@ -942,7 +1190,7 @@ def save_card(card: CalibrationCard, cards_dir: Path | str) -> Path:
     return path
 
 
-def _cards_for(rubric_hash: str, judge_fingerprint: str, cards_dir: Path) -> list[CalibrationCard]:
+def cards_for(rubric_hash: str, judge_fingerprint: str, cards_dir: Path) -> list[CalibrationCard]:
     """Held-out cards of this rubric and judge, newest first."""
     if not cards_dir.is_dir():
         return []
@@ -965,7 +1213,7 @@ def find_card(
     rubric_hash: str, judge_fingerprint: str, cards_dir: Path | str
 ) -> CalibrationCard | None:
     """The newest trusted held-out card for this rubric version and judge, on any set."""
-    cards = _cards_for(rubric_hash, judge_fingerprint, Path(cards_dir))
+    cards = cards_for(rubric_hash, judge_fingerprint, Path(cards_dir))
     return next((c for c in cards if c.verdict.trusted), None)
 
 
@@ -987,7 +1235,7 @@ def require_calibrated(
     The error names the ``judgekit calibrate`` command that makes a card.
     """
     directory = Path(cards_dir) if cards_dir is not None else default_cards_dir()
-    cards = _cards_for(rubric_hash, judge_fingerprint, directory)
+    cards = cards_for(rubric_hash, judge_fingerprint, directory)
     trusted = next((c for c in cards if c.verdict.trusted), None)
     if trusted is not None:
         return trusted

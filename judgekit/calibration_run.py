@@ -1,7 +1,8 @@
 """One calibration end to end: set -> judge verdicts (run here, or from a file) -> card -> report.
 
-The judge only sees the split being calibrated (held-out by default), and fitting on held-out is
-refused upstream (``datasets.require_dev``), so the card's headline numbers are out of sample.
+The judge sees the split being calibrated (held-out by default) and, to fit the length model,
+the dev split; fitting on held-out is refused (``datasets.require_dev``), so the card's headline
+numbers and its after-correction length slope are out of sample.
 """
 
 from __future__ import annotations
@@ -18,9 +19,14 @@ from judgekit.backends.base import Backend
 from judgekit.calibration import (
     CalibrationCard,
     JudgeOutputs,
+    LengthModel,
     SplitName,
     TrustThresholds,
     calibrate,
+    cards_for,
+    default_cards_dir,
+    fit_length_model,
+    load_length_model,
     outputs_from_run,
     outputs_from_verdicts,
     require_calibrated,
@@ -98,6 +104,7 @@ def run_calibration(
     seed: int = 0,
     n_resamples: int = 2000,
     thresholds: TrustThresholds | None = None,
+    fit_length: bool = True,
     cards_dir: Path | str,
     out_dir: Path | str,
 ) -> CalibrationResult:
@@ -105,6 +112,9 @@ def run_calibration(
 
     Either ``backend`` (judgekit runs the judge on the split's items) or ``verdicts_file`` (any
     judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
+    With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
+    the same run and the length model is fitted on them, stored in the card and applied frozen
+    to the calibrated split.
     """
     dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
     if dataset.manifest.mode != rubric.manifest.mode:
@@ -114,6 +124,8 @@ def run_calibration(
         )
     records = _split_records(dataset, split, heldout_fraction, limit)
     outputs: JudgeOutputs
+    length_model: LengthModel | None = None
+    notes: list[str] = []
     if verdicts_file is not None:
         mapping = label_map if label_map is not None else dataset.manifest.labels or {}
         verdicts = read_verdicts(
@@ -125,9 +137,18 @@ def run_calibration(
         )
         model, fingerprint = judge_name or Path(verdicts_file).stem, _file_hash(verdicts_file)
     elif backend is not None:
-        run = judge([r.item for r in records], rubric, backend=backend)
+        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
+        judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
+        run = judge([r.item for r in judged.values()], rubric, backend=backend)
         outputs = outputs_from_run(run)
         model, fingerprint = run.judge.model, run.judge.fingerprint
+        if fit_length:
+            try:
+                length_model = fit_length_model(
+                    dev, outputs, "dev", heldout_fraction=heldout_fraction
+                )
+            except ValueError as err:
+                notes.append(f"length model: not fitted on dev ({err})")
     else:
         raise ValueError("give a backend to run the judge, or a verdicts file")
     card = calibrate(
@@ -144,7 +165,10 @@ def run_calibration(
         rng=np.random.default_rng(seed),
         n_resamples=n_resamples,
         thresholds=thresholds,
+        length_model=length_model,
     )
+    if notes:
+        card = card.model_copy(update={"notes": [*card.notes, *notes]})
     card_path = save_card(card, cards_dir)
     report = write_report(card, Path(out_dir), records=records, outputs=outputs)
     return CalibrationResult(card, card_path, report)
@@ -155,6 +179,20 @@ def check_calibrated(
 ) -> CalibrationCard:
     """The trust gate: this rubric + judge's trusted held-out card, else NotCalibratedError."""
     return require_calibrated(rubric.hash, rubric.ref, judge.fingerprint, judge.model, cards_dir)
+
+
+def frozen_length_model(
+    rubric: Rubric, judge: JudgeIdentity, cards_dir: Path | str | None = None
+) -> tuple[LengthModel, CalibrationCard] | None:
+    """The length model of the newest held-out card for this rubric + judge, if one has it.
+
+    Its coefficients were fitted on that card's dev split and are used as stored (frozen).
+    """
+    directory = Path(cards_dir) if cards_dir is not None else default_cards_dir()
+    for card in cards_for(rubric.hash, judge.fingerprint, directory):
+        if (model := load_length_model(card)) is not None:
+            return model, card
+    return None
 
 
 def _file_hash(path: Path | str) -> str:

@@ -20,7 +20,7 @@ from judgekit.calibration import (
     TrustThresholds,
     default_cards_dir,
 )
-from judgekit.calibration_run import check_calibrated, run_calibration
+from judgekit.calibration_run import check_calibrated, frozen_length_model, run_calibration
 from judgekit.datasets import DatasetError
 from judgekit.diff import diff_runs, write_diff
 from judgekit.records import InputError, read_items
@@ -124,6 +124,10 @@ def judge(
     cards_dir: Annotated[
         Path | None, typer.Option(help="Calibration cards folder (default: user cache).")
     ] = None,
+    length_correction: Annotated[
+        bool,
+        typer.Option(help="Apply the frozen length model of this rubric + judge's card, if any."),
+    ] = True,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
@@ -163,6 +167,9 @@ def judge(
             typer.echo(f"error: {error}", err=True)
             raise typer.Exit(3) from error
         typer.echo(f"calibrated: card {card.key[:12]} on {card.set_name} ({card.created})")
+    frozen = frozen_length_model(chosen, backend.identity, cards_dir) if length_correction else None
+    if frozen is not None:
+        typer.echo(f"length correction: frozen model from card {frozen[1].key[:12]}")
     columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("judging", total=None)
@@ -177,6 +184,7 @@ def judge(
             min_mass=min_mass,
             progress=lambda done, total: bar.update(task, completed=done, total=total),
             store=ResultStore(store) if store is not None else None,
+            length_model=frozen[0] if frozen is not None else None,
         )
     summary = run.summary()
     typer.echo(summary.format())
@@ -272,6 +280,9 @@ def calibrate(
     ] = TrustThresholds().max_invalid_rate,
     min_n: Annotated[int, typer.Option(help="Trust: fewest items.")] = TrustThresholds().min_n,
     max_model_len: Annotated[int, typer.Option(help="Engine context length.")] = 4096,
+    fit_length: Annotated[
+        bool, typer.Option(help="Also judge the dev split and fit the frozen length model.")
+    ] = True,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict."""
@@ -302,6 +313,7 @@ def calibrate(
                 max_invalid_rate=max_invalid_rate,
                 min_n=min_n,
             ),
+            fit_length=fit_length,
             cards_dir=cards_dir or default_cards_dir(),
             out_dir=out,
         )

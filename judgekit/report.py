@@ -19,7 +19,13 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from judgekit.calibration import CalibrationCard, Interval, JudgeOutputs, preference_for_a
+from judgekit.calibration import (
+    CalibrationCard,
+    Interval,
+    JudgeOutputs,
+    LengthFigure,
+    preference_for_a,
+)
 from judgekit.datasets import CalibrationRecord, heldout_mask
 
 __all__ = [
@@ -246,11 +252,20 @@ def _tables(card: CalibrationCard) -> list[_Table]:
                 "Per prompt variant",
                 ("variant", "kappa [95% CI]", "spearman [95% CI]", "invalid"),
                 [
-                    (v.variant, _ci(v.kappa), _ci(v.spearman), str(v.n_invalid))
-                    for v in card.per_variant
+                    *(
+                        (v.variant, _ci(v.kappa), _ci(v.spearman), str(v.n_invalid))
+                        for v in card.per_variant
+                    ),
+                    (
+                        "ensemble (the verdict)",
+                        _ci(card.kappa),
+                        _ci(card.ordinal.spearman) if card.ordinal else "n/a",
+                        str(card.n_invalid),
+                    ),
                 ],
             )
         )
+    tables += _variant_tables(card)
     if (p := card.position) is not None:
         tables.append(
             _Table(
@@ -258,26 +273,13 @@ def _tables(card: CalibrationCard) -> list[_Table]:
                 ("", "estimate [95% CI]"),
                 [
                     ("flip rate (verdict changes with order)", _ci(p.flip_rate)),
-                    ("first-position pick rate, per order", _ci(p.first_pick_before)),
-                    ("answer-A pick rate, combined", _ci(p.first_pick_after)),
+                    ("first-position pick rate, before swap (per order)", _ci(p.first_pick_before)),
+                    ("answer-A (first in AB) pick rate, after soft swap", _ci(p.first_pick_after)),
                     ("valid / invalid items", f"{p.n_valid} / {p.n_invalid}"),
                 ],
             )
         )
-    if (length := card.length) is not None:
-        tables.append(
-            _Table(
-                "Length bias",
-                ("model", "slope [95% CI]", "n"),
-                [
-                    (
-                        length.model,
-                        f"{length.slope:.3f} [{length.ci_low:.3f}, {length.ci_high:.3f}]",
-                        str(length.n),
-                    )
-                ],
-            )
-        )
+    tables += _length_tables(card)
     if card.reliability:
         tables.append(
             _Table(
@@ -307,6 +309,90 @@ def _tables(card: CalibrationCard) -> list[_Table]:
             ],
         )
     )
+    return tables
+
+
+def _slope(figure: LengthFigure | None) -> tuple[str, str, str]:
+    if figure is None:
+        return ("n/a", "n/a", "")
+    return (
+        figure.model,
+        f"{figure.slope:.3f} [{figure.ci_low:.3f}, {figure.ci_high:.3f}]",
+        str(figure.n),
+    )
+
+
+def _length_tables(card: CalibrationCard) -> list[_Table]:
+    """Length slope on this split, and with a frozen dev model: the slope and agreement
+    before/after the correction plus the coefficients, so a reader can check what moved."""
+    rows = []
+    if card.length is not None:
+        rows.append(("as judged (this split's own length scale)", *_slope(card.length)))
+    if card.length_model is not None:
+        rows.append(("before the frozen correction", *_slope(card.length_before)))
+        rows.append(("after the frozen correction", *_slope(card.length_after)))
+    if not rows:
+        return []
+    tables = [_Table("Length bias", ("", "model", "slope [95% CI]", "n"), rows)]
+    if (stored := card.length_model) is not None:
+        coefficients = stored["coefficients"]
+        tables.append(
+            _Table(
+                f"Frozen length model ({stored['kind']}, fitted on {stored['fitted_on']}, "
+                f"n = {stored['n']}; lengths in {stored['length_unit']})",
+                ("coefficient", "value"),
+                [
+                    (name, "n/a" if value is None else f"{value:.4g}")
+                    for name, value in coefficients.items()
+                ],
+            )
+        )
+    if card.length_agreement:
+        tables.append(
+            _Table(
+                "Agreement before / after the length correction",
+                ("metric", "before [95% CI]", "after [95% CI]"),
+                [(a.metric, _ci(a.before), _ci(a.after)) for a in card.length_agreement],
+            )
+        )
+    return tables
+
+
+def _variant_tables(card: CalibrationCard) -> list[_Table]:
+    """Agreement across prompt variants and where the score variance comes from."""
+    tables = []
+    if card.variant_alpha:
+        tables.append(
+            _Table(
+                "Krippendorff's alpha across prompt variants (variants as raters)",
+                ("level", "estimate [95% CI]"),
+                [(level, _ci(value)) for level, value in card.variant_alpha.items()],
+            )
+        )
+    if (v := card.variance) is not None:
+        truncated = (
+            f"; negative estimates set to 0: {', '.join(v.truncated)}" if v.truncated else ""
+        )
+        tables.append(
+            _Table(
+                f"Variance decomposition of per-variant scores ({v.n_items} items x "
+                f"{v.n_variants} variants, {v.n_dropped} items dropped{truncated})",
+                ("component", "variance", "share"),
+                [
+                    ("item (what the judge should measure)", f"{v.item_var:.4g}", _f(v.item_share)),
+                    (
+                        "variant (wording shifts all items)",
+                        f"{v.variant_var:.4g}",
+                        _f(v.variant_share),
+                    ),
+                    (
+                        "residual (wordings disagree item by item)",
+                        f"{v.residual_var:.4g}",
+                        _f(v.residual_share),
+                    ),
+                ],
+            )
+        )
     return tables
 
 

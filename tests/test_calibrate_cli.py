@@ -120,3 +120,8 @@ def test_embedded_judge_calibration_and_trust_gate(
     allowed = runner.invoke(cli.app, gated)
     assert allowed.exit_code == 0, allowed.output
     assert "calibrated: card" in allowed.output
+    assert card["length_model"]["fitted_on"] == "dev"
+    assert "length correction: frozen model from card" in allowed.output
+    items = [json.loads(x) for x in (tmp_path / "j.items.jsonl").read_text().splitlines()]
+    assert {i["controls"]["length"] for i in items} == {"frozen (from calibration)"}
+    assert all(i["score_length_corrected"] is not None for i in items if i["valid"])
