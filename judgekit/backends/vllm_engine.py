@@ -62,7 +62,7 @@ def is_cpu_build() -> bool:
     return True
 
 
-def _cpu_dtype() -> str:
+def cpu_dtype() -> str:
     """bfloat16 where the CPU computes it natively; else float32 (bf16 emulation is ~7x slower)."""
     try:
         flags = Path("/proc/cpuinfo").read_text()
@@ -101,7 +101,7 @@ class VLLMEngine:
             from vllm import LLM, SamplingParams
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
-        dtype = _cpu_dtype() if cpu and options.dtype == "auto" else options.dtype
+        dtype = cpu_dtype() if cpu and options.dtype == "auto" else options.dtype
         eager = cpu if options.enforce_eager is None else options.enforce_eager
         kwargs: dict[str, Any] = {
             "model": model,
