@@ -13,7 +13,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from functools import partial
 from pathlib import Path
@@ -28,6 +28,7 @@ from judgekit.backends.embedded import cache_dir
 from judgekit.bias import (
     PairwiseLengthModel,
     PointwiseLengthModel,
+    VarianceDecomposition,
     fit_pairwise_length,
     fit_pointwise_length,
     length_slope,
@@ -384,22 +385,6 @@ class AgreementChange(StrictModel):
     after: Interval | None
 
 
-class VarianceShares(StrictModel):
-    """``bias.variance_decomposition`` of items x variants scores: is the rubric's wording
-    (variant, residual) moving verdicts as much as the items themselves?"""
-
-    item_var: float
-    variant_var: float
-    residual_var: float
-    item_share: float
-    variant_share: float
-    residual_share: float
-    n_items: int
-    n_variants: int
-    n_dropped: int
-    truncated: tuple[str, ...]
-
-
 class OrdinalAgreement(StrictModel):
     """Ordinal-scale agreement on valid verdicts (an invalid verdict has no place on a scale)."""
 
@@ -457,7 +442,7 @@ class CalibrationCard(StrictModel):
     variant_alpha: dict[str, Interval] = Field(
         default_factory=dict, description="Krippendorff's alpha with prompt variants as raters."
     )
-    variance: VarianceShares | None = None
+    variance: VarianceDecomposition | None = None
     reliability: list[ReliabilityBin]
     expected_calibration_error: float | None
     notes: list[str]
@@ -869,16 +854,15 @@ class _Calibrator:
             out[lv] = Interval.of(ci, data.shape[0])
         return out
 
-    def variance(self) -> VarianceShares | None:
+    def variance(self) -> VarianceDecomposition | None:
         """Item vs variant vs residual variance of the per-variant scores."""
         if len(self.outputs.variant_scores) < 2:
             return None
         try:
-            decomposition = variance_decomposition(self.variant_matrix())
+            return variance_decomposition(self.variant_matrix())
         except ValueError as err:
             self.notes.append(f"variance decomposition: not computed ({err})")
             return None
-        return VarianceShares(**asdict(decomposition))
 
     def reliability(self) -> tuple[list[ReliabilityBin], float | None]:
         """Binned probability of the judge's predicted label vs how often humans agreed."""
