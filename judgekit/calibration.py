@@ -24,7 +24,6 @@ from pydantic import Field
 
 from judgekit._version import __version__
 from judgekit.aggregate import Controls, ItemTable, combine, item_table
-from judgekit.backends.embedded import cache_dir
 from judgekit.bias import (
     PairwiseLengthModel,
     PointwiseLengthModel,
@@ -39,6 +38,7 @@ from judgekit.bias import (
     variant_agreement,
 )
 from judgekit.datasets import DEFAULT_SALT, heldout_mask, require_dev
+from judgekit.files import cache_dir
 from judgekit.schema import Item, PairwiseItem, StrictModel
 from judgekit.stats import (
     ConfidenceInterval,

@@ -7,7 +7,6 @@ numbers and its after-correction length slope are out of sample.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -33,6 +32,7 @@ from judgekit.calibration import (
     save_card,
 )
 from judgekit.datasets import CalibrationRecord, CalibrationSet, heldout_mask, load_calibration_set
+from judgekit.files import sha256_file
 from judgekit.records import InputError
 from judgekit.report import write_report
 from judgekit.rubric import Rubric
@@ -135,7 +135,10 @@ def run_calibration(
         outputs = outputs_from_verdicts(
             ids, [verdicts.get(i) for i in ids], rubric.labels, source=str(verdicts_file)
         )
-        model, fingerprint = judge_name or Path(verdicts_file).stem, _file_hash(verdicts_file)
+        model, fingerprint = (
+            judge_name or Path(verdicts_file).stem,
+            "file:" + sha256_file(verdicts_file)[:16],
+        )
     elif backend is not None:
         dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
@@ -193,7 +196,3 @@ def frozen_length_model(
         if (model := load_length_model(card)) is not None:
             return model, card
     return None
-
-
-def _file_hash(path: Path | str) -> str:
-    return "file:" + hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -30,7 +30,7 @@ from typing import Any, Literal
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from judgekit.backends.embedded import cache_dir
+from judgekit.files import cache_dir, sha256_file
 from judgekit.manifests import read_yaml_model
 from judgekit.schema import PairwiseItem, PointwiseItem
 
@@ -298,14 +298,6 @@ def list_calibration_sets(*, sets_dir: Path | str | None = None) -> list[Calibra
 
 
 # --- files -------------------------------------------------------------------------------------
-
-
-def sha256_file(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def _mismatch(manifest: CalibrationSetManifest, what: str, actual: str) -> DatasetError:

@@ -28,8 +28,8 @@ from judgekit.datasets import (
     load_calibration_set,
     load_manifest,
     require_dev,
-    sha256_file,
 )
+from judgekit.files import sha256_file
 from judgekit.schema import PairwiseItem, PointwiseItem
 
 SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"

