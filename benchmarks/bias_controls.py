@@ -47,7 +47,8 @@ def _ci(x: Any) -> str:
 def _human_a_rate(n: int) -> Any:
     """Share of held-out pairs whose human consensus is A (among A/B): where an order-free
     judge's A pick rate should sit, since PandaLM's A and B slots need not be balanced."""
-    from judgekit.datasets import heldout_mask, load_calibration_set
+    from judgekit.data.sets import load_calibration_set
+    from judgekit.data.split import heldout_mask
     from judgekit.stats import proportion_ci
 
     records = load_calibration_set("pandalm", data_dir=DATA).records
@@ -122,8 +123,8 @@ def measure(
     backend: Any, set_name: str, rubric: str, metric: str | None, n: int, args: Any
 ) -> tuple[Any, dict[str, Any]]:
     """One calibration (dev fit + held-out figures); the card and the run's sizes and time."""
-    from judgekit.calibration_run import run_calibration
-    from judgekit.rubric import load_rubric
+    from judgekit.calibrate.run import run_calibration
+    from judgekit.rubrics import load_rubric
 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as cards:

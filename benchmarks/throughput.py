@@ -512,7 +512,7 @@ def _tail(log: Path, n: int = 3000) -> str:
 def worker(system: str, spec: dict[str, Any], out: Path) -> None:
     if spec.get("offline"):
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    from judgekit.rubric import load_rubric
+    from judgekit.rubrics import load_rubric
 
     workloads = {
         "pointwise": (POINTWISE_RUBRIC, pointwise_items(spec["items"])[0]),
@@ -644,7 +644,7 @@ def _judge_row(run: Any, wall: float) -> dict[str, Any]:
 
 
 def _generate_parse(engine: Any, rubric: Any, items: list[Any], spec: dict[str, Any]) -> dict:
-    from judgekit.prompts import plan_requests
+    from judgekit.judging.plan import plan_requests
 
     before = engine.metrics()
     t = time.perf_counter()
@@ -714,7 +714,7 @@ def _server_worker(
 ) -> None:
     from judgekit import judge
     from judgekit.backends.openai_server import OpenAIServer, ServerOptions
-    from judgekit.rubric import load_rubric
+    from judgekit.rubrics import load_rubric
 
     log = Path(spec["out_dir"]) / "server.log"
     t0 = time.perf_counter()
@@ -1018,7 +1018,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     sys.path.insert(0, str(REPO))
     from judgekit.backends.embedded import embedded_model_dir
-    from judgekit.rubric import load_rubric
+    from judgekit.rubrics import load_rubric
 
     variants = (
         list(load_rubric(POINTWISE_RUBRIC).variants)

@@ -3,19 +3,27 @@
 The package imports without vLLM; the engine is loaded only when a backend is created.
 """
 
+from judgekit import _compat
 from judgekit._version import __version__
-from judgekit.aggregate import Controls
 from judgekit.backends import Backend, create_backend
-from judgekit.calibration_run import check_calibrated, run_calibration
-from judgekit.records import read_items
-from judgekit.rubric import Rubric, RubricError, list_rubrics, load_rubric
-from judgekit.runner import JudgeRun, judge
+from judgekit.calibrate import check_calibrated, run_calibration
+from judgekit.ci.gates import (
+    GateFailure,
+    assert_invalid_rate_at_most,
+    assert_mean_at_least,
+    assert_win_rate_at_least,
+)
+from judgekit.data.records import read_items
+from judgekit.judging import Controls, JudgeRun, RunSummary, judge, summarize
+from judgekit.rubrics import Rubric, RubricError, list_rubrics, load_rubric
 from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
-from judgekit.summary import RunSummary
+
+_compat.install()
 
 __all__ = [
     "Backend",
     "Controls",
+    "GateFailure",
     "JudgeRun",
     "Judgment",
     "PairwiseItem",
@@ -24,6 +32,9 @@ __all__ = [
     "RubricError",
     "RunSummary",
     "__version__",
+    "assert_invalid_rate_at_most",
+    "assert_mean_at_least",
+    "assert_win_rate_at_least",
     "check_calibrated",
     "create_backend",
     "judge",
@@ -31,4 +42,5 @@ __all__ = [
     "load_rubric",
     "read_items",
     "run_calibration",
+    "summarize",
 ]

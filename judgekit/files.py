@@ -1,10 +1,16 @@
-"""Where judgekit keeps what it caches, and how it identifies files by content."""
+"""Files: where judgekit caches, how it identifies files by content, how it reads YAML manifests."""
 
 from __future__ import annotations
 
 import hashlib
 import os
 from pathlib import Path
+from typing import TypeVar
+
+import yaml
+from pydantic import BaseModel, ValidationError
+
+M = TypeVar("M", bound=BaseModel)
 
 
 def cache_dir() -> Path:
@@ -22,3 +28,21 @@ def sha256_file(path: Path | str) -> str:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
     return digest.hexdigest()
+
+
+def read_yaml_model(path: Path, model: type[M], error: type[Exception]) -> M:
+    """Parse ``path`` and validate it as ``model``; ``error`` names the file and each bad field."""
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except FileNotFoundError as err:
+        raise error(f"{path}: no such file") from err
+    except yaml.YAMLError as err:
+        raise error(f"{path}: invalid YAML: {err}") from err
+    try:
+        return model.model_validate(raw)
+    except ValidationError as err:
+        problems = "; ".join(
+            f"field {'.'.join(str(p) for p in e['loc']) or '<root>'}: {e['msg']}"
+            for e in err.errors()
+        )
+        raise error(f"{path}: {problems}") from err

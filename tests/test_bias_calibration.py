@@ -13,18 +13,14 @@ import numpy as np
 import pytest
 from scipy.special import expit
 
-from judgekit.calibration import (
-    CalibrationCard,
-    JudgeOutputs,
-    calibrate,
-    fit_length_model,
-    load_length_model,
-    save_card,
-)
-from judgekit.calibration_run import run_calibration
-from judgekit.datasets import CalibrationRecord, HeldOutError, heldout_mask
-from judgekit.report import write_report
-from judgekit.rubric import load_rubric
+from judgekit.calibrate.cards import save_card
+from judgekit.calibrate.length_card import fit_length_model, load_length_model
+from judgekit.calibrate.measure import CalibrationCard, JudgeOutputs, calibrate
+from judgekit.calibrate.report import write_report
+from judgekit.calibrate.run import run_calibration
+from judgekit.data.sets import CalibrationRecord
+from judgekit.data.split import HeldOutError, heldout_mask
+from judgekit.rubrics import load_rubric
 from judgekit.schema import PairwiseItem, PointwiseItem
 
 RESAMPLES = 200

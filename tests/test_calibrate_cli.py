@@ -58,7 +58,7 @@ def test_reproduces_released_gpt35_agreement(shared_data: Path, tmp_path: Path) 
 def test_embedded_judge_calibration_and_trust_gate(
     engine, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: engine)
+    monkeypatch.setattr(cli.calibrate, "create_backend", lambda kind, **options: engine)
     cards, out = tmp_path / "cards", tmp_path / "report"
     sample = str(REPO / "examples" / "sample_pairwise.jsonl")
     gated = [

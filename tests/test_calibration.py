@@ -19,27 +19,30 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from judgekit.aggregate import Controls
-from judgekit.calibration import (
+from judgekit.calibrate.cards import (
+    NotCalibratedError,
+    default_cards_dir,
+    find_card,
+    require_calibrated,
+    save_card,
+)
+from judgekit.calibrate.measure import (
     CalibrationCard,
     Interval,
     JudgeOutputs,
-    NotCalibratedError,
     TrustThresholds,
     calibrate,
     card_key,
     decide_trust,
-    default_cards_dir,
-    find_card,
-    outputs_from_run,
-    outputs_from_verdicts,
-    require_calibrated,
-    save_card,
 )
-from judgekit.datasets import CalibrationRecord, heldout_mask, load_calibration_set
-from judgekit.report import plot_confusion, plot_reliability, plot_variants, write_report
-from judgekit.rubric import load_rubric
-from judgekit.runner import JudgeRun
+from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
+from judgekit.calibrate.plots import plot_confusion, plot_reliability, plot_variants
+from judgekit.calibrate.report import write_report
+from judgekit.data.sets import CalibrationRecord, load_calibration_set
+from judgekit.data.split import heldout_mask
+from judgekit.judging.aggregate import Controls
+from judgekit.judging.run import JudgeRun
+from judgekit.rubrics import load_rubric
 from judgekit.schema import JudgeIdentity, Judgment, PairwiseItem, PointwiseItem
 
 PANDALM_MAP = {"0": "tie", "1": "A", "2": "B"}

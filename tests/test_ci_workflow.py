@@ -16,12 +16,14 @@ from typer.testing import CliRunner
 
 import judgekit
 from judgekit import cli
-from judgekit.diff import diff_runs
-from judgekit.gates import GateFailure
-from judgekit.manifest import RunManifest, manifest_path
-from judgekit.records import read_judgments
+from judgekit.ci import gates
+from judgekit.ci.diff import diff_runs
+from judgekit.ci.gates import GateFailure
+from judgekit.data.records import manifest_path, read_judgments
+from judgekit.judging.run_manifest import RunManifest
+from judgekit.judging.store import ResultStore
+from judgekit.judging.summary import summarize
 from judgekit.schema import PointwiseItem
-from judgekit.store import ResultStore
 
 pytestmark = pytest.mark.engine
 runner = CliRunner()
@@ -72,11 +74,11 @@ def test_rerun_judges_nothing_new(judge_backend, pandalm_rows, tmp_path: Path) -
     store = ResultStore(tmp_path / "store.sqlite")
     counting = CountingBackend(judge_backend)
     first = judgekit.judge(items, "overall_quality@v1", backend=counting, store=store)
-    assert counting.requests == 24 and first.summary().n_from_store == 0
+    assert counting.requests == 24 and summarize(first).n_from_store == 0
     second = judgekit.judge(
         items, "overall_quality@v1", backend=counting, store=store, output=tmp_path / "o.jsonl"
     )
-    assert counting.requests == 24 and second.summary().n_from_store == 24
+    assert counting.requests == 24 and summarize(second).n_from_store == 24
     np.testing.assert_array_equal(first.item_scores, second.item_scores)
     changed = [*items[:7], items[7].model_copy(update={"answer": "changed answer"})]
     judgekit.judge(changed, "overall_quality@v1", backend=counting, store=store)
@@ -127,14 +129,14 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
         output=out,
     )
     assert counting.requests == 20 - done_before  # nothing judged twice
-    assert run.summary().n_from_store == done_before
+    assert summarize(run).n_from_store == done_before
     rows = read_judgments(out)
     assert sorted(j.item_id for j in rows) == sorted(i.id for i in items)  # each exactly once
     assert len(ResultStore(store_path)) == 20
 
 
 def test_gates_exit_codes(engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: engine)
+    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
     sample = str(Path(__file__).resolve().parents[1] / "examples" / "sample_pointwise.jsonl")
     base = ["judge", "--rubric", "overall_quality@v1", "--input", sample, "--variant", "direct"]
     passed = runner.invoke(cli.app, [*base, "-o", str(tmp_path / "a.jsonl"), "--fail-under", "1"])
@@ -148,9 +150,9 @@ def test_gates_exit_codes(engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Pat
     assert "item" in failed.output and "capital-fr" in failed.output  # worst-items table
     run = judgekit.judge(sample, "overall_quality@v1", backend=engine, variants=["direct"])
     with pytest.raises(GateFailure, match=r"is below 4\.9"):
-        run.assert_mean_at_least(4.9)
-    run.assert_mean_at_least(1.0)
-    run.assert_invalid_rate_at_most(0.0)
+        gates.assert_mean_at_least(run, 4.9)
+    gates.assert_mean_at_least(run, 1.0)
+    gates.assert_invalid_rate_at_most(run, 0.0)
 
 
 def test_diff_of_two_real_runs(engine, pandalm_pairs, tmp_path: Path) -> None:

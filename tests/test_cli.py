@@ -38,7 +38,7 @@ DOCUMENTED_COLUMNS = {
 @pytest.fixture
 def cli_on_engine(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the CLI use the session's engine instead of starting a second one."""
-    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: engine)
+    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
 
 
 @pytest.mark.engine
@@ -119,7 +119,7 @@ def test_judge_pairwise_csv_output_with_column_mapping(cli_on_engine: None, tmp_
 def test_bad_input_names_file_row_and_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli, "create_backend", lambda kind, **options: object())
+    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: object())
     source = tmp_path / "items.jsonl"
     source.write_text('{"id": "a", "question": "q", "answer": "x"}\n{"id": "b", "question": "q"}\n')
     result = runner.invoke(

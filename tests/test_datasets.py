@@ -17,18 +17,15 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
-from judgekit.datasets import (
+from judgekit.data.sets import (
     CalibrationRecord,
     DatasetError,
-    HeldOutError,
-    Split,
     builtin_sets_dir,
-    heldout_mask,
     list_calibration_sets,
     load_calibration_set,
     load_manifest,
-    require_dev,
 )
+from judgekit.data.split import HeldOutError, Split, heldout_mask, require_dev
 from judgekit.files import sha256_file
 from judgekit.schema import PairwiseItem, PointwiseItem
 
@@ -271,7 +268,7 @@ def test_download_into_cache_verifies_then_renames(
         served.append(url)
         return io.BytesIO(payload)
 
-    monkeypatch.setattr("judgekit.datasets.urllib.request.urlopen", fake_urlopen)
+    monkeypatch.setattr("judgekit.data.sets.urllib.request.urlopen", fake_urlopen)
     payload = good[:-10] + b"  ]"
     with pytest.raises(DatasetError) as err:
         load_calibration_set("llmeval2")

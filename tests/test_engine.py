@@ -8,10 +8,10 @@ import math
 import numpy as np
 import pytest
 
-from judgekit import judge
+from judgekit import judge, summarize
 from judgekit.bias import PointwiseLengthModel
-from judgekit.prompts import plan_requests
-from judgekit.rubric import load_rubric
+from judgekit.judging.plan import plan_requests
+from judgekit.rubrics import load_rubric
 from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
 
 pytestmark = pytest.mark.engine
@@ -34,7 +34,7 @@ def test_pointwise_on_pandalm_answers(engine, pandalm_answers: list[PointwiseIte
     run = judge(pandalm_answers, rubric, backend=engine, batch_size=32)
     assert len(run.judgments) == len(pandalm_answers) * 3
     _check_judgments(run.judgments, rubric.labels, rubric.hash)
-    summary = run.summary()
+    summary = summarize(run)
     assert summary.n_items == 20 and summary.n_invalid_judgments == 0
     assert 1.0 <= summary.mean_score <= 5.0
     # two answers per question, three variants: the prefix cache must have been hit
@@ -59,7 +59,7 @@ def test_pointwise_on_pandalm_answers(engine, pandalm_answers: list[PointwiseIte
     np.testing.assert_allclose(
         corrected.final_scores, run.item_scores - 0.5 * (np.log(n_chars) - 5.0), rtol=1e-12
     )
-    assert corrected.summary().controls["length"] == "frozen (from calibration)"
+    assert summarize(corrected).controls["length"] == "frozen (from calibration)"
 
 
 def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseItem]) -> None:
@@ -68,7 +68,7 @@ def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseIte
     assert len(run.judgments) == 20 * 3 * 2
     assert {j.order for j in run.judgments} == {"AB", "BA"}
     _check_judgments(run.judgments, rubric.labels, rubric.hash)
-    assert run.summary().cache_hit_rate > 0.2
+    assert summarize(run).cache_hit_rate > 0.2
     frame = run.items_frame()
     assert len(frame) == 20 and frame["p_A"].add(frame["p_B"]).dropna().round(9).eq(1).all()
     verdicts = run.item_verdicts()
@@ -110,4 +110,4 @@ def test_over_long_prompt_is_counted_invalid(engine) -> None:
     by_id = {j.item_id: j for j in run.judgments}
     assert not by_id["long"].valid and "max_model_len" in by_id["long"].invalid_reason
     assert by_id["short"].valid
-    assert run.summary().n_invalid_judgments == 1 and run.summary().n_valid_items == 1
+    assert summarize(run).n_invalid_judgments == 1 and summarize(run).n_valid_items == 1

@@ -22,11 +22,11 @@ from pathlib import Path
 import pytest
 from fault_proxy import Fault, FaultProxy
 
-from judgekit import create_backend, judge
+from judgekit import create_backend, judge, summarize
 from judgekit.backends.openai_server import OpenAIServer
-from judgekit.prompts import plan_requests
-from judgekit.records import read_items
-from judgekit.rubric import load_rubric
+from judgekit.data.records import read_items
+from judgekit.judging.plan import plan_requests
+from judgekit.rubrics import load_rubric
 from judgekit.schema import Judgment, PointwiseItem
 
 pytestmark = pytest.mark.engine
@@ -195,7 +195,7 @@ def test_faults_are_retried_or_counted_invalid(servers: list[str]) -> None:
     assert {item_id for item_id, _, _ in judged} == {item.id for item in items}
     invalid = [j for j in run.judgments if not j.valid]
     assert len(invalid) == 3 and all("malformed response" in j.invalid_reason for j in invalid)
-    assert run.summary().n_invalid_judgments == 3
+    assert summarize(run).n_invalid_judgments == 3
     # the client's counters match what the proxy did on the wire; on a loaded 2-core machine an
     # unfaulted reply can also come too late, which the proxy's clock shows
     wire = {"http_500": 1, "http_429": 1, "connection": 1, "malformed": 3}

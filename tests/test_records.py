@@ -3,7 +3,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from judgekit.records import InputError, read_items
+from judgekit.data.records import InputError, read_items
 
 
 def test_reads_jsonl_csv_parquet_alike(tmp_path: Path) -> None:

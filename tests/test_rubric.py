@@ -4,17 +4,17 @@ from pathlib import Path
 import pytest
 import yaml
 
-from judgekit.rubric import (
+from judgekit.rubrics import (
     RubricError,
-    builtin_rubrics_dir,
     content_hash,
     list_rubrics,
     load_rubric,
     load_rubric_dir,
     lock_violations,
-    read_lock,
     update_lock,
 )
+from judgekit.rubrics.load import builtin_rubrics_dir
+from judgekit.rubrics.lock import read_lock
 from judgekit.schema import PairwiseItem, PointwiseItem
 
 BUILTIN = builtin_rubrics_dir()

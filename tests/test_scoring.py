@@ -2,7 +2,7 @@ import math
 
 import pytest
 
-from judgekit.scoring import score_labels
+from judgekit.judging.score import score_labels
 
 LABELS = ("1", "2", "3", "4", "5")
 VALUES = (1.0, 2.0, 3.0, 4.0, 5.0)

@@ -6,8 +6,8 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+from judgekit.judging.store import ResultStore, cache_key
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, Message
-from judgekit.store import ResultStore, cache_key
 
 JUDGE = JudgeIdentity(backend="vllm", model="m", fingerprint="f", settings={"dtype": "float32"})
 

@@ -2,7 +2,7 @@
 
 Same contract as the offline engine: one chat completion per request with ``max_tokens=1``,
 ``temperature=0`` and the top log-probabilities of that one token; the label log-probabilities go
-back to the runner, which scores them with the one shared ``judgekit.scoring.score_labels``.
+back to the runner, which scores them with the one shared ``judgekit.judging.score.score_labels``.
 
 On vLLM and SGLang the answer cue is sent as the final assistant message and continued
 (``continue_final_message``), so the first generated token is the label exactly as in the engine.

@@ -8,8 +8,11 @@ from judgekit.bias.ensemble import (
     variant_agreement,
 )
 from judgekit.bias.length import (
+    LengthModel,
     PairwiseLengthModel,
     PointwiseLengthModel,
+    answer_lengths,
+    correct_distributions,
     fit_pairwise_length,
     fit_pointwise_length,
     length_slope,
@@ -19,12 +22,15 @@ from judgekit.bias.length import (
 from judgekit.bias.position import PositionStats, combine_orders, position_stats, unswap
 
 __all__ = [
+    "LengthModel",
     "PairwiseLengthModel",
     "PointwiseLengthModel",
     "PositionStats",
     "VarianceDecomposition",
     "aggregate_variants",
+    "answer_lengths",
     "combine_orders",
+    "correct_distributions",
     "fit_pairwise_length",
     "fit_pointwise_length",
     "length_slope",

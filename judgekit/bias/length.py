@@ -9,10 +9,16 @@ Fitted models are frozen: ``correct`` never refits and the length scale / centre
 fit data, so judging a new candidate later cannot move earlier corrected scores. Models are plain
 frozen dataclasses with ``to_dict`` / ``from_dict`` for storage in a calibration card. Invalid
 rows (NaN) are excluded from fits and counted in ``n_invalid``; ``correct`` passes them on as NaN.
+
+This module is the one length correction: runs, calibration and diff all call
+:func:`correct_distributions`. Its rule: the *score* always changes; for pairs the A:B log-odds
+move, so the distribution and the argmax label can change too; pointwise distributions and labels
+stay as judged (only the expected score moves). Lengths are characters of the answer text.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -21,9 +27,14 @@ from scipy.special import expit, logit
 from scipy.stats import norm
 from scipy.stats import t as student_t
 
+from judgekit.schema import Item, PairwiseItem
+
 __all__ = [
+    "LengthModel",
     "PairwiseLengthModel",
     "PointwiseLengthModel",
+    "answer_lengths",
+    "correct_distributions",
     "fit_pairwise_length",
     "fit_pointwise_length",
     "length_slope",
@@ -304,3 +315,46 @@ def length_slope(
     """(slope, ci_low, ci_high) of score on log length, for "before vs after correction" reports."""
     model = fit_pointwise_length(score, n_tokens, human)
     return model.slope, model.slope_ci_low, model.slope_ci_high
+
+
+LengthModel = PairwiseLengthModel | PointwiseLengthModel
+
+
+def answer_lengths(items: Sequence[Item]) -> np.ndarray:
+    """Characters per answer: (n,) for pointwise items, (n, 2) for pairs (A, B)."""
+    return np.array(
+        [
+            [len(i.answer_a), len(i.answer_b)] if isinstance(i, PairwiseItem) else len(i.answer)
+            for i in items
+        ],
+        dtype=float,
+    )
+
+
+def correct_distributions(
+    probs: np.ndarray,
+    scores: np.ndarray,
+    labels: Sequence[str],
+    values: Sequence[float],
+    lengths: np.ndarray,
+    model: LengthModel,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(distributions, scores) with the frozen length effect removed; NaN rows stay NaN.
+
+    Pairwise: each distribution's A:B log-odds move by -slope * tanh((len_a - len_b) / scale),
+    half on each side, a tie label keeping its relative mass; with labels A and B only this is
+    exactly ``PairwiseLengthModel.correct`` on P(A). Pointwise: the expected score moves by
+    -slope * (log length - centre); the distribution is left as judged.
+    """
+    pairwise = isinstance(model, PairwiseLengthModel)
+    if pairwise != (lengths.ndim == 2):
+        raise ValueError(f"{type(model).__name__} does not fit these lengths {lengths.shape}")
+    if isinstance(model, PointwiseLengthModel):
+        return probs, model.correct(scores, lengths)
+    a, b = list(labels).index("A"), list(labels).index("B")
+    shift = 0.5 * model.slope * np.tanh((lengths[:, 0] - lengths[:, 1]) / model.scale)
+    log_p = np.log(np.clip(probs, 1e-6, 1.0))
+    log_p[:, a] -= shift
+    log_p[:, b] += shift
+    corrected = np.exp(log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True))
+    return corrected, corrected @ np.asarray(values, dtype=float)

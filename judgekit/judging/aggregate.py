@@ -69,3 +69,11 @@ def combine(table: ItemTable, controls: Controls) -> np.ndarray:
         if per_variant is None:
             raise ValueError("no judgments to aggregate")
     return aggregate_variants(per_variant, method=controls.ensemble)
+
+
+def row_mean(x: np.ndarray) -> np.ndarray:
+    """Mean over valid (non-NaN) entries of each row; NaN for a row with none (no warning)."""
+    valid = ~np.isnan(x)
+    counts = valid.sum(axis=1)
+    sums = np.where(valid, x, 0.0).sum(axis=1)
+    return np.divide(sums, counts, out=np.full(len(x), np.nan), where=counts > 0)

@@ -4,7 +4,7 @@ Registered through the ``pytest11`` entry point, so installing judgekit is enoug
 
     def test_candidate_quality(judge_backend):
         run = judgekit.judge("outputs.jsonl", "overall_quality@v1", backend=judge_backend)
-        run.assert_mean_at_least(3.5)
+        judgekit.assert_mean_at_least(run, 3.5)
 
 ``pytest --judge-model /models/Qwen2.5-7B-Instruct`` picks the judge (default: embedded SmolLM2).
 """

@@ -4,7 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import numpy as np
+
+from judgekit.judging.results import JudgeRun
 from judgekit.schema import StrictModel
+from judgekit.stats import mean_ci, proportion_ci
 
 
 class RunSummary(StrictModel):
@@ -55,3 +59,43 @@ class RunSummary(StrictModel):
             shown = ", ".join(f"{k}={v}" for k, v in self.backend_stats.items() if v)
             lines.append(f"backend         {shown}")
         return "\n".join(lines)
+
+
+def summarize(run: JudgeRun) -> RunSummary:
+    """Headline numbers: score with CI or win rates, invalid counts, cache hits, speed."""
+    scores = run.final_scores
+    valid = ~np.isnan(scores)
+    fresh = [j for j in run.judgments if not j.from_store]
+    prompt_tokens = sum(j.num_prompt_tokens for j in fresh)
+    cached_tokens = sum(j.num_cached_tokens for j in fresh)
+    mean = mean_ci(scores[valid]) if valid.sum() >= 2 else None
+    rates = {}
+    if run.rubric.manifest.mode == "pairwise":
+        verdicts = run.items_frame()["label"][valid]
+        for label in run.rubric.labels:
+            ci = proportion_ci(int((verdicts == label).sum()), int(valid.sum()))
+            rates[label] = (ci.estimate, ci.low, ci.high)
+    return RunSummary(
+        rubric=run.rubric.ref,
+        rubric_hash=run.rubric.hash,
+        mode=run.rubric.manifest.mode,
+        judge_model=run.judge.model,
+        n_items=len(run.items),
+        n_valid_items=int(valid.sum()),
+        n_judgments=len(run.judgments),
+        n_invalid_judgments=sum(not j.valid for j in run.judgments),
+        n_from_store=len(run.judgments) - len(fresh),
+        mean_score=mean.estimate if mean else None,
+        mean_score_ci=(mean.low, mean.high) if mean else None,
+        label_rates=rates,
+        mean_label_mass=float(np.mean([j.label_mass for j in run.judgments]))
+        if run.judgments
+        else 0.0,
+        prompt_tokens=prompt_tokens,
+        cached_tokens=cached_tokens,
+        cache_hit_rate=cached_tokens / prompt_tokens if prompt_tokens else 0.0,
+        seconds=run.seconds,
+        items_per_second=len(run.items) / run.seconds if run.seconds > 0 else 0.0,
+        controls=run.controls_applied(),
+        backend_stats=run.backend_stats,
+    )

@@ -1,4 +1,4 @@
-"""Human-labelled calibration sets: pinned manifests -> verified files -> judgekit records.
+"""Human-labelled calibration sets: manifest -> verified file -> judgekit records.
 
 A manifest (``calibration_sets/<name>.yaml``) says where one public file lives (repository, commit,
 path, download URL), its sha256, and how its rows map onto judgekit items and human labels. The
@@ -22,208 +22,22 @@ import string
 import tempfile
 import urllib.request
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import numpy as np
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import model_validator
 
-from judgekit.files import cache_dir, sha256_file
-from judgekit.manifests import read_yaml_model
-from judgekit.schema import PairwiseItem, PointwiseItem
+from judgekit.data.set_manifest import CalibrationSetManifest, DatasetError, FieldSpec, Human
+from judgekit.files import cache_dir, read_yaml_model, sha256_file
+from judgekit.schema import PairwiseItem, PointwiseItem, StrictModel
 
 DATA_DIR_ENV = "JUDGEKIT_DATA_DIR"
-DEFAULT_SALT = "judgekit-split-v1"
-PairLabel = Literal["A", "B", "tie"]
-Human = str | float | None
-_SHA256 = r"^[0-9a-f]{64}$"
 
 
-class DatasetError(ValueError):
-    """A calibration set could not be found, verified or read; the message names file/row/field."""
-
-
-class HeldOutError(RuntimeError):
-    """Something tried to fit on the held-out split, which would make its numbers optimistic."""
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-class Source(_Strict):
-    """Where the file comes from, pinned to one commit."""
-
-    kind: Literal["github", "hf"]
-    repo: str = Field(pattern=r"^[A-Za-z0-9_.-]+/[A-Za-z0-9_.-]+$", description="owner/name")
-    revision: str = Field(pattern=r"^[0-9a-f]{40}$", description="Commit sha, never a branch.")
-    path: str = Field(min_length=1, description="Path of the file inside the repository.")
-    url: str = Field(description="Download URL of the file at `revision`.")
-
-    @model_validator(mode="after")
-    def _url_pinned(self) -> Source:
-        if not self.url.startswith("https://") or self.revision not in self.url:
-            raise ValueError(f"url must be https and contain the revision {self.revision}")
-        return self
-
-
-class FileFormat(_Strict):
-    kind: Literal["json", "jsonl", "parquet"]
-    records: str | None = Field(
-        default=None, description="Dotted path to the list of rows inside a JSON document."
-    )
-
-    @model_validator(mode="after")
-    def _records_only_json(self) -> FileFormat:
-        if self.records is not None and self.kind != "json":
-            raise ValueError("records applies only to kind: json")
-        return self
-
-
-class FieldSpec(_Strict):
-    """One text value of an item: a row field, a ``str.format`` template over the row, or a const.
-
-    A plain string in YAML is shorthand for ``{field: ...}``. Paths are dotted (``a.0.content``);
-    templates also see ``_row`` (the 0-based row index). ``pattern`` extracts its first group.
-    """
-
-    field: str | None = None
-    template: str | None = None
-    const: str | None = None
-    pattern: str | None = None
-
-    @model_validator(mode="before")
-    @classmethod
-    def _shorthand(cls, data: Any) -> Any:
-        return {"field": data} if isinstance(data, str) else data
-
-    @model_validator(mode="after")
-    def _one_source(self) -> FieldSpec:
-        if sum(v is not None for v in (self.field, self.template, self.const)) != 1:
-            raise ValueError("give exactly one of field, template, const")
-        if self.pattern is not None:
-            try:
-                groups = re.compile(self.pattern).groups
-            except re.error as err:
-                raise ValueError(f"pattern does not compile: {err}") from err
-            if groups < 1:
-                raise ValueError("pattern needs a capturing group")
-        return self
-
-
-class FieldMap(_Strict):
-    id: FieldSpec
-    question: FieldSpec
-    context: FieldSpec | None = None
-    answer: FieldSpec | None = None
-    answer_a: FieldSpec | None = None
-    answer_b: FieldSpec | None = None
-
-
-class AnnotatorSpec(_Strict):
-    """Where the human labels are; exactly one of the four shapes.
-
-    ``fields``: one field per annotator. ``list_field``: one field holding every annotator's label
-    (annotator identity need not be stable across rows). ``consensus``: a single aggregated or gold
-    label, no per-annotator data (records get ``human=()``). ``votes``: one label per row, rows with
-    the same id are different annotators' votes on one item.
-    """
-
-    fields: tuple[str, ...] | None = Field(default=None, min_length=2)
-    list_field: str | None = None
-    consensus: str | None = None
-    votes: str | None = None
-
-    @model_validator(mode="after")
-    def _one_shape(self) -> AnnotatorSpec:
-        shapes = (self.fields, self.list_field, self.consensus, self.votes)
-        if sum(v is not None for v in shapes) != 1:
-            raise ValueError("give exactly one of fields, list_field, consensus, votes")
-        return self
-
-    def paths(self) -> tuple[str, ...]:
-        return self.fields or tuple(p for p in (self.list_field, self.consensus, self.votes) if p)
-
-
-class Scale(_Strict):
-    min: float
-    max: float
-
-    @model_validator(mode="after")
-    def _ordered(self) -> Scale:
-        if self.min >= self.max:
-            raise ValueError(f"min {self.min} must be below max {self.max}")
-        return self
-
-
-class CalibrationSetManifest(_Strict):
-    """The validated contents of ``calibration_sets/<name>.yaml``."""
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    description: str
-    source: Source
-    licence: str = Field(min_length=1)
-    sha256: str | None = Field(
-        pattern=_SHA256, description="Hash of the file; null only where it could not be obtained."
-    )
-    local_path: str = Field(description="Path of the file inside a data dir.")
-    format: FileFormat
-    label_type: Literal["pairwise", "ordinal", "binary"]
-    mode: Literal["pointwise", "pairwise"]
-    fields: FieldMap
-    where: dict[str, str | int | float | bool] = Field(
-        default_factory=dict, description="Keep only rows whose fields equal these values."
-    )
-    annotators: AnnotatorSpec
-    labels: dict[str, PairLabel | float] | None = Field(
-        default=None, description="Raw label -> 'A'/'B'/'tie' (pairwise) or 0/1 (binary)."
-    )
-    scale: Scale | None = Field(default=None, description="Score range of an ordinal set.")
-    metrics: dict[str, str] | None = Field(
-        default=None,
-        description="Metric name -> value substituted for '{metric}' in field paths; "
-        "the loader's `metric=` picks one.",
-    )
-
-    @field_validator("labels", mode="before")
-    @classmethod
-    def _label_keys(cls, labels: Any) -> Any:
-        return {str(k): v for k, v in labels.items()} if isinstance(labels, dict) else labels
-
-    @field_validator("local_path")
-    @classmethod
-    def _relative(cls, path: str) -> str:
-        if Path(path).is_absolute() or ".." in Path(path).parts:
-            raise ValueError("must be a relative path inside the data dir")
-        return path
-
-    @model_validator(mode="after")
-    def _consistent(self) -> CalibrationSetManifest:
-        f = self.fields
-        if self.mode == "pairwise" and (f.answer_a is None or f.answer_b is None or f.answer):
-            raise ValueError("pairwise sets map answer_a and answer_b, not answer")
-        if self.mode == "pointwise" and (f.answer is None or f.answer_a or f.answer_b):
-            raise ValueError("pointwise sets map answer, not answer_a/answer_b")
-        if (self.label_type == "pairwise") != (self.mode == "pairwise"):
-            raise ValueError(f"label_type {self.label_type} does not fit mode {self.mode}")
-        if self.label_type == "ordinal":
-            if self.scale is None or self.labels is not None:
-                raise ValueError("ordinal sets give a scale and no labels")
-        elif self.labels is None or self.scale is not None:
-            raise ValueError(f"{self.label_type} sets give labels and no scale")
-        else:
-            allowed = {"A", "B", "tie"} if self.label_type == "pairwise" else {0.0, 1.0}
-            if not set(self.labels.values()) <= allowed:
-                raise ValueError(f"{self.label_type} labels map to {sorted(allowed, key=str)}")
-        templated = any("{metric}" in p for p in self.annotators.paths())
-        if templated != (self.metrics is not None):
-            raise ValueError("metrics and '{metric}' in annotator paths go together")
-        return self
-
-
-class CalibrationRecord(_Strict):
+class CalibrationRecord(StrictModel):
     """One human-labelled item.
 
     ``human`` has one entry per annotator (None = missing; empty when the set has only a
@@ -261,7 +75,7 @@ class CalibrationSet:
 
 def builtin_sets_dir() -> Path:
     """Manifests shipped with the package (wheel) or the source checkout (editable install)."""
-    package = Path(__file__).resolve().parent
+    package = Path(__file__).resolve().parents[1]
     installed = package / "_calibration_sets"
     return installed if installed.is_dir() else package.parent / "calibration_sets"
 
@@ -569,50 +383,3 @@ def load_calibration_set(
         verified=manifest.sha256 is not None,
         metric=metric,
     )
-
-
-# --- dev / held-out split ----------------------------------------------------------------------
-
-
-def heldout_mask(ids: Sequence[str], fraction: float = 0.5, salt: str = DEFAULT_SALT) -> np.ndarray:
-    """True where an id is held out: sha256(salt, id) read as a uniform in [0, 1) is < fraction.
-
-    Each id's side depends only on the id and the salt, never on order or on the other ids.
-    """
-    if not 0.0 <= fraction <= 1.0:
-        raise ValueError(f"fraction must be in [0, 1], got {fraction}")
-    mask = np.empty(len(ids), dtype=bool)
-    for i, item_id in enumerate(ids):
-        digest = hashlib.sha256(f"{salt}\0{item_id}".encode()).digest()
-        mask[i] = int.from_bytes(digest[:8], "big") / 2**64 < fraction
-    return mask
-
-
-class Split(_Strict):
-    """The record of a split: enough to reproduce it (fraction, salt) and to check its size."""
-
-    fraction: float = Field(ge=0, le=1)
-    salt: str
-    n_dev: int = Field(ge=0)
-    n_heldout: int = Field(ge=0)
-
-    @classmethod
-    def of(cls, ids: Iterable[str], fraction: float = 0.5, salt: str = DEFAULT_SALT) -> Split:
-        mask = heldout_mask(list(ids), fraction, salt)
-        n_heldout = int(mask.sum())
-        return cls(fraction=fraction, salt=salt, n_dev=len(mask) - n_heldout, n_heldout=n_heldout)
-
-    def mask(self, ids: Sequence[str]) -> np.ndarray:
-        """Held-out mask of ``ids`` under this split's fraction and salt."""
-        return heldout_mask(ids, self.fraction, self.salt)
-
-
-def require_dev(split_name: str) -> None:
-    """Guard for every fitting step: raises unless it is about to fit on the dev split."""
-    if split_name == "heldout":
-        raise HeldOutError(
-            "refusing to fit on the held-out split: thresholds, length coefficients and rubric "
-            "choices must be fitted on 'dev' only, or held-out numbers are no longer unbiased"
-        )
-    if split_name != "dev":
-        raise ValueError(f"unknown split {split_name!r}: expected 'dev' or 'heldout'")

@@ -12,7 +12,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from judgekit.rubric import Rubric
+from judgekit.rubrics import Rubric
 from judgekit.schema import Item, LabelRequest, Order
 
 

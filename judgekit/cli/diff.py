@@ -1,0 +1,47 @@
+"""``judgekit diff``: compare two runs item by item."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import numpy as np
+import typer
+
+from judgekit.ci.diff import diff_runs, write_diff
+from judgekit.cli.app import app
+from judgekit.data.records import InputError
+from judgekit.rubrics import (
+    RubricError,
+)
+
+
+@app.command()
+def diff(
+    baseline: Annotated[Path, typer.Argument(help="Judgments file of the baseline run.")],
+    candidate: Annotated[Path, typer.Argument(help="Judgments file of the candidate run.")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Write the result as JSON.")
+    ] = None,
+    markdown: Annotated[Path | None, typer.Option(help="Write a Markdown CI comment.")] = None,
+    seed: Annotated[int, typer.Option(help="Seed for bootstrap and permutation test.")] = 0,
+    fail_below: Annotated[
+        float | None,
+        typer.Option(
+            help="Exit 1 if the CI's upper bound of (candidate - baseline) is below this."
+        ),
+    ] = None,
+) -> None:
+    """Candidate vs baseline on the same items: paired difference, CI, tests, regressions."""
+    try:
+        result = diff_runs(baseline, candidate, rng=np.random.default_rng(seed))
+    except (InputError, RubricError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    typer.echo(result.table())
+    write_diff(result, json_out, markdown)
+    if fail_below is not None and result.mean_diff_ci[1] < fail_below:
+        typer.echo(
+            f"candidate is worse: CI upper bound {result.mean_diff_ci[1]:+.3f} < {fail_below}"
+        )
+        raise typer.Exit(1)

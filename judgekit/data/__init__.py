@@ -1,0 +1,1 @@
+"""Data in and out: item files, judgment writers, calibration-set manifests, loaders, splits."""
