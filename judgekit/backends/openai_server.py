@@ -21,6 +21,9 @@ request order. ``stats`` counts attempts, retries and faults by kind for the run
 Replicas: every request with the same ``prefix_key`` goes to the same base URL (rendezvous
 hashing), so each server's prefix cache sees the whole prefix group; only when a replica refuses
 connections does a request move on to the next URL in its ranking.
+
+521 lines: one client (slot resolution, retries, replica routing, fallbacks) whose parts
+share one retry and routing state.
 """
 
 from __future__ import annotations

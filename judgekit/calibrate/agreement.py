@@ -1,4 +1,8 @@
-"""Agreement figures of one split: judge verdicts against the human consensus and annotators."""
+"""Agreement figures of one split: judge verdicts against the human consensus and annotators.
+
+434 lines: one measuring class over the aligned arrays of a split; each method is one
+figure of the card.
+"""
 
 from __future__ import annotations
 
@@ -239,21 +243,7 @@ class Calibrator:
         else:
             judge_rated = np.where(self.valid, self.judge_idx, np.nan)
             rows = {"nominal": np.vstack([humans.T, judge_rated])}
-        out = {}
-        for level, data in rows.items():
-            try:
-                ci = bootstrap_ci_2d(
-                    lambda r, lv=level: krippendorff_alpha(r, lv),
-                    data,
-                    rng=self.rng,
-                    n_resamples=self.n_resamples,
-                    resample_raters=False,
-                )
-            except ValueError as err:
-                self.notes.append(f"krippendorff alpha ({level}): not computed ({err})")
-                continue
-            out[level] = Interval.of(ci, data.shape[1])
-        return out
+        return self._alpha_cis(rows, krippendorff_alpha, "krippendorff alpha")
 
     def ceiling(self, humans: np.ndarray) -> CeilingSummary | None:
         if humans.shape[1] < 2:
@@ -374,20 +364,29 @@ class Calibrator:
         idx = np.column_stack([_nearest(column, values) for column in scores.T])
         verdicts = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
         level = "ordinal" if self.label_type == "ordinal" else "nominal"
+        rows = {level: verdicts.T, "interval": scores.T}
+        return self._alpha_cis(
+            rows, lambda r, lv: variant_agreement(r.T, lv), "alpha across variants"
+        )
+
+    def _alpha_cis(
+        self, rows: dict[str, np.ndarray], alpha: Callable[[np.ndarray, str], float], what: str
+    ) -> dict[str, Interval]:
+        """Bootstrap CI (resampling items) of an alpha per measurement level; raters x items."""
         out = {}
-        for lv, data in ((level, verdicts), ("interval", scores)):
+        for level, data in rows.items():
             try:
                 ci = bootstrap_ci_2d(
-                    lambda r, lv=lv: variant_agreement(r.T, lv),
-                    data.T,
+                    lambda r, lv=level: alpha(r, lv),
+                    data,
                     rng=self.rng,
                     n_resamples=self.n_resamples,
                     resample_raters=False,
                 )
             except ValueError as err:
-                self.notes.append(f"alpha across variants ({lv}): not computed ({err})")
+                self.notes.append(f"{what} ({level}): not computed ({err})")
                 continue
-            out[lv] = Interval.of(ci, data.shape[0])
+            out[level] = Interval.of(ci, data.shape[1])
         return out
 
     def variance(self) -> VarianceDecomposition | None:

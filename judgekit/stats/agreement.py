@@ -7,6 +7,9 @@ Conventions shared by the chance-corrected coefficients (Cohen, Fleiss, Krippend
 expected disagreement is zero (every rating is the same single value) the observed disagreement is
 necessarily zero too, and the coefficient is defined as ``1.0``. scikit-learn returns NaN with a
 warning there and statsmodels divides 0 by 0; the ``krippendorff`` package raises.
+
+441 lines: one family of coefficients sharing validation and conventions; split apart,
+the conventions would have to be restated.
 """
 
 from __future__ import annotations

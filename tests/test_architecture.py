@@ -1,0 +1,106 @@
+"""The layout stays readable: packages import only downstream of the data flow, no import cycles,
+no module past ~400 lines without a reason in its docstring (see docs/architecture.md)."""
+
+from __future__ import annotations
+
+import ast
+from collections import defaultdict
+from pathlib import Path
+
+PACKAGE = Path(__file__).resolve().parents[1] / "judgekit"
+MAX_LINES = 400
+# package -> the judgekit packages it may import (module-level); docs/architecture.md explains why.
+ALLOWED = {
+    "schema": set(),
+    "files": set(),
+    "_version": set(),
+    "_compat": set(),
+    "stats": set(),
+    "rubrics": {"files", "schema"},
+    "data": {"files", "schema"},
+    "backends": {"files", "schema"},
+    "bias": {"schema", "stats"},
+    "judging": {"_version", "backends", "bias", "data", "rubrics", "schema", "stats"},
+    "calibrate": {
+        "_version",
+        "backends",
+        "bias",
+        "data",
+        "files",
+        "judging",
+        "rubrics",
+        "schema",
+        "stats",
+    },
+    "ci": {"backends", "data", "judging", "rubrics", "schema", "stats"},
+    "cli": {"backends", "calibrate", "ci", "data", "judging", "rubrics", "files", "schema"},
+}
+
+
+def _module(path: Path) -> str:
+    parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _imports() -> dict[str, set[str]]:
+    """Module -> judgekit modules it imports at module level (TYPE_CHECKING and lazy ones aside)."""
+    graph: dict[str, set[str]] = defaultdict(set)
+    modules = {_module(path) for path in PACKAGE.rglob("*.py")}
+    for path in PACKAGE.rglob("*.py"):
+        for node in ast.parse(path.read_text()).body:
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("judgekit"):
+                for alias in node.names:  # `from pkg import submodule` imports the submodule
+                    sub = f"{node.module}.{alias.name}"
+                    graph[_module(path)].add(sub if sub in modules else node.module)
+            elif isinstance(node, ast.Import):
+                names = {a.name for a in node.names}
+                graph[_module(path)] |= {n for n in names if n.startswith("judgekit")}
+    return graph
+
+
+def _package(module: str) -> str:
+    parts = module.split(".")
+    return parts[1] if len(parts) > 1 else "(root)"
+
+
+def test_packages_import_only_downstream_of_the_flow() -> None:
+    wrong = sorted(
+        f"{module} imports {target}"
+        for module, targets in _imports().items()
+        for target in targets
+        if _package(module) != "(root)"
+        and _package(target) != _package(module)
+        and _package(target) not in ALLOWED[_package(module)]
+    )
+    assert wrong == []
+
+
+def test_no_import_cycles() -> None:
+    graph = _imports()
+    state: dict[str, int] = {}
+    cycles = []
+
+    def visit(module: str, stack: list[str]) -> None:
+        state[module] = 1
+        for target in sorted(graph.get(module, ())):
+            if state.get(target) == 1:
+                cycles.append([*stack[stack.index(target) :], target])
+            elif target not in state:
+                visit(target, [*stack, target])
+        state[module] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [module])
+    assert cycles == []
+
+
+def test_modules_stay_small_or_say_why() -> None:
+    long = []
+    for path in PACKAGE.rglob("*.py"):
+        text = path.read_text()
+        n = text.count("\n")
+        docstring = ast.get_docstring(ast.parse(text)) or ""
+        if n > MAX_LINES and "lines:" not in docstring:
+            long.append(f"{path.relative_to(PACKAGE)} ({n} lines)")
+    assert long == []
