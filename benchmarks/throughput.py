@@ -40,21 +40,21 @@ import re
 import resource
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 import uuid
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager, suppress
+from collections.abc import Sequence
+from contextlib import suppress
+from dataclasses import asdict
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from judgekit.backends.local_server import LocalVLLMServer, scrape_metrics, stop_process_group
 from judgekit.backends.vllm_engine import cpu_dtype, is_cpu_build
 
 REPO = Path(__file__).resolve().parents[1]
@@ -72,11 +72,6 @@ PAIRWISE_RUBRIC = "pairwise_preference@v1"
 SUMMARIZE = "Summarize the news article given as input in a few sentences."
 #: H100 SXM / H200 dense bf16 peak (no sparsity), FLOP/s.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}
-SERVER_ENV_CPU = {
-    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    "VLLM_CPU_KVCACHE_SPACE": "2",
-    "HF_HUB_OFFLINE": "1",
-}
 
 
 # ----------------------------------------------------------------------------------------------
@@ -375,137 +370,6 @@ def parse_verdict(text: str, cue: str, labels: Sequence[str]) -> str | None:
 
 
 # ----------------------------------------------------------------------------------------------
-# server
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def http_get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read().decode()
-
-
-def scrape_prefix_cache(root: str) -> dict[str, float]:
-    """``vllm:prefix_cache_{queries,hits}_total`` and prompt/generation token totals."""
-    wanted = {
-        "vllm:prefix_cache_queries_total": "queries",
-        "vllm:prefix_cache_hits_total": "hits",
-        "vllm:prompt_tokens_total": "prompt_tokens",
-        "vllm:generation_tokens_total": "generation_tokens",
-    }
-    out = dict.fromkeys(wanted.values(), 0.0)
-    try:
-        text = http_get(root + "/metrics")
-    except OSError:
-        return out
-    for line in text.splitlines():
-        if line.startswith("#"):
-            continue
-        name = line.split("{", 1)[0].split(" ", 1)[0]
-        if name in wanted:
-            out[wanted[name]] += float(line.rsplit(" ", 1)[1])
-    return out
-
-
-@contextmanager
-def vllm_server(spec: dict[str, Any], log: Path) -> Iterator[tuple[str, subprocess.Popen]]:
-    """One vLLM OpenAI server on a free loopback port; killed (process group) on exit."""
-    port = free_port()
-    command = [
-        sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-        "--model", spec["model_dir"], "--served-model-name", "judge",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--max-model-len", str(spec["max_model_len"]), "--dtype", spec["dtype"],
-        "--max-logprobs", "20", "--enable-prompt-tokens-details",
-        "--seed", "0", "--load-format", spec["load_format"],
-    ]  # fmt: skip
-    env = dict(os.environ)
-    if spec["device"] == "cpu":
-        cores = sorted(os.sched_getaffinity(0))
-        env.update(SERVER_ENV_CPU)
-        env.setdefault("VLLM_CPU_OMP_THREADS_BIND", f"{cores[0]}-{cores[-1]}")
-        env.setdefault("OMP_NUM_THREADS", str(len(cores)))
-        command.append("--enforce-eager")  # as the in-process engine does on CPU
-    else:
-        command += ["--gpu-memory-utilization", str(spec["gpu_memory_utilization"])]
-    if spec.get("offline"):
-        env["HF_HUB_OFFLINE"] = "1"
-    with log.open("wb") as out:
-        proc = subprocess.Popen(
-            command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    pid_file = spec.get("server_pid_file")
-    if pid_file:
-        Path(pid_file).write_text(str(proc.pid))
-    root = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 900
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"vLLM server exited ({proc.returncode}):\n{_tail(log)}")
-            try:
-                http_get(root + "/health", timeout=2)
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise RuntimeError(f"vLLM server not healthy in 900 s:\n{_tail(log)}") from None
-                time.sleep(1)
-        yield root, proc
-    finally:
-        stop_group(proc.pid, proc)
-
-
-def stop_group(pgid: int, proc: subprocess.Popen | None = None) -> None:
-    """SIGTERM a process group, SIGKILL it if it lingers (no error if already gone).
-
-    With ``proc`` (the group leader, our child) it is reaped, so a dead leader is not mistaken
-    for a live group.
-    """
-    try:
-        os.killpg(pgid, signal.SIGTERM)
-    except ProcessLookupError:
-        return
-    if proc is not None:
-        with suppress(subprocess.TimeoutExpired):
-            proc.wait(timeout=30)
-    else:
-        deadline = time.monotonic() + 30
-        while time.monotonic() < deadline:
-            if not _group_alive(pgid):
-                return
-            time.sleep(0.5)
-    try:
-        os.killpg(pgid, signal.SIGKILL)
-    except ProcessLookupError:
-        return
-    if proc is not None:
-        proc.wait(timeout=30)
-
-
-def _group_alive(pgid: int) -> bool:
-    """Any non-zombie process left in the group (a zombie leader still answers killpg)."""
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[2]) == pgid and fields[0] != "Z":
-            return True
-    return False
-
-
-def _tail(log: Path, n: int = 3000) -> str:
-    try:
-        return log.read_text(errors="replace")[-n:]
-    except OSError:
-        return ""
-
-
-# ----------------------------------------------------------------------------------------------
 # the worker: one system, both workloads, in its own process
 
 
@@ -717,13 +581,22 @@ def _server_worker(
     from judgekit.rubrics import load_rubric
 
     log = Path(spec["out_dir"]) / "server.log"
+    extra = ["--seed", "0", "--load-format", spec["load_format"]]
+    if spec["device"] != "cpu":
+        extra += ["--gpu-memory-utilization", str(spec["gpu_memory_utilization"])]
     t0 = time.perf_counter()
-    with vllm_server(spec, log) as (root, _proc):
+    with LocalVLLMServer(
+        spec["model_dir"], served_model_name="judge", dtype=spec["dtype"],
+        max_model_len=spec["max_model_len"], extra_args=extra, log=log,
+    ) as server:  # fmt: skip
+        # run_system kills the server's group from this file if this worker is killed
+        Path(spec["server_pid_file"]).write_text(str(server.process.pid))
+        server.wait_healthy(timeout=900)
         result["engine_load_s"] = time.perf_counter() - t0
         result["server_log"] = str(log)
         backend = OpenAIServer(
             ServerOptions(
-                base_url=root + "/v1",
+                base_url=server.base_url,
                 tokenizer=spec["model_dir"],
                 max_concurrency=spec["concurrency"],
                 timeout=600,
@@ -734,14 +607,14 @@ def _server_worker(
                 rubric = load_rubric(rubric_ref)
                 judge(_warmup_items(rubric.manifest.mode), rubric, backend=backend,
                       variants=spec["variants"])  # fmt: skip
-                before = scrape_prefix_cache(root)
+                before = scrape_metrics(server.url)
                 t = time.perf_counter()
                 run = judge(items, rubric, backend=backend, variants=spec["variants"],
                             batch_size=spec["server_batch_size"])  # fmt: skip
                 wall = time.perf_counter() - t
-                after = scrape_prefix_cache(root)
+                after = scrape_metrics(server.url)
                 row = _judge_row(run, wall)
-                row["server_metrics"] = {k: after[k] - before[k] for k in after}
+                row["server_metrics"] = asdict(after - before)
                 row["concurrency"] = spec["concurrency"]
                 row["batch_size"] = spec["server_batch_size"]
                 row["wire"] = backend.stats.as_dict()
@@ -874,9 +747,9 @@ def run_system(system: str, spec: dict[str, Any], out_dir: Path, timeout: float)
         rc = None
     finally:
         if proc.poll() is None:
-            stop_group(proc.pid, proc)
+            stop_process_group(proc.pid, proc)
         if pid_file.is_file():  # the worker's server: never leave it running
-            stop_group(int(pid_file.read_text()))
+            stop_process_group(int(pid_file.read_text()))
     elapsed = time.perf_counter() - t
     if rc == 0 and out.is_file():
         result = json.loads(out.read_text())

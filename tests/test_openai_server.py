@@ -8,21 +8,15 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import os
-import re
-import signal
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
 from fault_proxy import Fault, FaultProxy
 
 from judgekit import create_backend, judge, summarize
+from judgekit.backends.local_server import LocalVLLMServer, scrape_metrics
 from judgekit.backends.openai_server import OpenAIServer
 from judgekit.data.records import read_items
 from judgekit.judging.plan import plan_requests
@@ -36,36 +30,8 @@ POINTWISE = REPO / "examples" / "sample_pointwise.jsonl"
 PAIRWISE = REPO / "examples" / "sample_pairwise.jsonl"
 # eager float32 on both sides; the server batches differently, so allow float noise
 PROB_TOL = 1e-3
-SERVER_ENV = {
-    "VLLM_CPU_OMP_THREADS_BIND": "0-1",
-    "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
-    "OMP_NUM_THREADS": "2",
-    "VLLM_CPU_KVCACHE_SPACE": "1",
-    "HF_HUB_OFFLINE": "1",
-}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def _get(url: str, timeout: float = 5.0) -> str:
-    with urllib.request.urlopen(url, timeout=timeout) as response:
-        return response.read().decode()
-
-
-def _stop(proc: subprocess.Popen) -> None:
-    """SIGTERM the server's process group (API server + engine core), SIGKILL if it lingers."""
-    if proc.poll() is not None:
-        return
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(timeout=30)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait(timeout=30)
+#: 1 GiB of KV cache each: two servers and the engine share this machine's memory
+SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
 
 
 @pytest.fixture(scope="module")
@@ -81,41 +47,19 @@ def model_dir() -> Path:
 def servers(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
     """Two vLLM OpenAI servers (eager, float32) on free loopback ports: their root URLs."""
     logs = tmp_path_factory.mktemp("vllm-servers")
-    env = {**os.environ, **SERVER_ENV}
-    started: list[tuple[subprocess.Popen, str, Path]] = []
-    try:
-        for i in range(2):
-            port, log = _free_port(), logs / f"server{i}.log"
-            command = [
-                sys.executable, "-m", "vllm.entrypoints.openai.api_server",
-                "--model", str(model_dir), "--served-model-name", "smollm2",
-                "--host", "127.0.0.1", "--port", str(port),
-                "--max-model-len", "2048", "--dtype", "float32", "--max-logprobs", "20",
-                "--enforce-eager", "--enable-prompt-tokens-details",
-            ]  # fmt: skip
-            with log.open("wb") as out:
-                proc = subprocess.Popen(
-                    command, env=env, stdout=out, stderr=subprocess.STDOUT, start_new_session=True
+    with ExitStack() as stack:
+        started = [
+            stack.enter_context(
+                LocalVLLMServer(
+                    model_dir, served_model_name="smollm2", dtype="float32", max_model_len=2048,
+                    enforce_eager=True, env=SERVER_ENV, log=logs / f"server{i}.log",
                 )
-            started.append((proc, f"http://127.0.0.1:{port}", log))
-        deadline = time.monotonic() + 300
-        for proc, url, log in started:
-            while True:
-                if proc.poll() is not None:
-                    pytest.fail(
-                        f"vLLM server exited ({proc.returncode}):\n{log.read_text()[-3000:]}"
-                    )
-                try:
-                    _get(url + "/health", timeout=2)
-                    break
-                except OSError:
-                    if time.monotonic() > deadline:
-                        pytest.fail(f"vLLM server not healthy in 300 s:\n{log.read_text()[-3000:]}")
-                    time.sleep(1)
-        yield [url for _, url, _ in started]
-    finally:
-        for proc, _, _ in started:
-            _stop(proc)
+            )
+            for i in range(2)
+        ]  # fmt: skip
+        for server in started:  # both load at once
+            server.wait_healthy(timeout=300)
+        yield [server.url for server in started]
 
 
 def _by_key(judgments: list[Judgment]) -> dict[tuple[str, str, str | None], Judgment]:
@@ -256,19 +200,11 @@ def test_text_fallback_without_prefill_is_marked_and_counted(servers: list[str])
         assert "logprobs" not in record.body and "continue_final_message" not in record.body
 
 
-def _metric(root: str, name: str) -> float:
-    text = _get(root + "/metrics")
-    return sum(
-        float(m) for m in re.findall(rf"^{re.escape(name)}(?:{{[^}}]*}})? (\S+)$", text, re.M)
-    )
-
-
 def test_two_replicas_keep_each_prefix_on_one_server(servers: list[str]) -> None:
     """Requests spread over both servers; a prefix group never spans two; both caches hit."""
     rubric = load_rubric("overall_quality@v1")
     items = read_items(POINTWISE, "pointwise")
-    names = ("vllm:prefix_cache_queries_total", "vllm:prefix_cache_hits_total")
-    before = [[_metric(root, name) for name in names] for root in servers]
+    before = [scrape_metrics(root) for root in servers]
     with FaultProxy(servers[0]) as first, FaultProxy(servers[1]) as second:
         proxies = (first, second)
         backend = create_backend("openai", base_url=[p.base_url for p in proxies])
@@ -287,15 +223,15 @@ def test_two_replicas_keep_each_prefix_on_one_server(servers: list[str]) -> None
             assert all(backend.replica_for(key) == next(iter(r)) for key, r in seen.items())
         finally:
             backend.close()
-    after = [[_metric(root, name) for name in names] for root in servers]
+    after = [scrape_metrics(root) for root in servers]
     counts = [len(p.chat_records()) for p in proxies]
     print("requests per replica:", counts, "prefix groups:", len(seen))
-    print("prefix cache (queries, hits) before/after:", before, after)
+    print("server metrics before/after:", before, after)
     assert len(run.judgments) == len(items) * 3 and stats.errors == 0
     assert set(seen) == set(prefix_of.values())
     assert all(len(replicas) == 1 for replicas in seen.values()), "a prefix went to two replicas"
     assert all(count > 0 for count in counts) and stats.per_replica == counts
-    for (queries0, hits0), (queries1, hits1) in zip(before, after, strict=True):
-        assert queries1 > queries0 and hits1 > hits0
+    for then, now in zip(before, after, strict=True):
+        assert now.queries > then.queries and now.hits > then.hits
     assert backend.identity.settings["replicas"] == 2
     assert not any("127.0.0.1" in str(v) for v in backend.identity.settings.values())

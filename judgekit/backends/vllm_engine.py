@@ -71,18 +71,28 @@ def cpu_dtype() -> str:
     return "bfloat16" if ("avx512_bf16" in flags or "amx_bf16" in flags) else "float32"
 
 
-def _configure_cpu_env() -> None:
-    """Use every core for compute; the CPU build's default reserves one and runs 1.7x slower."""
+def cpu_env_defaults(in_process: bool = True) -> dict[str, str]:
+    """Use every core for compute; the CPU build's default reserves one and runs 1.7x slower.
+
+    ``local_server`` starts servers with the same settings (``in_process=False``: the API server
+    runs its engine in processes of its own, so the in-process switch is left out).
+    """
     cores = sorted(os.sched_getaffinity(0))
-    defaults = {
+    env = {
         "VLLM_CPU_OMP_THREADS_BIND": f"{cores[0]}-{cores[-1]}" if len(cores) > 1 else str(cores[0]),
         "VLLM_CPU_NUM_OF_RESERVED_CPU": "0",
         "OMP_NUM_THREADS": str(len(cores)),
         "VLLM_CPU_KVCACHE_SPACE": "2",
-        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
         "VLLM_USE_AOT_COMPILE": "0",
     }
-    for key, value in defaults.items():
+    if in_process:
+        env["VLLM_ENABLE_V1_MULTIPROCESSING"] = "0"
+    return env
+
+
+def _configure_cpu_env() -> None:
+    """The CPU defaults, for the variables this process has not set itself."""
+    for key, value in cpu_env_defaults().items():
         os.environ.setdefault(key, value)
 
 
