@@ -32,9 +32,9 @@ def test_builtin_rubrics_load_with_three_variants() -> None:
 
 
 def test_reference_forms() -> None:
-    assert load_rubric("overall_quality").version == 1
+    assert load_rubric("overall_quality").version == 2  # the latest published version
     assert load_rubric("overall_quality@v1").ref == load_rubric("overall_quality@1").ref
-    with pytest.raises(RubricError, match="versions \\[1\\], not v9"):
+    with pytest.raises(RubricError, match="versions \\[1, 2\\], not v9"):
         load_rubric("overall_quality@v9")
     with pytest.raises(RubricError, match="not found"):
         load_rubric("no_such_rubric")
@@ -97,7 +97,7 @@ def test_validation_errors_name_file_and_field(
 def test_user_rubric_dir_is_searched_first(tmp_path: Path) -> None:
     root = _copy(tmp_path)
     _edit_manifest(root, description="my own copy")
-    assert load_rubric("overall_quality", paths=[root]).manifest.description == "my own copy"
+    assert load_rubric("overall_quality@v1", paths=[root]).manifest.description == "my own copy"
 
 
 def test_candidate_text_is_data_never_template() -> None:

@@ -77,7 +77,7 @@ def outputs_from_run(run: JudgeRun) -> JudgeOutputs:
     labels = run.rubric.labels
     ids = [item.id for item in run.items]
     values = np.asarray(run.rubric.values, dtype=float)
-    table = item_table(run.judgments, labels, ids)
+    table = item_table(run.judgments, labels, ids, run.rubric.variants)
     per_variant_controls = Controls(swap=run.controls.swap, swap_method=run.controls.swap_method)
     variant_scores = {
         name: combine(

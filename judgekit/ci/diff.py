@@ -111,7 +111,7 @@ def run_item_scores(path: Path | str) -> tuple[str, str, pd.Series]:
         RunManifest.model_validate_json(meta.read_text()).controls if meta.is_file() else Controls()
     )
     ids = list(dict.fromkeys(j.item_id for j in judgments))
-    probs = combine(item_table(judgments, rubric.labels, ids), controls)
+    probs = combine(item_table(judgments, rubric.labels, ids, rubric.variants), controls)
     scores = probs @ np.asarray(rubric.values, dtype=float)
     return rubric.ref, rubric.hash, pd.Series(scores, index=ids)
 

@@ -39,10 +39,20 @@ class ItemTable:
 
 
 def item_table(
-    judgments: Sequence[Judgment], labels: Sequence[str], item_ids: Sequence[str]
+    judgments: Sequence[Judgment],
+    labels: Sequence[str],
+    item_ids: Sequence[str],
+    variant_order: Sequence[str] = (),
 ) -> ItemTable:
-    """Arrange judgments by item, variant and order (pairwise orders AB/BA, pointwise '-')."""
-    variants = tuple(dict.fromkeys(j.variant for j in judgments))
+    """Arrange judgments by item, variant and order (pairwise orders AB/BA, pointwise '-').
+
+    Variants come in ``variant_order`` (the rubric's), then any others in order of appearance,
+    so the table does not depend on the order requests were submitted in.
+    """
+    present = dict.fromkeys(j.variant for j in judgments)
+    variants = tuple(v for v in variant_order if v in present) + tuple(
+        v for v in present if v not in variant_order
+    )
     row = {item_id: i for i, item_id in enumerate(item_ids)}
     col = {variant: v for v, variant in enumerate(variants)}
     probs: dict[str, np.ndarray] = {}

@@ -1,9 +1,12 @@
-"""Items x rubric variants x answer orders -> label requests, grouped by shared prefix.
+"""Items x rubric variants x answer orders -> label requests, ordered by shared prefix.
 
-A prompt is [rubric variant's instructions][question][candidate answer(s)][answer cue]. Every
-request with the same variant and question shares everything up to the candidate text, so the
-requests are ordered to keep each such group contiguous: submitted back to back, the engine's
-prefix cache computes the shared blocks once.
+Requests are sorted by their prompt text (system message, then user message): in that order any
+set of prompts sharing a prefix is contiguous, whatever the rubric puts first. A v1 rubric's
+variant text comes first, so its requests group by variant, then question; a rubric that puts
+the shared material first and the variant's instruction last (``overall_quality@v2``) groups all
+variants and answer orders of an item together, and they share everything but their tail.
+Submitted back to back, the engine's prefix cache computes each shared block once.
+``prefix_key`` (system text + question + context) routes a prefix family to one server replica.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 from judgekit.rubrics import Rubric
-from judgekit.schema import Item, LabelRequest, Order
+from judgekit.schema import Item, LabelRequest, Message, Order
 
 
 @dataclass(frozen=True, slots=True)
@@ -39,32 +42,30 @@ def plan_requests(
 ) -> list[PlannedRequest]:
     """Every request for a run, ordered so that requests sharing a prefix are adjacent.
 
-    Pairwise items are judged in both orders (AB and BA) when ``swap`` is on; both orders share
-    the rubric and question, so they sit in the same prefix group.
+    Pairwise items are judged in both orders (AB and BA) when ``swap`` is on.
     """
     chosen = tuple(variants) if variants else rubric.variants
     orders: tuple[Order | None, ...] = (
         (("AB", "BA") if swap else ("AB",)) if rubric.manifest.mode == "pairwise" else (None,)
     )
-    groups: dict[str, list[PlannedRequest]] = {}
+    planned = []
     for variant in chosen:
         for item in items:
-            prefix = _prefix_key(rubric, variant, item)
             for order in orders:
                 messages = rubric.render(variant, item, swap=order == "BA")
                 request = LabelRequest(
                     key=request_key(item.id, variant, order),
                     messages=messages,
                     labels=rubric.labels,
-                    prefix_key=prefix,
+                    prefix_key=_prefix_key(messages, item),
                 )
-                groups.setdefault(prefix, []).append(PlannedRequest(item, variant, order, request))
-    return [planned for group in groups.values() for planned in group]
+                planned.append(PlannedRequest(item, variant, order, request))
+    return sorted(planned, key=lambda p: tuple(m.content for m in p.request.messages))
 
 
-def _prefix_key(rubric: Rubric, variant: str, item: Item) -> str:
-    digest = hashlib.sha256(f"{rubric.hash}\0{variant}\0{item.question}\0{item.context}".encode())
-    return digest.hexdigest()[:16]
+def _prefix_key(messages: Sequence[Message], item: Item) -> str:
+    text = f"{messages[0].content}\0{item.question}\0{item.context}"
+    return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
 def batches(planned: Sequence[PlannedRequest], size: int) -> Iterator[list[PlannedRequest]]:

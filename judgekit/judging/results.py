@@ -40,7 +40,12 @@ class JudgeRun:
     item_probs: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
-        self.table = item_table(self.judgments, self.rubric.labels, [i.id for i in self.items])
+        self.table = item_table(
+            self.judgments,
+            self.rubric.labels,
+            [i.id for i in self.items],
+            self.rubric.variants,
+        )
         self.item_probs = combine(self.table, self.controls)
 
     @property
