@@ -102,3 +102,57 @@ class ChatEncoder:
 
     def special_count(self, ids: Sequence[int]) -> int:
         return sum(i in self.special_ids for i in ids)
+
+
+@dataclass(frozen=True)
+class RenderedPrompt:
+    """One request as the judge sees it, for ``judgekit render`` and for tests."""
+
+    key: str
+    ids: list[int]
+    marked_text: str
+    n_special: int
+    shared_prefix: int
+    slot: AnswerSlot
+
+
+def render_requests(encoder: ChatEncoder, requests: Sequence[LabelRequest]) -> list[RenderedPrompt]:
+    """The prompts ``requests`` become, in order.
+
+    ``marked_text`` shows each special token as ``⟦token⟧``; ``shared_prefix`` counts the leading
+    tokens shared with the previous request of the same prefix group (what the prefix cache can
+    reuse, in whole blocks), 0 for the first of a group.
+    """
+    last: dict[str, list[int]] = {}
+    out = []
+    for request in requests:
+        prompt = encoder.prompt(request)
+        ids = prompt.ids
+        pieces = [
+            f"⟦{encoder.tokenizer.decode([t])}⟧" if t in encoder.special_ids else None for t in ids
+        ]
+        text, run = [], []
+        for token, piece in zip(ids, pieces, strict=True):
+            if piece is None:
+                run.append(token)
+                continue
+            text += [encoder.tokenizer.decode(run), piece]
+            run = []
+        text.append(encoder.tokenizer.decode(run))
+        previous = last.get(request.prefix_key, [])
+        shared = next(
+            (k for k, (a, b) in enumerate(zip(ids, previous, strict=False)) if a != b),
+            min(len(ids), len(previous)),
+        )
+        last[request.prefix_key] = ids
+        out.append(
+            RenderedPrompt(
+                request.key,
+                ids,
+                "".join(text),
+                encoder.special_count(ids),
+                shared,
+                encoder.answer_slot(request),
+            )
+        )
+    return out

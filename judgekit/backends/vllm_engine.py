@@ -268,6 +268,19 @@ def _read(slot: AnswerSlot, outputs: dict[TokenSeq, Any], n_prompt: int) -> Labe
         return LabelLogprobs({}, n_prompt, cached, f"engine omitted label token {missing}")
 
 
+def chat_encoder(model: str | None = None) -> ChatEncoder:
+    """The prompt encoder of a judge model without starting an engine (``judgekit render``).
+
+    It loads the same tokenizer files vLLM loads for ``model`` (None = embedded SmolLM2), so its
+    ids are the ones ``VLLMEngine.score`` sends.
+    """
+    from transformers import AutoTokenizer
+
+    if model is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return ChatEncoder(AutoTokenizer.from_pretrained(_resolve_model(model)[0]))
+
+
 def _resolve_model(model: str | None) -> tuple[str, str]:
     """(what vLLM loads, a fingerprint of the weights) for a model argument."""
     if model is None:
