@@ -50,6 +50,20 @@ def judge(
     max_concurrency: Annotated[
         int, typer.Option(help="--backend openai: in-flight requests per replica.")
     ] = 8,
+    prefill: Annotated[
+        bool,
+        typer.Option(
+            help="--backend openai: continue the rubric's answer cue as an assistant message "
+            "(vLLM, SGLang); --no-prefill for hosted APIs that reject continue_final_message."
+        ),
+    ] = True,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="--backend openai: local tokenizer dir of the judge; resolves the answer slot "
+            "as the engine does and asks for exact label log-probabilities."
+        ),
+    ] = None,
     variant: Annotated[
         list[str] | None, typer.Option(help="Prompt variant(s) to use (default: all).")
     ] = None,
@@ -119,6 +133,8 @@ def judge(
             model=model,
             api_key_env=api_key_env,
             max_concurrency=max_concurrency,
+            prefill=prefill,
+            tokenizer=tokenizer,
         )
     else:
         backend = create_backend(
