@@ -80,7 +80,9 @@ def judge(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Requests per engine call.")] = 64,
     max_model_len: Annotated[int, typer.Option(help="Engine context length.")] = 4096,
-    dtype: Annotated[str, typer.Option(help="Engine dtype.")] = "auto",
+    dtype: Annotated[
+        str | None, typer.Option(help="Engine dtype (default: $JUDGEKIT_DTYPE, else 'auto').")
+    ] = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="GPUs per engine.")] = 1,
     gpu_memory_utilization: Annotated[float, typer.Option(help="GPU memory fraction.")] = 0.9,
     summary_json: Annotated[
@@ -141,7 +143,7 @@ def judge(
             "vllm",
             model=model,
             max_model_len=max_model_len,
-            dtype=dtype,
+            **({"dtype": dtype} if dtype else {}),
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )
