@@ -330,6 +330,9 @@ class OpenAIServer:
             return bool(content[0]["top_logprobs"])
         except (_Rejected, _Malformed, KeyError, IndexError, TypeError):
             return False
+        except _Retryable as err:
+            url = self._options.base_url[replica]
+            raise ConnectionError(f"{url} failed the logprob_token_ids check: {err}") from err
 
     async def _score_all(self, requests: list[LabelRequest]) -> list[LabelLogprobs]:
         results: list[LabelLogprobs | None] = [None] * len(requests)
