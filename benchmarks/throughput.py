@@ -641,8 +641,7 @@ def _profiler(spec: dict[str, Any]) -> Any:
 #: Where time goes, by the function that owns it (cumulative time of the outermost match).
 PROFILE_BUCKETS = {
     "engine (vLLM LLM.generate)": ("vllm/entrypoints/llm.py", "generate"),
-    "chat template rendering (VLLMEngine._render)": ("vllm_engine.py", "_render"),
-    "tokenisation (VLLMEngine._encode)": ("vllm_engine.py", "_encode"),
+    "chat rendering + tokenisation (ChatEncoder.encode_chat)": ("prompt.py", "encode_chat"),
     "label read-out (vllm_engine._read)": ("vllm_engine.py", "_read"),
     "prompt planning (prompts.plan_requests)": ("judgekit/prompts.py", "plan_requests"),
     "scoring + Judgment rows (runner._judgment)": ("judgekit/runner.py", "_judgment"),
@@ -679,7 +678,7 @@ def _profile_report(profiler: Any, wall: float, out_dir: Path, name: str) -> dic
         "top_self_time_s": top,
         "file": str(path),
         "note": "cProfile (deterministic) inflates Python-heavy parts; buckets can nest "
-        "(_render and _encode run inside VLLMEngine.score, not inside LLM.generate).",
+        "(encode_chat runs inside VLLMEngine.score, not inside LLM.generate).",
     }
 
 

@@ -28,8 +28,9 @@ pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[1]
 POINTWISE = REPO / "examples" / "sample_pointwise.jsonl"
 PAIRWISE = REPO / "examples" / "sample_pairwise.jsonl"
-# eager float32 on both sides; the server batches differently, so allow float noise
-PROB_TOL = 1e-3
+# the server batches differently from the engine: float32 results agree to float noise, bf16
+# results (AVX-512 machines, JUDGEKIT_DTYPE=bfloat16) depend on the batch in the 2nd decimal
+PROB_TOL = {"float32": 1e-3, "bfloat16": 2e-2}
 #: 1 GiB of KV cache each: two servers and the engine share this machine's memory
 SERVER_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1", "HF_HUB_OFFLINE": "1"}
 
@@ -69,20 +70,29 @@ def _by_key(judgments: list[Judgment]) -> dict[tuple[str, str, str | None], Judg
 
 
 def _assert_agree(server: list[Judgment], engine: list[Judgment]) -> float:
-    """Same keys, same validity, same prompt tokens, probabilities within PROB_TOL; max diff."""
+    """Same keys, validity, prompt tokens and argmax; probabilities within the dtype's tolerance.
+
+    The server reads the top 20 tokens unless it was given the tokenizer (exact label ids), so
+    against the engine's exact probabilities its mass may only be lower by what fell outside.
+    """
     ours, theirs = _by_key(server), _by_key(engine)
     assert ours.keys() == theirs.keys()
+    tol = max(PROB_TOL[j.engine_settings["dtype"]] for j in engine)
+    exact = all(j.engine_settings["label_logprobs"] == "exact" for j in server)
     worst = 0.0
     for key, s in ours.items():
         e = theirs[key]
         assert s.num_prompt_tokens == e.num_prompt_tokens, key
-        assert s.label_mass == pytest.approx(e.label_mass, abs=PROB_TOL), key
+        if exact:
+            assert s.label_mass == pytest.approx(e.label_mass, abs=tol), key
+        else:
+            assert s.label_mass <= e.label_mass + tol, key
         assert s.valid == e.valid, key
         if s.valid:
             assert s.label == e.label, key
             for label, p in s.label_probs.items():
                 worst = max(worst, abs(p - e.label_probs[label]))
-    assert worst <= PROB_TOL
+    assert worst <= tol
     return worst
 
 
@@ -108,6 +118,8 @@ def test_server_agrees_with_offline_engine(servers: list[str], engine, model_dir
         assert server.stats.errors == 0 and server.stats.faults == {}
         settings = server.identity.settings
         assert settings["replicas"] == 1 and settings["label_source"] == "logprobs"
+        assert settings["label_logprobs"] == "top20"
+        assert by_tokenizer.identity.settings["label_logprobs"] == "exact"
     finally:
         server.close()
         by_tokenizer.close()
@@ -194,7 +206,8 @@ def test_text_fallback_without_prefill_is_marked_and_counted(servers: list[str])
     assert stats.fallbacks == len(items) and stats.errors == 0
     for j in run.judgments:
         assert j.engine_settings["label_source"] == "text"
-        assert j.label_mass in (0.0, 1.0)  # a parsed label has probability 1, else it is invalid
+        assert j.label_mass == 0.0  # a parsed label is one-hot; no probability was measured
+        assert j.engine_settings["label_logprobs"] == "text"
     for record in proxy.chat_records():
         assert record.body["messages"][-1]["role"] == "user"
         assert "logprobs" not in record.body and "continue_final_message" not in record.body

@@ -1,23 +1,31 @@
 """The contract every judge backend implements, and how label tokens are found in context.
 
 A backend takes label requests and returns, in the same order, the log-probabilities its judge put
-on each label as the first generated token. Everything after that (renormalising, label mass,
-expected score, bias controls) is shared code, so the offline engine and a server give the same
-numbers for the same logits.
+on each label as the text that follows the prompt. Everything after that (renormalising, label
+mass, expected score, bias controls) is shared code, so the offline engine and a server give the
+same numbers for the same logits.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+import math
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
+TokenSeq = tuple[int, ...]
+
 
 @runtime_checkable
 class Backend(Protocol):
-    """Requests in, same-order label log-probabilities out."""
+    """Requests in, same-order label log-probabilities out.
+
+    A backend may also define ``prepare(requests)``: the runner calls it once before reading
+    ``identity``, so choices the backend makes from the requests (a probed prompt ending) are part
+    of the identity that keys stored results.
+    """
 
     @property
     def identity(self) -> JudgeIdentity: ...
@@ -28,62 +36,117 @@ class Backend(Protocol):
 
 
 class LabelTokenError(ValueError):
-    """A rubric's labels cannot each be read from one token of this judge's tokenizer."""
+    """A rubric's labels cannot be read as clean token continuations of the prompt."""
 
 
 @dataclass(frozen=True)
 class AnswerSlot:
-    """Where the prompt ends and which token ids spell each label right after it.
+    """Where the prompt ends and which token sequences spell each label right after it.
 
     ``tail`` replaces the rubric's answer cue as the text the assistant turn starts with.
-    A label may have several single-token spellings (``"A"`` and ``" A"``); their probabilities add.
+    ``sequences[label]`` lists the label's spellings as token ids in context; a one-token label
+    may have several (``"A"`` and ``" A"``), and their probabilities add. A label of several
+    tokens (``"10"`` = ``"1"``, ``"0"``) has one spelling, its tokenisation in context.
     """
 
     tail: str
-    token_ids: dict[str, tuple[int, ...]]
+    sequences: dict[str, tuple[TokenSeq, ...]]
+
+    @property
+    def single_token(self) -> bool:
+        """True when one forward pass over the prompt reads every label."""
+        return all(len(s) == 1 for seqs in self.sequences.values() for s in seqs)
+
+    def queries(self) -> dict[TokenSeq, tuple[int, ...]]:
+        """Each token prefix to run after the prompt (``()`` = the prompt itself) -> the next
+        token ids whose exact log-probabilities it must return."""
+        wanted: dict[TokenSeq, dict[int, None]] = {}
+        for seqs in self.sequences.values():
+            for seq in seqs:
+                for j, token in enumerate(seq):
+                    wanted.setdefault(seq[:j], {})[token] = None
+        return {prefix: tuple(ids) for prefix, ids in wanted.items()}
+
+
+def label_logprobs(
+    slot: AnswerSlot, next_logprobs: Mapping[TokenSeq, Mapping[int, float]]
+) -> dict[str, float]:
+    """Exact label log-probabilities from the next-token log-probabilities of ``slot.queries()``.
+
+    A spelling's probability is the product of its tokens' conditional probabilities. When one
+    label's spelling is a prefix of another's (``"1"`` and ``"10"``), the shorter one gets only
+    the mass that does not go on into the longer one: P("1") - P("10"), the probability that the
+    judge writes "1" and not "10". So the label masses never sum past 1. Labels with zero
+    probability are left out (the scorer counts them as zero).
+    """
+    seqs = [s for spellings in slot.sequences.values() for s in spellings]
+    prob = {s: math.exp(math.fsum(next_logprobs[s[:j]][s[j]] for j in range(len(s)))) for s in seqs}
+    out: dict[str, float] = {}
+    for label, spellings in slot.sequences.items():
+        total = 0.0
+        for s in spellings:
+            longer = [t for t in seqs if len(t) > len(s) and t[: len(s)] == s]
+            nearest = [t for t in longer if not any(_extends(t, u) for u in longer)]
+            total += max(0.0, prob[s] - math.fsum(prob[t] for t in nearest))
+        if total > 0:
+            out[label] = math.log(total)
+    return out
+
+
+def _extends(seq: TokenSeq, prefix: TokenSeq) -> bool:
+    return len(seq) > len(prefix) and seq[: len(prefix)] == prefix
 
 
 def resolve_answer_slot(
-    encode: Callable[[str], list[int]],
-    render: Callable[[str], str],
-    cue: str,
-    labels: Sequence[str],
+    encode_prompt: Callable[[str], list[int]], cue: str, labels: Sequence[str]
 ) -> AnswerSlot:
-    """Choose the prompt ending so that every label is exactly one token in context.
+    """Choose the prompt ending that spells the labels in the fewest tokens.
 
     BPE tokenizers merge a space into the following word (``" A"``) but often keep digits apart
     (``" "``, ``"3"``), so the right ending differs by tokenizer and label set: try ``cue`` with
-    ``" label"``, then ``cue + " "`` with ``"label"``, and keep the first ending under which every
-    label's spelling is a clean one-token continuation of the rendered prompt. ``render(tail)``
-    gives the full prompt text ending in ``tail``.
+    ``" label"``, then ``cue + " "`` with ``"label"``, then ``cue`` with ``"label"``; an ending
+    qualifies when every label is a clean continuation of the prompt's tokens (the prompt's own
+    tokens unchanged) and no two spellings are equal. The first ending with every label one token
+    wins; otherwise the qualifying ending with the fewest label tokens (multi-token labels are
+    scored exactly, token by token). ``encode_prompt(tail)`` gives the full prompt's token ids
+    ending in ``tail``.
     """
     attempts = ((cue, " {}"), (cue + " ", "{}"), (cue, "{}"))
+    best: tuple[int, AnswerSlot] | None = None
     tried = []
     for tail, primary in attempts:
-        text = render(tail)
-        base = encode(text)
-        token_ids: dict[str, tuple[int, ...]] = {}
+        base = encode_prompt(tail)
+        sequences: dict[str, tuple[TokenSeq, ...]] = {}
         for label in labels:
-            spellings = dict.fromkeys((primary.format(label), label, " " + label))
-            ids = [
-                tid for s in spellings if (tid := _single_token(encode, base, text + s)) is not None
-            ]
-            if _single_token(encode, base, text + primary.format(label)) is None:
+            main = _continuation(base, encode_prompt(tail + primary.format(label)))
+            if main is None:
                 break
-            token_ids[label] = tuple(dict.fromkeys(ids))
+            alternatives = (
+                s
+                for spelling in (label, " " + label)
+                if (s := _continuation(base, encode_prompt(tail + spelling))) is not None
+                and len(s) == 1
+            )
+            sequences[label] = tuple(dict.fromkeys((main, *alternatives)))
         else:
-            flat = [tid for ids in token_ids.values() for tid in ids]
+            flat = [s for seqs in sequences.values() for s in seqs]
             if len(flat) == len(set(flat)):
-                return AnswerSlot(tail=tail, token_ids=token_ids)
+                cost = sum(len(seqs[0]) for seqs in sequences.values())
+                if best is None or cost < best[0]:
+                    best = (cost, AnswerSlot(tail=tail, sequences=sequences))
+                if cost == len(labels):
+                    break
         tried.append(repr(tail + primary.format("<label>")))
-    raise LabelTokenError(
-        f"labels {list(labels)} are not each a single token after the answer cue {cue!r} "
-        f"for this tokenizer (tried {', '.join(tried)}); change the rubric's labels or cue"
-    )
+    if best is None:
+        raise LabelTokenError(
+            f"labels {list(labels)} are not clean token continuations of the answer cue {cue!r} "
+            f"for this tokenizer (tried {', '.join(tried)}); change the rubric's labels or cue"
+        )
+    return best[1]
 
 
-def _single_token(encode: Callable[[str], list[int]], base: list[int], text: str) -> int | None:
-    ids = encode(text)
-    if len(ids) == len(base) + 1 and ids[: len(base)] == base:
-        return ids[-1]
+def _continuation(base: list[int], ids: list[int]) -> TokenSeq | None:
+    """The tokens ``ids`` adds after ``base``, or None when it re-tokenises ``base`` itself."""
+    if len(ids) > len(base) and ids[: len(base)] == base:
+        return tuple(ids[len(base) :])
     return None

@@ -1,8 +1,13 @@
 """A judge behind OpenAI-compatible servers (vLLM, SGLang, hosted APIs), over one or many replicas.
 
-Same contract as the offline engine: one chat completion per request with ``max_tokens=1``,
-``temperature=0`` and the top log-probabilities of that one token; the label log-probabilities go
-back to the runner, which scores them with the one shared ``judgekit.judging.score.score_labels``.
+Same contract as the offline engine: one chat completion per request with ``max_tokens=1`` and
+``temperature=0``; the label log-probabilities go back to the runner, which scores them with the
+one shared ``judgekit.judging.score.score_labels``. With a local copy of the judge's tokenizer
+(``tokenizer=``) the label token ids are known and sent as ``logprob_token_ids`` (vLLM reads the
+field from the request body): every label gets its exact log-probability, as in the engine
+(``label_logprobs="exact"``). Whether the servers accept the field is checked once at start; a
+server that does not, and any run without a tokenizer, reads the top ``top_logprobs`` tokens
+instead (``label_logprobs="top20"``): a label outside them counts as zero.
 
 On vLLM and SGLang the answer cue is sent as the final assistant message and continued
 (``continue_final_message``), so the first generated token is the label exactly as in the engine.
@@ -11,7 +16,13 @@ Over HTTP the server returns token *strings*, not ids: a top token counts for a 
 add up. The prompt ending (``cue`` or ``cue + " "``) is chosen per (cue, label set) either with a
 local copy of the judge's tokenizer (``tokenizer=``: the engine's own ``resolve_answer_slot``) or,
 without one, by probing the first request: keep ``cue`` unless it puts less than
-``probe_min_mass`` on the labels, then use ``cue + " "`` for the rest of the run.
+``probe_min_mass`` on the labels, then use ``cue + " "`` for the rest of the run. The runner calls
+``prepare`` before reading ``identity``, so the probe happens first and the chosen endings are part
+of the identity (``answer_tails``): stored results of two endings never mix.
+
+Without prefill or logprobs (hosted APIs), ``label_source="text"`` parses the generated text: no
+probability is measured, so such a verdict is one-hot with label mass 0.0 and
+``label_logprobs="text"`` in every row (the runner skips the mass threshold for it).
 
 Faults: 429, 5xx, timeouts and connection errors are retried (bounded, jittered exponential
 backoff, Retry-After honoured); other HTTP errors and malformed responses make that one request
@@ -20,7 +31,7 @@ request order. ``stats`` counts attempts, retries and faults by kind for the run
 
 Replicas: every request with the same ``prefix_key`` goes to the same base URL (rendezvous
 hashing), so each server's prefix cache sees the whole prefix group; only when a replica refuses
-connections does a request move on to the next URL in its ranking.
+connections or times out (a hung replica) does a retry move on to the next URL in its ranking.
 
 521 lines: one client (slot resolution, retries, replica routing, fallbacks) whose parts
 share one retry and routing state.
@@ -44,7 +55,8 @@ from typing import Any, Literal, TypeVar
 import openai
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from judgekit.backends.base import resolve_answer_slot
+from judgekit.backends.base import LabelTokenError
+from judgekit.backends.prompt import ChatEncoder
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 T = TypeVar("T")
@@ -85,8 +97,9 @@ class ServerOptions(BaseModel):
     )
     label_source: Literal["logprobs", "text"] = Field(
         default="logprobs",
-        description="'text': for endpoints without logprobs, the generated text is parsed and an "
-        "exact label gets probability 1; counted in stats.fallbacks and recorded in every row.",
+        description="'text': for endpoints without logprobs, the generated text is parsed: an "
+        "exact label is a one-hot verdict with label mass 0.0 (no probability was measured); "
+        "counted in stats.fallbacks and recorded in every row (label_logprobs='text').",
     )
     top_logprobs: int = Field(default=20, ge=1, le=20)
     probe_min_mass: float = Field(default=0.1, ge=0.0, le=1.0)
@@ -141,6 +154,7 @@ class _Slot:
 
     tail: str | None
     match: Callable[[str], str | None]
+    ids: tuple[int, ...] = ()
 
 
 class _Malformed(ValueError):
@@ -180,7 +194,9 @@ class OpenAIServer:
             )
             for url in options.base_url
         ]
-        self._tokenizer = _load_tokenizer(options.tokenizer) if options.tokenizer else None
+        self._encoder = (
+            ChatEncoder(_load_tokenizer(options.tokenizer)) if options.tokenizer else None
+        )
         self._slots: dict[tuple[str, tuple[str, ...]], _Slot] = {}
         self._stats = ServerStats(per_replica=[0] * len(options.base_url))
         self._loop = asyncio.new_event_loop()
@@ -193,10 +209,19 @@ class OpenAIServer:
                 _make_semaphores(len(options.base_url), options.max_concurrency)
             )
             model, fingerprint, served = self._run(self._discover())
+            self._model = model
+            self._exact = (
+                self._encoder is not None
+                and options.label_source == "logprobs"
+                and all(self._run(self._accepts_label_ids(i)) for i in range(len(self._clients)))
+            )
         except BaseException:
             self.close()
             raise
-        self._model = model
+        if options.label_source == "text":
+            method = "text"
+        else:
+            method = "exact" if self._exact else f"top{options.top_logprobs}"
         self._identity = JudgeIdentity(
             backend="openai",
             model=model,
@@ -205,7 +230,7 @@ class OpenAIServer:
                 "replicas": len(options.base_url),
                 "served_by": served.get("owned_by"),
                 "max_model_len": served.get("max_model_len"),
-                "top_logprobs": options.top_logprobs,
+                "label_logprobs": method,
                 "temperature": 0.0,
                 "prefill": options.prefill,
                 "answer_slot": "tokenizer" if options.tokenizer else options.tail,
@@ -215,7 +240,22 @@ class OpenAIServer:
 
     @property
     def identity(self) -> JudgeIdentity:
-        return self._identity
+        """Model, settings and the prompt ending chosen for each (cue, labels) so far.
+
+        Call ``prepare`` with a run's requests first so that every ending is already chosen.
+        """
+        tails = {
+            f"{cue!r} {list(labels)}": slot.tail for (cue, labels), slot in self._slots.items()
+        }
+        settings = {**self._identity.settings, "answer_tails": json.dumps(tails, sort_keys=True)}
+        return self._identity.model_copy(update={"settings": settings})
+
+    def prepare(self, requests: Sequence[LabelRequest]) -> None:
+        """Choose the prompt ending of every (cue, labels) in ``requests`` (probing if needed).
+
+        The probe's own answer is discarded; ``score`` asks again with the chosen ending.
+        """
+        self._run(self._resolve_slots(list(requests), [None] * len(requests)))
 
     @property
     def stats(self) -> ServerStats:
@@ -277,20 +317,29 @@ class OpenAIServer:
 
         return sorted(range(len(self._clients)), key=weight, reverse=True)
 
+    async def _accepts_label_ids(self, replica: int) -> bool:
+        """Whether a server returns the log-probability of a token id it is asked for."""
+        body = {
+            "model": self._model,
+            "messages": [{"role": "user", "content": "Hi"}],
+            "max_tokens": 1,
+            "temperature": 0.0,
+            "logprobs": True,
+            "extra_body": {"logprob_token_ids": [0]},
+        }
+        try:
+            data = await self._post(replica, body)
+            content = data["choices"][0]["logprobs"]["content"]
+            return bool(content[0]["top_logprobs"])
+        except (_Rejected, _Malformed, KeyError, IndexError, TypeError):
+            return False
+        except _Retryable as err:
+            url = self._options.base_url[replica]
+            raise ConnectionError(f"{url} failed the logprob_token_ids check: {err}") from err
+
     async def _score_all(self, requests: list[LabelRequest]) -> list[LabelLogprobs]:
         results: list[LabelLogprobs | None] = [None] * len(requests)
-        to_probe: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-        for i, request in enumerate(requests):
-            key = _slot_key(request)
-            if key not in self._slots:
-                slot = self._fixed_slot(request)
-                if slot is None:
-                    to_probe.setdefault(key, []).append(i)
-                else:
-                    self._slots[key] = slot
-        await asyncio.gather(
-            *(self._probe(key, requests, where, results) for key, where in to_probe.items())
-        )
+        await self._resolve_slots(requests, results)
         todo = [i for i, result in enumerate(results) if result is None]
         done = await asyncio.gather(
             *(self._request(requests[i], self._slots[_slot_key(requests[i])]) for i in todo)
@@ -303,14 +352,31 @@ class OpenAIServer:
         self._stats.errors += sum(r.error is not None for r in final)
         return final
 
+    async def _resolve_slots(
+        self, requests: list[LabelRequest], results: list[LabelLogprobs | None]
+    ) -> None:
+        """Fill ``self._slots`` for the requests' keys; a probe's answer goes into ``results``."""
+        to_probe: dict[tuple[str, tuple[str, ...]], list[int]] = {}
+        for i, request in enumerate(requests):
+            key = _slot_key(request)
+            if key not in self._slots:
+                slot = self._fixed_slot(request)
+                if slot is None:
+                    to_probe.setdefault(key, []).append(i)
+                else:
+                    self._slots[key] = slot
+        await asyncio.gather(
+            *(self._probe(key, requests, where, results) for key, where in to_probe.items())
+        )
+
     def _fixed_slot(self, request: LabelRequest) -> _Slot | None:
         """The slot when no probe is needed; None for ``tail='auto'`` with logprobs."""
         cue, labels = request.messages[-1].content, request.labels
         opts = self._options
         if not opts.prefill:
             return _Slot(None, _text_matcher(labels))
-        if self._tokenizer is not None:
-            return _tokenizer_slot(self._tokenizer, request)
+        if self._encoder is not None:
+            return _tokenizer_slot(self._encoder, request)
         if opts.tail == "cue_space":
             return _Slot(cue + " ", _text_matcher(labels))
         if opts.tail == "cue" or opts.label_source == "text":
@@ -365,7 +431,7 @@ class OpenAIServer:
                     )
                 delay = self._backoff(attempt, fault.retry_after)
                 attempt += 1
-                moved += fault.kind == "connection"
+                moved += fault.kind in ("connection", "timeout")
                 self._stats.retries += 1
                 await asyncio.sleep(delay)
             except _Malformed as err:
@@ -394,6 +460,9 @@ class OpenAIServer:
             body["extra_body"] = {"add_generation_prompt": False, "continue_final_message": True}
         if opts.label_source == "text":
             body["max_tokens"] = TEXT_MAX_TOKENS
+        elif self._exact and slot.ids:
+            body.update(max_tokens=1, logprobs=True)
+            body.setdefault("extra_body", {})["logprob_token_ids"] = list(slot.ids)
         else:
             body.update(max_tokens=1, logprobs=True, top_logprobs=opts.top_logprobs)
         return body
@@ -435,6 +504,8 @@ class OpenAIServer:
         top = content[0].get("top_logprobs")
         if not top:
             raise _Malformed("no top_logprobs although they were requested")
+        if self._exact and slot.ids and len(top) < len(set(slot.ids)):
+            raise _Malformed(f"{len(top)} logprobs for {len(set(slot.ids))} label token ids")
         mass: dict[str, float] = {}
         for entry in top:
             label = slot.match(entry.get("token", ""))
@@ -476,27 +547,20 @@ def _load_tokenizer(path: str) -> Any:
     return AutoTokenizer.from_pretrained(path)
 
 
-def _tokenizer_slot(tokenizer: Any, request: LabelRequest) -> _Slot:
+def _tokenizer_slot(encoder: ChatEncoder, request: LabelRequest) -> _Slot:
     """The engine's answer slot, with each label token id turned into the text servers return."""
-    messages = request.messages
-
-    def render(tail: str) -> str:
-        chat = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        chat.append({"role": "assistant", "content": tail})
-        return tokenizer.apply_chat_template(
-            chat, tokenize=False, add_generation_prompt=False, continue_final_message=True
+    slot = encoder.answer_slot(request)
+    if not slot.single_token:
+        raise LabelTokenError(
+            f"labels {list(request.labels)} are not one token each after {slot.tail!r}; "
+            "multi-token labels are scored by the offline vLLM backend only"
         )
-
-    slot = resolve_answer_slot(
-        lambda text: tokenizer.encode(text, add_special_tokens=False),
-        render,
-        messages[-1].content,
-        request.labels,
-    )
+    tokenizer = encoder.tokenizer
     spellings = {
-        tokenizer.decode([tid]): label for label, ids in slot.token_ids.items() for tid in ids
+        tokenizer.decode(list(seq)): label for label, seqs in slot.sequences.items() for seq in seqs
     }
-    return _Slot(slot.tail, spellings.get)
+    ids = tuple(seq[0] for seqs in slot.sequences.values() for seq in seqs)
+    return _Slot(slot.tail, spellings.get, ids)
 
 
 def _retry_after(headers: Any) -> float | None:

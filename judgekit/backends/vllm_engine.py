@@ -1,18 +1,24 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
 Each request is rendered with the judge model's own chat template, ending inside the assistant
-turn right before the label, and run with ``max_tokens=1``: the label distribution is read from the
-top log-probabilities of that one forward pass. vLLM returns *raw* log-probabilities by default
-(``logprobs_mode="raw_logprobs"``: before temperature or any logits processor), and judgekit adds
-no constraint, so the numbers are the model's own distribution over its whole vocabulary; labels
-outside the top-k count as zero mass. Prefix caching is on: the runner submits requests that
-share a rubric variant and question back to back, so the shared blocks are computed once.
+turn right before the label (``ChatEncoder``: message text is tokenised as plain text), and run
+with ``max_tokens=1`` and ``logprob_token_ids`` set to the label tokens: vLLM returns the exact
+log-probability of each of them whatever its rank (``label_logprobs="exact"`` in every row), so
+every label gets its probability, not only those in a top-k. vLLM returns *raw* log-probabilities
+by default (``logprobs_mode="raw_logprobs"``: before temperature or any logits processor).
+
+Labels of several tokens (``"10"`` on a 1-10 scale) are scored token by token: a second call runs
+the prompt followed by each label prefix (``"1"``) and reads the next token (``"0"``) the same
+way. The prompt's blocks are then in the prefix cache, so the extra cost is about the label tokens.
+(``prompt_logprobs`` would score the continuation in one request, but vLLM then skips reading the
+prefix cache for that request and recomputes the whole prompt.) Single-token label sets keep the
+one-pass path. Prefix caching is on: the runner submits requests that share a rubric variant and
+question back to back, so the shared blocks are computed once.
 """
 
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 from collections.abc import Sequence
 from importlib import metadata
@@ -21,11 +27,17 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from judgekit.backends.base import AnswerSlot, resolve_answer_slot
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, Message
+from judgekit.backends.base import AnswerSlot, TokenSeq, label_logprobs
+from judgekit.backends.prompt import ChatEncoder, PromptTokens
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
+#: Forces the engine dtype (``float32`` / ``bfloat16``) wherever EngineOptions is left at its
+#: default, e.g. to run the test suite both ways on one machine.
+DTYPE_ENV = "JUDGEKIT_DTYPE"
+#: Most label token ids one request may ask exact log-probabilities for.
+MAX_LABEL_TOKEN_IDS = 64
 
 
 class EngineOptions(BaseModel):
@@ -38,7 +50,9 @@ class EngineOptions(BaseModel):
     )
     max_model_len: int = 4096
     dtype: str = Field(
-        default="auto", description="'auto': the model's on GPU; bf16 on CPUs with native bf16."
+        default_factory=lambda: os.environ.get(DTYPE_ENV) or "auto",
+        description="'auto': the model's on GPU; bf16 on CPUs with native bf16, else float32. "
+        f"Default: ${DTYPE_ENV} when set.",
     )
     tensor_parallel_size: int = 1
     gpu_memory_utilization: float = 0.9
@@ -46,7 +60,6 @@ class EngineOptions(BaseModel):
         default=None, description="None = eager on CPU (fast start), compiled on GPU."
     )
     enable_prefix_caching: bool = True
-    top_logprobs: int = Field(default=20, ge=1)
     seed: int = 0
     load_format: str = Field(
         default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
@@ -108,7 +121,7 @@ class VLLMEngine:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         model, fingerprint = _resolve_model(options.model)
         try:
-            from vllm import LLM, SamplingParams
+            from vllm import LLM
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
         dtype = cpu_dtype() if cpu and options.dtype == "auto" else options.dtype
@@ -120,7 +133,7 @@ class VLLMEngine:
             "tensor_parallel_size": options.tensor_parallel_size,
             "enable_prefix_caching": options.enable_prefix_caching,
             "enforce_eager": eager,
-            "max_logprobs": options.top_logprobs,
+            "max_logprobs": MAX_LABEL_TOKEN_IDS,
             "seed": options.seed,
             "load_format": options.load_format,
         }
@@ -129,10 +142,8 @@ class VLLMEngine:
         else:
             kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
         self._llm = LLM(**kwargs)
-        self._params = SamplingParams(max_tokens=1, temperature=0.0, logprobs=options.top_logprobs)
-        self._tokenizer = self._llm.get_tokenizer()
+        self.encoder = ChatEncoder(self._llm.get_tokenizer())
         self._options = options
-        self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
         self._generate_counts = dict.fromkeys(
             (
                 "generate_requests",
@@ -152,7 +163,7 @@ class VLLMEngine:
                 "tensor_parallel_size": options.tensor_parallel_size,
                 "enable_prefix_caching": options.enable_prefix_caching,
                 "enforce_eager": eager,
-                "top_logprobs": options.top_logprobs,
+                "label_logprobs": "exact",
                 "seed": options.seed,
                 "load_format": options.load_format,
                 "device": "cpu" if cpu else "cuda",
@@ -164,48 +175,60 @@ class VLLMEngine:
     def identity(self) -> JudgeIdentity:
         return self._identity
 
-    def _render(self, messages: Sequence[Message], tail: str) -> str:
-        chat = [{"role": m.role, "content": m.content} for m in messages[:-1]]
-        chat.append({"role": "assistant", "content": tail})
-        return self._tokenizer.apply_chat_template(
-            chat, tokenize=False, add_generation_prompt=False, continue_final_message=True
-        )
-
-    def _encode(self, text: str) -> list[int]:
-        return self._tokenizer.encode(text, add_special_tokens=False)
-
     def answer_slot(self, request: LabelRequest) -> AnswerSlot:
-        """Label token ids in context, resolved once per (answer cue, label set)."""
-        cue = request.messages[-1].content
-        key = (cue, request.labels)
-        if key not in self._slots:
-            self._slots[key] = resolve_answer_slot(
-                self._encode, lambda tail: self._render(request.messages, tail), cue, request.labels
-            )
-        return self._slots[key]
+        """Label token sequences in context, resolved once per (answer cue, label set)."""
+        return self.encoder.answer_slot(request)
+
+    def prompt(self, request: LabelRequest) -> PromptTokens:
+        """The token ids ``score`` sends for this request (what ``judgekit render`` prints)."""
+        return self.encoder.prompt(request)
 
     def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
-        """One forward pass per request; over-long prompts come back as errors, not exceptions."""
+        """Exact label log-probabilities; over-long prompts come back as errors, not exceptions.
+
+        First call: every prompt, reading its labels' first tokens. Second call (only for labels
+        of several tokens): each prompt + label prefix, reading the next label token.
+        """
+        from vllm import SamplingParams
+
         results: list[LabelLogprobs | None] = [None] * len(requests)
-        prompts, slots, where = [], [], []
+        todo: list[tuple[int, AnswerSlot, list[int]]] = []
+        limit = self._options.max_model_len
         for i, request in enumerate(requests):
             slot = self.answer_slot(request)
-            ids = self._encode(self._render(request.messages, slot.tail))
-            if len(ids) >= self._options.max_model_len:
-                results[i] = LabelLogprobs(
-                    {},
-                    len(ids),
-                    0,
-                    f"prompt has {len(ids)} tokens, max_model_len is {self._options.max_model_len}",
-                )
+            ids = self.prompt(request).ids
+            longest = max(len(s) for seqs in slot.sequences.values() for s in seqs)
+            if len(ids) + longest > limit:
+                error = f"prompt has {len(ids)} tokens, max_model_len is {limit}"
+                results[i] = LabelLogprobs({}, len(ids), 0, error)
                 continue
-            prompts.append({"prompt_token_ids": ids})
-            slots.append(slot)
-            where.append(i)
-        if prompts:
-            outputs = self._llm.generate(prompts, self._params, use_tqdm=False)
-            for i, slot, prompt, output in zip(where, slots, prompts, outputs, strict=True):
-                results[i] = _read(output, slot, len(prompt["prompt_token_ids"]))
+            todo.append((i, slot, ids))
+        runs = [
+            (i, prefix, ids + list(prefix), next_ids)
+            for i, slot, ids in todo
+            for prefix, next_ids in slot.queries().items()
+        ]
+        found: dict[tuple[int, TokenSeq], Any] = {}
+        for step in (
+            [r for r in runs if not r[1]],
+            [r for r in runs if r[1]],
+        ):
+            if not step:
+                continue
+            outputs = self._llm.generate(
+                [{"prompt_token_ids": prompt} for _, _, prompt, _ in step],
+                [
+                    SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(next_ids))
+                    for *_, next_ids in step
+                ],
+                use_tqdm=False,
+            )
+            found.update(
+                ((i, prefix), output)
+                for (i, prefix, _, _), output in zip(step, outputs, strict=True)
+            )
+        for i, slot, ids in todo:
+            results[i] = _read(slot, {p: found[i, p] for p in slot.queries()}, len(ids))
         return [r for r in results if r is not None]
 
     def generate_text(self, requests: Sequence[LabelRequest], max_tokens: int) -> list[str]:
@@ -218,13 +241,10 @@ class VLLMEngine:
         from vllm import SamplingParams
 
         params = SamplingParams(max_tokens=max_tokens, temperature=0.0, seed=self._options.seed)
-        prompts = []
-        for request in requests:
-            chat = [{"role": m.role, "content": m.content} for m in request.messages[:-1]]
-            text = self._tokenizer.apply_chat_template(
-                chat, tokenize=False, add_generation_prompt=True
-            )
-            prompts.append({"prompt_token_ids": self._encode(text)})
+        prompts = [
+            {"prompt_token_ids": self.encoder.encode_chat(request.messages, None).ids}
+            for request in requests
+        ]
         outputs = self._llm.generate(prompts, params, use_tqdm=False) if prompts else []
         counts = self._generate_counts
         for prompt, output in zip(prompts, outputs, strict=True):
@@ -243,18 +263,32 @@ class VLLMEngine:
         del self._llm
 
 
-def _read(output: Any, slot: AnswerSlot, n_prompt: int) -> LabelLogprobs:
-    cached = output.num_cached_tokens or 0
-    completion = output.outputs[0]
-    if not completion.logprobs:
-        return LabelLogprobs({}, n_prompt, cached, "engine returned no logprobs")
-    top = completion.logprobs[0]
-    logprobs = {}
-    for label, token_ids in slot.token_ids.items():
-        mass = sum(math.exp(top[t].logprob) for t in token_ids if t in top)
-        if mass > 0:
-            logprobs[label] = math.log(mass)
-    return LabelLogprobs(logprobs, n_prompt, cached)
+def _read(slot: AnswerSlot, outputs: dict[TokenSeq, Any], n_prompt: int) -> LabelLogprobs:
+    """Label log-probabilities from the outputs of ``slot.queries()`` (``()`` = the prompt)."""
+    cached = outputs[()].num_cached_tokens or 0
+    next_logprobs: dict[TokenSeq, dict[int, float]] = {}
+    for prefix, output in outputs.items():
+        completion = output.outputs[0]
+        if not completion.logprobs:
+            return LabelLogprobs({}, n_prompt, cached, "engine returned no logprobs")
+        next_logprobs[prefix] = {t: lp.logprob for t, lp in completion.logprobs[0].items()}
+    try:
+        return LabelLogprobs(label_logprobs(slot, next_logprobs), n_prompt, cached)
+    except KeyError as missing:
+        return LabelLogprobs({}, n_prompt, cached, f"engine omitted label token {missing}")
+
+
+def chat_encoder(model: str | None = None) -> ChatEncoder:
+    """The prompt encoder of a judge model without starting an engine (``judgekit render``).
+
+    It loads the same tokenizer files vLLM loads for ``model`` (None = embedded SmolLM2), so its
+    ids are the ones ``VLLMEngine.score`` sends.
+    """
+    from transformers import AutoTokenizer
+
+    if model is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    return ChatEncoder(AutoTokenizer.from_pretrained(_resolve_model(model)[0]))
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:

@@ -7,6 +7,8 @@ Registered through the ``pytest11`` entry point, so installing judgekit is enoug
         judgekit.assert_mean_at_least(run, 3.5)
 
 ``pytest --judge-model /models/Qwen2.5-7B-Instruct`` picks the judge (default: embedded SmolLM2).
+``JUDGEKIT_DTYPE=float32`` (or ``bfloat16``) forces the engine's dtype for the whole session, so a
+suite can be run both ways on one machine (default: bf16 where the CPU has it natively).
 """
 
 from __future__ import annotations

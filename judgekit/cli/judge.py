@@ -50,6 +50,20 @@ def judge(
     max_concurrency: Annotated[
         int, typer.Option(help="--backend openai: in-flight requests per replica.")
     ] = 8,
+    prefill: Annotated[
+        bool,
+        typer.Option(
+            help="--backend openai: continue the rubric's answer cue as an assistant message "
+            "(vLLM, SGLang); --no-prefill for hosted APIs that reject continue_final_message."
+        ),
+    ] = True,
+    tokenizer: Annotated[
+        str | None,
+        typer.Option(
+            help="--backend openai: local tokenizer dir of the judge; resolves the answer slot "
+            "as the engine does and asks for exact label log-probabilities."
+        ),
+    ] = None,
     variant: Annotated[
         list[str] | None, typer.Option(help="Prompt variant(s) to use (default: all).")
     ] = None,
@@ -66,7 +80,9 @@ def judge(
     ] = None,
     batch_size: Annotated[int, typer.Option(help="Requests per engine call.")] = 64,
     max_model_len: Annotated[int, typer.Option(help="Engine context length.")] = 4096,
-    dtype: Annotated[str, typer.Option(help="Engine dtype.")] = "auto",
+    dtype: Annotated[
+        str | None, typer.Option(help="Engine dtype (default: $JUDGEKIT_DTYPE, else 'auto').")
+    ] = None,
     tensor_parallel_size: Annotated[int, typer.Option(help="GPUs per engine.")] = 1,
     gpu_memory_utilization: Annotated[float, typer.Option(help="GPU memory fraction.")] = 0.9,
     summary_json: Annotated[
@@ -119,13 +135,15 @@ def judge(
             model=model,
             api_key_env=api_key_env,
             max_concurrency=max_concurrency,
+            prefill=prefill,
+            tokenizer=tokenizer,
         )
     else:
         backend = create_backend(
             "vllm",
             model=model,
             max_model_len=max_model_len,
-            dtype=dtype,
+            **({"dtype": dtype} if dtype else {}),
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )

@@ -59,6 +59,9 @@ def judge(
     items = list(items)
     threshold = rubric.manifest.min_label_mass if min_mass is None else min_mass
     planned = plan_requests(rubric, items, variants=variants, swap=controls.swap)
+    prepare = getattr(backend, "prepare", None)
+    if prepare is not None:  # choices made from the requests become part of the identity
+        prepare([p.request for p in planned])
     identity = backend.identity
     started = datetime.now(timezone.utc)
     judgments: list[Judgment] = []
@@ -131,7 +134,12 @@ def _judgment(
     from_store: bool,
 ) -> Judgment:
     score = score_labels(
-        result.logprobs, rubric.labels, rubric.values, min_mass=threshold, error=result.error
+        result.logprobs,
+        rubric.labels,
+        rubric.values,
+        min_mass=threshold,
+        error=result.error,
+        measured=identity.settings.get("label_logprobs") != "text",
     )
     return Judgment(
         item_id=planned.item.id,

@@ -38,6 +38,7 @@ def score_labels(
     *,
     min_mass: float,
     error: str | None = None,
+    measured: bool = True,
 ) -> LabelScore:
     """Verdict from the label log-probabilities of one forward pass.
 
@@ -45,11 +46,17 @@ def score_labels(
     The expected score is ``sum(p * value)`` (G-Eval style); for pairwise rubrics the values
     encode the preference for answer A, so it is P(A preferred). Ties in the argmax go to the
     first label in rubric order, which is deterministic and reported via ``probs``.
+
+    ``measured=False`` (a label parsed from generated text, ``label_logprobs="text"``): no
+    probability was measured, so a parsed label is a one-hot verdict with mass 0.0 (not 1.0, which
+    would read as certainty) and the mass threshold does not apply; no label is invalid.
     """
     raw = [math.exp(logprobs[label]) if label in logprobs else 0.0 for label in labels]
     mass = math.fsum(raw)
     if error is not None:
         return LabelScore(None, mass, None, None, error)
+    if not measured:
+        return _parsed(logprobs, labels, values)
     if mass < min_mass:
         return LabelScore(
             None, mass, None, None, f"label mass {mass:.3g} below threshold {min_mass:g}"
@@ -58,3 +65,15 @@ def score_labels(
     expected = math.fsum(probs[label] * v for label, v in zip(labels, values, strict=True))
     best = max(labels, key=lambda label: probs[label])
     return LabelScore(probs, min(mass, 1.0), expected, best, None)
+
+
+def _parsed(
+    logprobs: Mapping[str, float], labels: Sequence[str], values: Sequence[float]
+) -> LabelScore:
+    """A verdict read from text: the label it spells, probability unknown (mass 0.0)."""
+    spelled = [label for label in labels if label in logprobs]
+    if len(spelled) != 1:
+        return LabelScore(None, 0.0, None, None, "no label parsed from the generated text")
+    label = spelled[0]
+    probs = {other: float(other == label) for other in labels}
+    return LabelScore(probs, 0.0, values[labels.index(label)], label, None)
