@@ -188,16 +188,23 @@ def drop_torn_tail(path: Path | str) -> int:
 
 
 _DICT_FIELDS = ("label_probs", "engine_settings")
+_TEXT_FIELDS = ("item_id", "rubric", "variant", "label", "judge_model")
 
 
 def _judgment_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
-    """A CSV/Parquet row as Judgment fields: empty cells and NaN are None, dicts decoded."""
+    """A CSV/Parquet row as Judgment fields: empty cells and NaN are None, dicts decoded.
+
+    A converter that read the JSONL with type inference turns ids and labels like "3" into
+    numbers; they are text again here.
+    """
     out: dict[str, Any] = {}
     for key, value in row.items():
         if hasattr(value, "item") and not isinstance(value, str):
             value = value.item()  # numpy scalar -> Python
         if value == "" or (isinstance(value, float) and math.isnan(value)):
             value = None
+        if key in _TEXT_FIELDS and isinstance(value, int | float) and value is not None:
+            value = str(value)
         if key in _DICT_FIELDS and isinstance(value, str):
             value = json.loads(value)
         if key in _DICT_FIELDS and isinstance(value, dict):
