@@ -9,6 +9,7 @@ from judgekit.backends import Backend, create_backend
 from judgekit.calibrate import check_calibrated, run_calibration
 from judgekit.ci.gates import (
     GateFailure,
+    assert_invalid_judgment_rate_at_most,
     assert_invalid_rate_at_most,
     assert_mean_at_least,
     assert_win_rate_at_least,
@@ -32,6 +33,7 @@ __all__ = [
     "RubricError",
     "RunSummary",
     "__version__",
+    "assert_invalid_judgment_rate_at_most",
     "assert_invalid_rate_at_most",
     "assert_mean_at_least",
     "assert_win_rate_at_least",

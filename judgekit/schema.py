@@ -116,6 +116,10 @@ class ItemVerdict(StrictModel):
 
     ``controls`` names every control applied to this row (position swap, variant ensemble,
     frozen length correction), so a number can never be read without knowing how it was made.
+    ``label`` is None when the item is invalid (no variant gave a usable verdict) or, pointwise,
+    when labels tie exactly; pairwise it is "A", "B" or "tie" (``tie`` is True for any tie).
+    ``partial`` marks an ensemble built from fewer variants than were planned
+    (``n_valid_variants`` < ``n_variants``; with the swap on, a variant needs both orders).
     """
 
     item_id: str
@@ -127,9 +131,13 @@ class ItemVerdict(StrictModel):
     score: float | None
     score_length_corrected: float | None
     label: str | None
+    tie: bool
     valid: bool
     n_judgments: int
     n_valid_judgments: int
+    n_variants: int
+    n_valid_variants: int
+    partial: bool
     p_a_ab: float | None
     p_a_ba: float | None
     flip: bool | None

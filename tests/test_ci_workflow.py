@@ -127,6 +127,7 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
         variants=["direct"],
         store=ResultStore(store_path),
         output=out,
+        if_exists="overwrite",  # the store resumes; the output is rewritten whole
     )
     assert counting.requests == 20 - done_before  # nothing judged twice
     assert summarize(run).n_from_store == done_before

@@ -145,3 +145,72 @@ def test_rubrics_commands() -> None:
     assert shown.exit_code == 0 and json.loads(shown.output)["mode"] == "pairwise"
     checked = runner.invoke(cli.app, ["rubrics", "validate", str(REPO / "rubrics")])
     assert checked.exit_code == 0 and "ok  pairwise_preference@v1" in checked.output
+
+
+@pytest.mark.engine
+def test_all_invalid_pairwise_run_exits_through_its_gates(
+    cli_on_engine: None, tmp_path: Path
+) -> None:
+    """Issue 11: with --min-mass 0.99 no verdict is valid; the old code crashed after judging
+    (pydantic: label NaN) and wrote no items file, manifest or summary."""
+    out, summary = tmp_path / "out.jsonl", tmp_path / "summary.json"
+    sample = REPO / "examples" / "sample_pairwise.jsonl"
+    result = runner.invoke(
+        cli.app,
+        [
+            "judge", "--rubric", "pairwise_preference@v1", "--input", str(sample),
+            "--output", str(out), "--variant", "direct", "--min-mass", "0.99",
+            "--summary-json", str(summary), "--max-invalid-rate", "0.5",
+        ],
+    )  # fmt: skip
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.output
+    assert result.exit_code == 1, result.output
+    assert "invalid item rate 1.000 is above 0.5" in result.output
+    n_items = len(sample.read_text().splitlines())
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == n_items * 2 and not any(r["valid"] for r in rows)
+    items = [json.loads(line) for line in (tmp_path / "out.items.jsonl").read_text().splitlines()]
+    assert len(items) == n_items
+    assert all(i["label"] is None and not i["valid"] and i["score"] is None for i in items)
+    numbers = json.loads(summary.read_text())
+    assert (numbers["n_valid_items"], numbers["invalid_item_rate"]) == (0, 1.0)
+    assert numbers["invalid_judgment_rate"] == 1.0 and numbers["label_rates"] == {}
+    manifest = json.loads((tmp_path / "out.manifest.json").read_text())
+    assert manifest["n_invalid_judgments"] == n_items * 2
+
+
+@pytest.mark.engine
+def test_pairwise_rates_with_ties_and_resume_on_engine(
+    engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    """A / B / tie rates sum to one; --resume on a finished output judges nothing again."""
+    calls: list[int] = []
+
+    class Counting:
+        identity = engine.identity
+
+        def score(self, requests):  # type: ignore[no-untyped-def]
+            calls.append(len(requests))
+            return engine.score(requests)
+
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: Counting())
+    out, summary = tmp_path / "out.csv", tmp_path / "summary.json"
+    sample = REPO / "examples" / "sample_pairwise.jsonl"
+    base = ["judge", "--rubric", "pairwise_preference@v1", "--input", str(sample),
+            "-o", str(out), "--variant", "direct", "--summary-json", str(summary)]  # fmt: skip
+    first = runner.invoke(cli.app, base)
+    assert first.exit_code == 0, first.output
+    n_items = len(sample.read_text().splitlines())
+    assert sum(calls) == n_items * 2
+    rates = json.loads(summary.read_text())["label_rates"]
+    assert set(rates) == {"A", "B", "tie"}
+    assert sum(r[0] for r in rates.values()) == pytest.approx(1.0)
+    assert runner.invoke(cli.app, base).exit_code == 2  # existing output refused
+    resumed = runner.invoke(cli.app, [*base, "--resume"])
+    assert resumed.exit_code == 0, resumed.output
+    assert sum(calls) == n_items * 2  # nothing judged twice
+    assert json.loads(summary.read_text())["label_rates"] == rates
+    assert len(out.read_text().splitlines()) == 1 + n_items * 2

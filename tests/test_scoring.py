@@ -39,6 +39,7 @@ def test_pairwise_expected_score_is_preference_for_a() -> None:
     assert score.probs is not None and sum(score.probs.values()) == pytest.approx(1.0)
 
 
-def test_argmax_tie_goes_to_first_label() -> None:
+def test_exact_argmax_tie_has_no_label() -> None:
     score = score_labels({"A": math.log(0.4), "B": math.log(0.4)}, ("A", "B"), (1, 0), min_mass=0.1)
-    assert score.label == "A"
+    assert score.valid and score.label is None
+    assert score.probs == {"A": 0.5, "B": 0.5} and score.expected == 0.5

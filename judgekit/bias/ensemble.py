@@ -43,8 +43,9 @@ def aggregate_variants(
 
     - ``mean``: mean of the probabilities.
     - ``majority``: one-hot on the label that is the argmax of the most variants. A tie in vote
-      counts goes to the tied label with the highest mean probability (then the lowest index), so
-      the vote stays deterministic and uses the soft information the votes discard.
+      counts goes to the tied label with the highest mean probability, so the vote uses the soft
+      information the votes discard; labels still tied after that share the item equally (an
+      exact tie stays a tie, never a win for the first label listed).
     - ``median``: per-label median, renormalised; robust to one variant going astray. If every
       per-label median is 0 (the variants scatter their mass), the mean is returned instead.
     """
@@ -63,8 +64,9 @@ def aggregate_variants(
         votes = np.where(sub_valid, picks, -1)
         counts = (votes[:, :, None] == np.arange(k)).sum(axis=1)
         tied = counts == counts.max(axis=1, keepdims=True)
-        winner = np.where(tied, mean, -np.inf).argmax(axis=1)
-        out[has_any] = np.eye(k)[winner]
+        tied_mean = np.where(tied, mean, -np.inf)
+        winners = tied_mean == tied_mean.max(axis=1, keepdims=True)
+        out[has_any] = winners / winners.sum(axis=1, keepdims=True)
     elif method == "median":
         med = np.nanmedian(sub, axis=1)
         total = med.sum(axis=1, keepdims=True)

@@ -28,13 +28,12 @@ def _rate(k: int, n: int, level: float) -> ConfidenceInterval | None:
     return proportion_ci(k, n, level) if n > 0 else None
 
 
-def _label_index(labels: Sequence[str] | None, k: int) -> tuple[int, int, int | None]:
-    """Column indices of A, B and tie (None without a tie label).
+def _label_index(labels: Sequence[str], k: int) -> tuple[int, int, int | None]:
+    """Column indices of A, B and tie (None without a tie label), found by name.
 
-    Without explicit labels the canonical order ("A", "B") or ("A", "B", "tie") is assumed, so a
-    rubric that lists its labels in another order must pass them.
+    Roles are never inferred from the column order: a rubric may list "A", "tie", "B".
     """
-    names = list(labels) if labels is not None else ["A", "B", "tie"][:k]
+    names = list(labels)
     if len(names) != k:
         raise ValueError(f"{k} probability columns but {len(names)} labels {names}")
     if not {"A", "B"} <= set(names) or not set(names) <= {"A", "B", "tie"}:
@@ -85,7 +84,7 @@ def combine_orders(
     p_ba_unswapped: np.ndarray,
     *,
     method: Literal["soft", "hard"] = "soft",
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str],
 ) -> np.ndarray:
     """Merge the AB and (unswapped) BA verdicts into one order-free distribution per item.
 
@@ -103,8 +102,8 @@ def combine_orders(
     verdict is a tie (one-hot on "tie" if the rubric has it, else [0.5, 0.5]); if they agree it
     is the arithmetic mean of the two distributions.
 
-    Rows that are NaN in either order stay NaN (invalid). ``labels`` gives the column order when
-    it is not ("A", "B"[, "tie"]).
+    Rows that are NaN in either order stay NaN (invalid). ``labels`` names the columns; the A, B
+    and tie roles are read from these names, so any column order works.
     """
     ab = _as_matrix(p_ab)
     ba = _as_matrix(p_ba_unswapped)
@@ -172,7 +171,7 @@ def position_stats(
     p_ba_unswapped: np.ndarray,
     *,
     method: Literal["soft", "hard"] = "soft",
-    labels: Sequence[str] | None = None,
+    labels: Sequence[str],
     level: float = 0.95,
 ) -> PositionStats:
     """Flip rate and first-position pick rates before and after combining the two orders.

@@ -8,6 +8,7 @@ here are the ones the runs reported.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -47,6 +48,7 @@ class RunDiff(StrictModel):
     unchanged: int
     p_sign: float
     p_permutation: float
+    mismatches: list[str]
     regressions: list[ItemChange]
     improvements: list[ItemChange]
 
@@ -62,6 +64,7 @@ class RunDiff(StrictModel):
             f"items      {self.candidate_better} better, {self.baseline_better} worse, "
             f"{self.unchanged} unchanged",
         ]
+        lines += [f"MISMATCH   {m}" for m in self.mismatches]
         if self.regressions:
             lines += ["", "biggest regressions:", f"{'item':<28} {'baseline':>9} {'candidate':>9}"]
             lines += [
@@ -84,6 +87,10 @@ class RunDiff(StrictModel):
             f"{self.candidate_better} items better, {self.baseline_better} worse; "
             f"sign test p = {self.p_sign:.3g}, permutation p = {self.p_permutation:.3g}.",
         ]
+        rows += [
+            f"\n**Judged differently** (compared with --allow-mismatch): {m}"
+            for m in self.mismatches
+        ]
         if self.regressions:
             rows += ["", "| biggest regressions | baseline | candidate |", "|---|---|---|"]
             rows += [
@@ -93,8 +100,23 @@ class RunDiff(StrictModel):
         return "\n".join(rows) + "\n"
 
 
-def run_item_scores(path: Path | str) -> tuple[str, str, pd.Series]:
-    """(rubric ref, rubric hash, item score per item id) of a judgments file."""
+@dataclass(frozen=True)
+class RunScores:
+    """A run read back from its judgments file: what it was, and its item scores."""
+
+    rubric_ref: str
+    rubric_hash: str
+    judge: dict[str, object]
+    controls: Controls
+    scores: pd.Series
+
+
+def run_item_scores(path: Path | str) -> RunScores:
+    """Rubric, judge identity, controls and the item score per item id of a judgments file.
+
+    JSONL or CSV as a run writes them, or Parquet converted from them; the controls come from
+    the manifest beside the file (the defaults when there is none).
+    """
     path = Path(path)
     judgments = read_judgments(path)
     if not judgments:
@@ -113,7 +135,24 @@ def run_item_scores(path: Path | str) -> tuple[str, str, pd.Series]:
     ids = list(dict.fromkeys(j.item_id for j in judgments))
     probs = combine(item_table(judgments, rubric.labels, ids, rubric.variants), controls)
     scores = probs @ np.asarray(rubric.values, dtype=float)
-    return rubric.ref, rubric.hash, pd.Series(scores, index=ids)
+    judge = {
+        "model": first.judge_model,
+        "fingerprint": first.judge_fingerprint,
+        "settings": first.engine_settings,
+    }
+    return RunScores(rubric.ref, rubric.hash, judge, controls, pd.Series(scores, index=ids))
+
+
+def _mismatches(a: RunScores, b: RunScores) -> list[str]:
+    """What differs between two runs' judges and controls (empty = comparable)."""
+    found = [
+        f"judge {key}: {a.judge[key]!r} vs {b.judge[key]!r}"
+        for key in ("model", "fingerprint", "settings")
+        if a.judge[key] != b.judge[key]
+    ]
+    if a.controls != b.controls:
+        found.append(f"controls: {a.controls.model_dump()} vs {b.controls.model_dump()}")
+    return found
 
 
 def diff_runs(
@@ -123,12 +162,26 @@ def diff_runs(
     rng: np.random.Generator,
     n_resamples: int = 2000,
     top: int = 10,
+    allow_mismatch: bool = False,
 ) -> RunDiff:
-    """Paired difference (candidate - baseline) over the items both runs judged validly."""
-    ref_a, hash_a, a = run_item_scores(baseline)
-    ref_b, hash_b, b = run_item_scores(candidate)
-    if hash_a != hash_b:
-        raise InputError(f"runs used different rubrics: {ref_a} ({hash_a[:12]}) vs {ref_b}")
+    """Paired difference (candidate - baseline) over the items both runs judged validly.
+
+    Runs must share the rubric; they must also share the judge (model, fingerprint, engine
+    settings) and the controls, else a difference in scores could be a difference in judging:
+    ``allow_mismatch`` compares them anyway and lists what differs in ``mismatches``.
+    """
+    base, cand = run_item_scores(baseline), run_item_scores(candidate)
+    ref_a, a, b = base.rubric_ref, base.scores, cand.scores
+    if base.rubric_hash != cand.rubric_hash:
+        raise InputError(
+            f"runs used different rubrics: {ref_a} ({base.rubric_hash[:12]}) vs {cand.rubric_ref}"
+        )
+    mismatches = _mismatches(base, cand)
+    if mismatches and not allow_mismatch:
+        raise InputError(
+            "runs were judged differently (pass --allow-mismatch to compare anyway): "
+            + "; ".join(mismatches)
+        )
     common = a.index.intersection(b.index)
     pair = pd.DataFrame({"a": a[common], "b": b[common]})
     valid = pair.dropna()
@@ -158,6 +211,7 @@ def diff_runs(
         unchanged=int((diff == 0).sum()),
         p_sign=sign_test(diff),
         p_permutation=permutation_test(diff, rng=rng),
+        mismatches=mismatches,
         regressions=[c for c in changes[:top] if c.diff < 0],
         improvements=[c for c in reversed(changes[-top:]) if c.diff > 0],
     )

@@ -39,7 +39,10 @@ def mean_gate(run: JudgeRun, minimum: float) -> str | None:
 
 def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
     """Failure message if the share of items won by ``label`` is below ``minimum``."""
-    rates = summarize(run).label_rates
+    summary = summarize(run)
+    rates = summary.label_rates
+    if summary.n_valid_items == 0:
+        return f"no win rate for {label}: none of the {summary.n_items} items has a valid verdict"
     if label not in rates:
         return f"no win rate for label {label!r}; labels are {sorted(rates)}"
     rate, low, high = rates[label]
@@ -49,11 +52,28 @@ def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
 
 
 def invalid_rate_gate(run: JudgeRun, maximum: float) -> str | None:
-    """Failure message if more than ``maximum`` of the items have no valid verdict."""
-    summary = summarize(run)
-    rate = 1 - summary.n_valid_items / summary.n_items if summary.n_items else 0.0
+    """Failure message if more than ``maximum`` of the items have no valid verdict at all.
+
+    An item counts as invalid only when every variant failed; use
+    :func:`invalid_judgment_rate_gate` to also catch variants dropping out of the ensemble.
+    """
+    rate = summarize(run).invalid_item_rate
     if rate > maximum:
         return f"invalid item rate {rate:.3f} is above {maximum:g}"
+    return None
+
+
+def invalid_judgment_rate_gate(run: JudgeRun, maximum: float) -> str | None:
+    """Failure message if more than ``maximum`` of the single judgments are invalid."""
+    summary = summarize(run)
+    if summary.invalid_judgment_rate > maximum:
+        worst = ", ".join(
+            f"{k} {v:.3f}" for k, v in summary.invalid_judgment_rate_by_variant.items()
+        )
+        return (
+            f"invalid judgment rate {summary.invalid_judgment_rate:.3f} is above {maximum:g} "
+            f"(per variant: {worst})"
+        )
     return None
 
 
@@ -77,3 +97,8 @@ def assert_win_rate_at_least(run: JudgeRun, minimum: float, label: str = "A") ->
 def assert_invalid_rate_at_most(run: JudgeRun, maximum: float) -> None:
     """CI gate: too many items without a valid verdict means the judge is not reading."""
     enforce(run, [invalid_rate_gate(run, maximum)])
+
+
+def assert_invalid_judgment_rate_at_most(run: JudgeRun, maximum: float) -> None:
+    """CI gate: too many invalid judgments means ensembles are built from what happened to work."""
+    enforce(run, [invalid_judgment_rate_gate(run, maximum)])

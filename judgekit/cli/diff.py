@@ -18,13 +18,21 @@ from judgekit.rubrics import (
 
 @app.command()
 def diff(
-    baseline: Annotated[Path, typer.Argument(help="Judgments file of the baseline run.")],
-    candidate: Annotated[Path, typer.Argument(help="Judgments file of the candidate run.")],
+    baseline: Annotated[
+        Path, typer.Argument(help="Judgments of the baseline run: JSONL, CSV or Parquet.")
+    ],
+    candidate: Annotated[
+        Path, typer.Argument(help="Judgments of the candidate run: JSONL, CSV or Parquet.")
+    ],
     json_out: Annotated[
         Path | None, typer.Option("--json", help="Write the result as JSON.")
     ] = None,
     markdown: Annotated[Path | None, typer.Option(help="Write a Markdown CI comment.")] = None,
     seed: Annotated[int, typer.Option(help="Seed for bootstrap and permutation test.")] = 0,
+    allow_mismatch: Annotated[
+        bool,
+        typer.Option(help="Compare runs whose judge, engine settings or controls differ."),
+    ] = False,
     fail_below: Annotated[
         float | None,
         typer.Option(
@@ -34,7 +42,9 @@ def diff(
 ) -> None:
     """Candidate vs baseline on the same items: paired difference, CI, tests, regressions."""
     try:
-        result = diff_runs(baseline, candidate, rng=np.random.default_rng(seed))
+        result = diff_runs(
+            baseline, candidate, rng=np.random.default_rng(seed), allow_mismatch=allow_mismatch
+        )
     except (InputError, RubricError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
+from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from judgekit.backends import create_backend
@@ -75,6 +76,10 @@ def judge(
         SwapMethod, typer.Option(help="How to combine the two orders.")
     ] = "soft",
     ensemble: Annotated[EnsembleMethod, typer.Option(help="How to combine variants.")] = "mean",
+    tie_band: Annotated[
+        float,
+        typer.Option(help="Pairwise: a tie when P(A)/(P(A)+P(B)) is within this of 0.5."),
+    ] = Controls().tie_band,
     min_mass: Annotated[
         float | None, typer.Option(help="Label-mass threshold (default: the rubric's).")
     ] = None,
@@ -88,6 +93,13 @@ def judge(
     summary_json: Annotated[
         Path | None, typer.Option(help="Also write the summary as JSON here.")
     ] = None,
+    overwrite: Annotated[
+        bool, typer.Option(help="Replace an existing --output (default: refuse it).")
+    ] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(help="Continue an existing --output: keep its rows, judge only the rest."),
+    ] = False,
     store: Annotated[
         Path | None,
         typer.Option(help="Result store (sqlite): reuse judgments of unchanged prompts, resume."),
@@ -100,7 +112,20 @@ def judge(
     ] = None,
     win_label: Annotated[str, typer.Option(help="Label counted by --min-win-rate.")] = "A",
     max_invalid_rate: Annotated[
-        float | None, typer.Option(help="Gate: exit 1 if more items than this are invalid.")
+        float | None,
+        typer.Option(
+            "--max-invalid-item-rate",
+            "--max-invalid-rate",
+            help="Gate: exit 1 if a larger share of items has no valid verdict (all variants "
+            "failed).",
+        ),
+    ] = None,
+    max_invalid_judgment_rate: Annotated[
+        float | None,
+        typer.Option(
+            help="Gate: exit 1 if a larger share of single judgments (item x variant x order) "
+            "is invalid."
+        ),
     ] = None,
     require_calibrated: Annotated[
         bool,
@@ -120,10 +145,18 @@ def judge(
     Exit codes: 0 judged and every gate passed; 1 a gate failed; 2 bad input or options;
     3 --require-calibrated and no trusted calibration card.
     """
+    if overwrite and resume:
+        raise typer.BadParameter("use --overwrite or --resume, not both", param_hint="--resume")
+    if output.exists() and not (overwrite or resume):
+        typer.echo(f"error: {output} exists: pass --overwrite or --resume", err=True)
+        raise typer.Exit(2)
     try:
         chosen = load_rubric(rubric, paths=rubrics_dir or [])
         items = read_items(input, chosen.manifest.mode, columns_option(column))
-    except (InputError, RubricError) as error:
+        controls = Controls(
+            swap=swap, swap_method=swap_method, ensemble=ensemble, tie_band=tie_band
+        )
+    except (InputError, RubricError, ValidationError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     if backend_kind == "openai":
@@ -160,19 +193,24 @@ def judge(
     columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("judging", total=None)
-        run = run_judge(
-            items,
-            chosen,
-            backend=backend,
-            variants=variant,
-            controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
-            output=output,
-            batch_size=batch_size,
-            min_mass=min_mass,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            store=ResultStore(store) if store is not None else None,
-            length_model=frozen[0] if frozen is not None else None,
-        )
+        try:
+            run = run_judge(
+                items,
+                chosen,
+                backend=backend,
+                variants=variant,
+                controls=controls,
+                output=output,
+                batch_size=batch_size,
+                min_mass=min_mass,
+                progress=lambda done, total: bar.update(task, completed=done, total=total),
+                store=ResultStore(store) if store is not None else None,
+                length_model=frozen[0] if frozen is not None else None,
+                if_exists="overwrite" if overwrite else ("resume" if resume else "error"),
+            )
+        except InputError as error:
+            typer.echo(f"error: {error}", err=True)
+            raise typer.Exit(2) from error
     summary = summarize(run)
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")
@@ -182,6 +220,9 @@ def judge(
         gates.mean_gate(run, fail_under) if fail_under is not None else None,
         gates.win_rate_gate(run, min_win_rate, win_label) if min_win_rate is not None else None,
         gates.invalid_rate_gate(run, max_invalid_rate) if max_invalid_rate is not None else None,
+        gates.invalid_judgment_rate_gate(run, max_invalid_judgment_rate)
+        if max_invalid_judgment_rate is not None
+        else None,
     ]
     try:
         gates.enforce(run, checks)

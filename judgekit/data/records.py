@@ -1,14 +1,18 @@
 """Reading items from user files and writing judgments as they are produced.
 
 Inputs are JSONL, CSV or Parquet with configurable column names; a bad row raises an error
-naming the file, the row and the field. Outputs are JSONL or CSV, appended and flushed batch by
-batch, so a run that dies keeps everything it already judged.
+naming the file, the row and the field. Outputs are JSONL or CSV, written batch by batch and
+flushed and fsynced after each, so a run that dies keeps everything it already judged. An
+existing output is never truncated by accident: a writer either creates a new file, overwrites
+on request, or appends to resume (see ``judging.run.judge``).
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import math
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
@@ -111,18 +115,40 @@ def manifest_path(output: Path | str) -> Path:
     return output.with_name(f"{output.stem}.manifest.json")
 
 
-class JudgmentWriter:
-    """Appends records (judgments, item verdicts) to JSONL or CSV, flushing after every batch."""
+WriteMode = Literal["new", "overwrite", "append"]
 
-    def __init__(self, path: Path | str) -> None:
+
+class OutputExistsError(InputError):
+    """The output file exists and the caller neither asked to overwrite nor to resume it."""
+
+
+class JudgmentWriter:
+    """Writes records (judgments, item verdicts) to JSONL or CSV; flush + fsync after each batch.
+
+    ``mode``: ``new`` refuses an existing file, ``overwrite`` truncates it, ``append`` adds rows
+    after the existing ones (a CSV keeps its header and column order).
+    """
+
+    def __init__(self, path: Path | str, mode: WriteMode = "overwrite") -> None:
         self.path = Path(path)
         suffix = self.path.suffix.lower()
         if suffix not in {".jsonl", ".csv"}:
             raise InputError(f"{self.path}: output must be .jsonl or .csv (written incrementally)")
+        if mode == "new" and self.path.exists():
+            raise OutputExistsError(
+                f"{self.path} exists: pass --overwrite to replace it or --resume to continue it"
+            )
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._csv = suffix == ".csv"
-        self._handle: IO[str] = self.path.open("w", encoding="utf-8", newline="")
         self._writer: csv.DictWriter[str] | None = None
+        header = None
+        if mode == "append" and self._csv and self.path.is_file():
+            with self.path.open(encoding="utf-8", newline="") as handle:
+                header = next(csv.reader(handle), None)
+        opening = "a" if mode == "append" else ("x" if mode == "new" else "w")
+        self._handle: IO[str] = self.path.open(opening, encoding="utf-8", newline="")
+        if header:
+            self._writer = csv.DictWriter(self._handle, fieldnames=header)
 
     def write(self, records: Sequence[BaseModel]) -> None:
         for record in records:
@@ -136,6 +162,7 @@ class JudgmentWriter:
             else:
                 self._handle.write(json.dumps(row, ensure_ascii=False) + "\n")
         self._handle.flush()
+        os.fsync(self._handle.fileno())
 
     def close(self) -> None:
         self._handle.close()
@@ -147,15 +174,73 @@ class JudgmentWriter:
         self.close()
 
 
-def read_judgments(path: Path | str) -> list[Judgment]:
-    """Judgments written by :class:`JudgmentWriter` (JSONL)."""
+def drop_torn_tail(path: Path | str) -> int:
+    """Cut a last line left half-written by a killed run (no final newline); bytes removed."""
     path = Path(path)
+    with path.open("rb+") as handle:
+        data = handle.read()
+        if not data or data.endswith(b"\n"):
+            return 0
+        keep = data.rfind(b"\n") + 1
+        handle.truncate(keep)
+        os.fsync(handle.fileno())
+    return len(data) - keep
+
+
+_DICT_FIELDS = ("label_probs", "engine_settings")
+_TEXT_FIELDS = ("item_id", "rubric", "variant", "label", "judge_model")
+
+
+def _judgment_from_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A CSV/Parquet row as Judgment fields: empty cells and NaN are None, dicts decoded.
+
+    A converter that read the JSONL with type inference turns ids and labels like "3" into
+    numbers; they are text again here.
+    """
+    out: dict[str, Any] = {}
+    for key, value in row.items():
+        if hasattr(value, "item") and not isinstance(value, str):
+            value = value.item()  # numpy scalar -> Python
+        if value == "" or (isinstance(value, float) and math.isnan(value)):
+            value = None
+        if key in _TEXT_FIELDS and isinstance(value, int | float) and value is not None:
+            value = str(value)
+        if key in _DICT_FIELDS and isinstance(value, str):
+            value = json.loads(value)
+        if key in _DICT_FIELDS and isinstance(value, dict):
+            value = {k: v for k, v in value.items() if not (key == "label_probs" and v is None)}
+        out[key] = value
+    return out
+
+
+def read_judgments(path: Path | str) -> list[Judgment]:
+    """Judgments from a run's output: JSONL or CSV as written here, or Parquet converted from them.
+
+    A bad row raises :class:`InputError` naming the file and the line (JSONL) or row.
+    """
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if suffix in {".jsonl", ".ndjson"}:
+        out = []
+        with path.open(encoding="utf-8") as handle:
+            for line_number, line in enumerate(handle, start=1):
+                if line.strip():
+                    try:
+                        out.append(Judgment.model_validate_json(line))
+                    except ValidationError as err:
+                        raise InputError(f"{path}: line {line_number}: {err}") from err
+        return out
+    if suffix == ".csv":
+        with path.open(encoding="utf-8", newline="") as handle:
+            rows: list[Mapping[str, Any]] = list(csv.DictReader(handle))
+    elif suffix in {".parquet", ".pq"}:
+        rows = _frame(path).to_dict(orient="records")
+    else:
+        raise InputError(f"{path}: judgments must be .jsonl, .csv or .parquet")
     out = []
-    with path.open(encoding="utf-8") as handle:
-        for line_number, line in enumerate(handle, start=1):
-            if line.strip():
-                try:
-                    out.append(Judgment.model_validate_json(line))
-                except ValidationError as err:
-                    raise InputError(f"{path}: line {line_number}: {err}") from err
+    for row_number, row in enumerate(rows):
+        try:
+            out.append(Judgment.model_validate(_judgment_from_row(row)))
+        except (ValidationError, json.JSONDecodeError) as err:
+            raise InputError(f"{path}: row {row_number}: {err}") from err
     return out

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+from pydantic import Field
 
 from judgekit.bias.ensemble import aggregate_variants
 from judgekit.bias.position import combine_orders, unswap
@@ -21,11 +22,18 @@ SwapMethod = Literal["soft", "hard"]
 
 
 class Controls(StrictModel):
-    """Which bias controls a run applies; recorded in its manifest."""
+    """Which bias controls a run applies, and how a pairwise verdict is decided; in its manifest.
+
+    ``tie_band``: a pairwise item is a tie when P(A) / (P(A) + P(B)) is within this distance of
+    0.5 (or when the rubric's "tie" label is the most probable). 0.05 means the judge must put at
+    least 55:45 odds on one answer to pick it; a judge that only ever prefers whichever answer is
+    shown first combines to exactly 50:50 under either swap method, and so yields ties, not wins.
+    """
 
     swap: bool = True
     swap_method: SwapMethod = "soft"
     ensemble: EnsembleMethod = "mean"
+    tie_band: float = Field(default=0.05, ge=0.0, lt=0.5)
 
 
 @dataclass(frozen=True)
@@ -66,19 +74,27 @@ def item_table(
     return ItemTable(tuple(item_ids), variants, tuple(labels), probs)
 
 
-def combine(table: ItemTable, controls: Controls) -> np.ndarray:
-    """Final items x labels distributions: orders combined per variant, then variants ensembled."""
+def per_variant(table: ItemTable, controls: Controls) -> np.ndarray:
+    """Items x variants x labels, the two orders combined (NaN where a variant is not usable).
+
+    With the swap on, a variant counts for an item only when both of its orders are valid.
+    Label roles (A, B, tie) are read from the label names, never from their position.
+    """
     if "AB" in table.probs and "BA" in table.probs and controls.swap:
         n_items, n_variants, n_labels = table.probs["AB"].shape
         ab = table.probs["AB"].reshape(-1, n_labels)
         ba = unswap(table.probs["BA"].reshape(-1, n_labels), table.labels)
-        per_variant = combine_orders(ab, ba, method=controls.swap_method)
-        per_variant = per_variant.reshape(n_items, n_variants, n_labels)
-    else:
-        per_variant = table.probs.get("AB", table.probs.get("-"))
-        if per_variant is None:
-            raise ValueError("no judgments to aggregate")
-    return aggregate_variants(per_variant, method=controls.ensemble)
+        combined = combine_orders(ab, ba, method=controls.swap_method, labels=table.labels)
+        return combined.reshape(n_items, n_variants, n_labels)
+    cube = table.probs.get("AB", table.probs.get("-"))
+    if cube is None:
+        raise ValueError("no judgments to aggregate")
+    return cube
+
+
+def combine(table: ItemTable, controls: Controls) -> np.ndarray:
+    """Final items x labels distributions: orders combined per variant, then variants ensembled."""
+    return aggregate_variants(per_variant(table, controls), method=controls.ensemble)
 
 
 def row_mean(x: np.ndarray) -> np.ndarray:

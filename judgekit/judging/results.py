@@ -14,9 +14,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
+from judgekit.bias.ensemble import aggregate_variants, valid_variant_counts
 from judgekit.bias.length import LengthModel, answer_lengths, correct_distributions
 from judgekit.bias.position import unswap
-from judgekit.judging.aggregate import Controls, ItemTable, combine, item_table, row_mean
+from judgekit.judging.aggregate import Controls, ItemTable, item_table, per_variant, row_mean
+from judgekit.judging.decide import Decisions, decide
 from judgekit.rubrics import Rubric
 from judgekit.schema import Item, ItemVerdict, JudgeIdentity, Judgment
 
@@ -37,6 +39,7 @@ class JudgeRun:
     length_model: LengthModel | None = None
     backend_stats: dict[str, Any] | None = None
     table: ItemTable = field(init=False)
+    variant_probs: np.ndarray = field(init=False)
     item_probs: np.ndarray = field(init=False)
 
     def __post_init__(self) -> None:
@@ -46,7 +49,8 @@ class JudgeRun:
             [i.id for i in self.items],
             self.rubric.variants,
         )
-        self.item_probs = combine(self.table, self.controls)
+        self.variant_probs = per_variant(self.table, self.controls)
+        self.item_probs = aggregate_variants(self.variant_probs, method=self.controls.ensemble)
 
     @property
     def item_scores(self) -> np.ndarray:
@@ -89,6 +93,21 @@ class JudgeRun:
         corrected = self.corrected
         return self.item_scores if corrected is None else corrected[1]
 
+    @property
+    def decisions(self) -> Decisions:
+        """Verdict labels and ties, read from ``final_probs`` (see ``judging.decide``)."""
+        return decide(
+            self.final_probs,
+            self.rubric.labels,
+            self.rubric.manifest.mode,
+            tie_band=self.controls.tie_band,
+        )
+
+    @property
+    def valid_variants(self) -> np.ndarray:
+        """Per item, how many variants the ensemble used (pairwise: both orders valid)."""
+        return valid_variant_counts(self.variant_probs)
+
     def to_pandas(self) -> pd.DataFrame:
         """One row per judgment (item x variant x order), label probabilities as columns."""
         rows = []
@@ -108,10 +127,9 @@ class JudgeRun:
         frame["score"] = self.item_scores
         if (corrected := self.corrected_scores) is not None:
             frame["score_length_corrected"] = corrected
-        probs = self.final_probs
-        valid = ~np.isnan(probs).any(axis=1)
-        labels = np.asarray(self.rubric.labels, dtype=object)
-        frame["label"] = np.where(valid, labels[np.nan_to_num(probs, nan=-1).argmax(axis=1)], None)
+        decisions = self.decisions
+        frame["label"] = pd.Series(decisions.labels, dtype=object)
+        frame["tie"] = decisions.ties
         return frame
 
     def controls_applied(self) -> dict[str, str]:
@@ -134,42 +152,50 @@ class JudgeRun:
         return row_mean(self.table.probs["AB"][:, :, col]), row_mean(ba[:, :, col])
 
     def item_verdicts(self) -> list[ItemVerdict]:
-        """One row per item, with per-order preferences and the controls that shaped it."""
-        frame = self.items_frame()
-        counts = (
-            pd.DataFrame(
-                [(j.item_id, j.valid) for j in self.judgments], columns=["item_id", "valid"]
-            )
-            .groupby("item_id")["valid"]
-            .agg(["size", "sum"])
-        )
+        """One row per item, with per-order preferences and the controls that shaped it.
+
+        Built from arrays, not from a frame, so an item without any valid verdict comes out as
+        an invalid row (label None) rather than a NaN that fails validation.
+        """
+        n_judged: dict[str, int] = {}
+        n_valid: dict[str, int] = {}
+        for j in self.judgments:
+            n_judged[j.item_id] = n_judged.get(j.item_id, 0) + 1
+            n_valid[j.item_id] = n_valid.get(j.item_id, 0) + int(j.valid)
         orders = self.order_preferences()
         controls = self.controls_applied()
+        decisions = self.decisions
+        scores, corrected = self.item_scores, self.corrected_scores
+        used = self.valid_variants
+        n_variants = len(self.table.variants)
         verdicts = []
-        for i, row in enumerate(frame.itertuples(index=False)):
-            item_id = str(row.item_id)
+        for i, item in enumerate(self.items):
+            valid = bool(np.isfinite(self.item_probs[i]).all())
             probs = (
-                None
-                if np.isnan(self.item_probs[i]).any()
-                else dict(zip(self.rubric.labels, map(float, self.item_probs[i]), strict=True))
+                dict(zip(self.rubric.labels, map(float, self.item_probs[i]), strict=True))
+                if valid
+                else None
             )
-            a = None if orders is None or np.isnan(orders[0][i]) else float(orders[0][i])
-            b = None if orders is None or np.isnan(orders[1][i]) else float(orders[1][i])
-            corrected = getattr(row, "score_length_corrected", math.nan)
+            a = None if orders is None else _number(orders[0][i])
+            b = None if orders is None else _number(orders[1][i])
             verdicts.append(
                 ItemVerdict(
-                    item_id=item_id,
+                    item_id=item.id,
                     rubric=self.rubric.name,
                     rubric_version=self.rubric.version,
                     rubric_hash=self.rubric.hash,
                     judge_model=self.judge.model,
                     label_probs=probs,
-                    score=None if math.isnan(row.score) else float(row.score),
-                    score_length_corrected=None if math.isnan(corrected) else float(corrected),
-                    label=row.label,
-                    valid=probs is not None,
-                    n_judgments=int(counts.loc[item_id, "size"]),
-                    n_valid_judgments=int(counts.loc[item_id, "sum"]),
+                    score=_number(scores[i]),
+                    score_length_corrected=None if corrected is None else _number(corrected[i]),
+                    label=decisions.labels[i],
+                    tie=bool(decisions.ties[i]),
+                    valid=valid,
+                    n_judgments=n_judged.get(item.id, 0),
+                    n_valid_judgments=n_valid.get(item.id, 0),
+                    n_variants=n_variants,
+                    n_valid_variants=int(used[i]),
+                    partial=valid and int(used[i]) < n_variants,
                     p_a_ab=a,
                     p_a_ba=b,
                     flip=None if a is None or b is None else (a > 0.5) != (b > 0.5),
@@ -209,6 +235,11 @@ class JudgeRun:
             "run.assert_invalid_rate_at_most()", "judgekit.assert_invalid_rate_at_most(run, ...)"
         )
         gates.assert_invalid_rate_at_most(self, maximum)
+
+
+def _number(x: float) -> float | None:
+    """A finite array value as a float, NaN as None (the JSON/pydantic form of "no value")."""
+    return None if math.isnan(x) else float(x)
 
 
 def _deprecated(old: str, new: str) -> None:

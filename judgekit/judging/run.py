@@ -10,10 +10,19 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Literal
 
 from judgekit.backends.base import Backend
 from judgekit.bias.length import LengthModel
-from judgekit.data.records import JudgmentWriter, items_path, manifest_path, read_items
+from judgekit.data.records import (
+    InputError,
+    JudgmentWriter,
+    drop_torn_tail,
+    items_path,
+    manifest_path,
+    read_items,
+    read_judgments,
+)
 from judgekit.judging.aggregate import Controls
 from judgekit.judging.plan import PlannedRequest, batches, plan_requests
 from judgekit.judging.results import JudgeRun
@@ -24,6 +33,7 @@ from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import Item, JudgeIdentity, Judgment, LabelLogprobs
 
 ProgressCallback = Callable[[int, int], None]
+IfExists = Literal["error", "overwrite", "resume"]
 
 
 def judge(
@@ -41,11 +51,15 @@ def judge(
     rubric_paths: Sequence[Path | str] = (),
     store: ResultStore | None = None,
     length_model: LengthModel | None = None,
+    if_exists: IfExists = "error",
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
-    Judgments are written to ``output`` batch by batch as they finish, with a run manifest beside
-    it. ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
+    Judgments are written to ``output`` batch by batch as they finish (flushed and fsynced), with
+    a run manifest beside it. An existing ``output`` is refused unless ``if_exists`` says
+    ``overwrite``, or ``resume``: then its rows are kept, checked to come from the same rubric and
+    judge, and only the (item, variant, order) requests it lacks are judged.
+    ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
     With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
     and each finished batch is committed there, so a killed run resumes where it stopped.
     A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
@@ -65,7 +79,15 @@ def judge(
     identity = backend.identity
     started = datetime.now(timezone.utc)
     judgments: list[Judgment] = []
-    writer = JudgmentWriter(output) if output is not None else None
+    writer = None
+    if output is not None:
+        if if_exists == "resume" and Path(output).is_file():
+            judgments = _resumed(output, rubric, identity, planned)
+            done = {(j.item_id, j.variant, j.order) for j in judgments}
+            planned = [p for p in planned if (p.item.id, p.variant, p.order) not in done]
+        mode = {"error": "new", "overwrite": "overwrite", "resume": "append"}[if_exists]
+        writer = JudgmentWriter(output, mode=mode)
+    total = len(judgments) + len(planned)
     start = time.perf_counter()
     try:
         for batch in batches(planned, batch_size):
@@ -78,7 +100,7 @@ def judge(
             if writer is not None:
                 writer.write(new)
             if progress is not None:
-                progress(len(judgments), len(planned))
+                progress(len(judgments), total)
     finally:
         if writer is not None:
             writer.close()
@@ -100,6 +122,28 @@ def judge(
         manifest = build_manifest(run, started, datetime.now(timezone.utc), source, str(output))
         manifest_path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
     return run
+
+
+def _resumed(
+    output: Path | str, rubric: Rubric, identity: JudgeIdentity, planned: Sequence[PlannedRequest]
+) -> list[Judgment]:
+    """The rows an output already holds for this plan; refuse rows of another rubric or judge."""
+    drop_torn_tail(output)
+    rows = read_judgments(output)
+    for j in rows:
+        if j.rubric_hash != rubric.hash:
+            raise InputError(
+                f"{output}: cannot resume: its rows used rubric hash {j.rubric_hash[:12]}, "
+                f"this run {rubric.ref} ({rubric.hash[:12]})"
+            )
+        if j.judge_fingerprint != identity.fingerprint or j.engine_settings != identity.settings:
+            raise InputError(
+                f"{output}: cannot resume: its rows came from another judge or engine settings "
+                f"({j.judge_model}, {j.judge_fingerprint[:12]})"
+            )
+    wanted = {(p.item.id, p.variant, p.order) for p in planned}
+    kept = {(j.item_id, j.variant, j.order): j for j in rows}
+    return [j for key, j in kept.items() if key in wanted]
 
 
 def _score(

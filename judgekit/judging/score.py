@@ -44,8 +44,9 @@ def score_labels(
 
     Labels missing from ``logprobs`` (outside the backend's top-k) count as zero probability.
     The expected score is ``sum(p * value)`` (G-Eval style); for pairwise rubrics the values
-    encode the preference for answer A, so it is P(A preferred). Ties in the argmax go to the
-    first label in rubric order, which is deterministic and reported via ``probs``.
+    encode the preference for answer A, so it is P(A preferred). An exact tie for the most
+    probable label gives no label (the verdict stays valid: ``probs`` and ``expected`` are set),
+    because picking the first listed label would turn every tie into a win for it.
 
     ``measured=False`` (a label parsed from generated text, ``label_logprobs="text"``): no
     probability was measured, so a parsed label is a one-hot verdict with mass 0.0 (not 1.0, which
@@ -63,8 +64,9 @@ def score_labels(
         )
     probs = {label: p / mass for label, p in zip(labels, raw, strict=True)}
     expected = math.fsum(probs[label] * v for label, v in zip(labels, values, strict=True))
-    best = max(labels, key=lambda label: probs[label])
-    return LabelScore(probs, min(mass, 1.0), expected, best, None)
+    top = max(probs.values())
+    best = [label for label in labels if probs[label] == top]
+    return LabelScore(probs, min(mass, 1.0), expected, best[0] if len(best) == 1 else None, None)
 
 
 def _parsed(

@@ -41,26 +41,56 @@ Level = Literal["nominal", "ordinal", "interval", "ratio"]
 Kind = Literal["categorical", "ordinal", "interval"]
 
 
-def _has_nan(x: np.ndarray) -> bool:
-    """NaN check that also works for integer, string and object arrays."""
-    if x.dtype.kind in "fc":
-        return bool(np.isnan(x).any())
-    if x.dtype.kind == "O":
-        return any(isinstance(v, float) and np.isnan(v) for v in x.ravel())
-    return False
+def _is_missing(v: object) -> bool:
+    return v is None or (isinstance(v, float | np.floating) and bool(np.isnan(v)))
+
+
+def _labels(*arrays: ArrayLike) -> tuple[np.ndarray, ...]:
+    """Label arrays checked element by element: no missing value, one kind of value.
+
+    ``np.asarray`` alone hides both problems: a NaN or None among strings becomes the category
+    "nan" / "None", and ``[1, "2", 3]`` becomes the strings "1", "2", "3" (equal to [1, 2, 3]
+    after the same coercion). Numeric arrays take a fast path; anything else is checked here.
+    """
+    out, kinds = [], set()
+    for a in arrays:
+        x = np.asarray(a) if isinstance(a, np.ndarray) else np.asarray(a, dtype=object)
+        if x.dtype.kind in "biuf":
+            if x.dtype.kind == "f" and np.isnan(x).any():
+                raise ValueError("NaN in labels: drop missing pairs before computing agreement")
+            kinds.add("number")
+            out.append(x)
+            continue
+        for v in x.ravel().tolist():
+            if _is_missing(v):
+                raise ValueError(
+                    f"{'None' if v is None else 'NaN'} in labels (a missing value): drop missing "
+                    "pairs before computing agreement"
+                )
+            if isinstance(v, str | np.str_):
+                kinds.add("text")
+            elif isinstance(v, bool | int | float | np.number):
+                kinds.add("number")
+            else:
+                raise ValueError(f"unsupported label {v!r} of type {type(v).__name__}")
+        out.append(np.asarray(x.tolist()) if x.size else x)
+    if len(kinds) > 1:
+        raise ValueError(
+            "labels mix text and numbers (e.g. '2' and 2): they are different labels; "
+            "convert them to one type first"
+        )
+    return tuple(out)
 
 
 def _pair(a: ArrayLike, b: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """Validate two paired 1-D label vectors: same non-zero length, no missing values."""
-    x, y = np.asarray(a), np.asarray(b)
+    x, y = _labels(a, b)
     if x.ndim != 1 or y.ndim != 1:
         raise ValueError(f"expected 1-D label vectors, got shapes {x.shape} and {y.shape}")
     if x.shape != y.shape:
         raise ValueError(f"paired inputs differ in length: {x.size} vs {y.size}")
     if x.size == 0:
         raise ValueError("empty input: agreement needs at least one paired item")
-    if _has_nan(x) or _has_nan(y):
-        raise ValueError("NaN in labels: drop missing pairs before computing agreement")
     return x, y
 
 
@@ -142,7 +172,11 @@ def fleiss_kappa(ratings: np.ndarray) -> float:
     ``krippendorff_alpha`` for incomplete data. If every rating is the same label the result is
     ``1.0`` (statsmodels gives NaN).
     """
-    r = np.asarray(ratings)
+    r = (
+        np.asarray(ratings)
+        if isinstance(ratings, np.ndarray)
+        else np.asarray(ratings, dtype=object)
+    )
     if r.ndim != 2:
         raise ValueError(f"ratings must be 2-D (items x raters), got shape {r.shape}")
     n_items, n_raters = r.shape
@@ -150,10 +184,12 @@ def fleiss_kappa(ratings: np.ndarray) -> float:
         raise ValueError("empty input: Fleiss' kappa needs at least one item")
     if n_raters < 2:
         raise ValueError(f"Fleiss' kappa needs at least 2 raters per item, got {n_raters}")
-    if _has_nan(r):
+    try:
+        (r,) = _labels(r)
+    except ValueError as err:
         raise ValueError(
-            "NaN in ratings: Fleiss' kappa needs complete data (use krippendorff_alpha)"
-        )
+            f"{err} (Fleiss' kappa needs complete data: use krippendorff_alpha for NaN)"
+        ) from err
     codes, k = _encode(r.ravel(), None)
     item = np.repeat(np.arange(n_items), n_raters)
     counts = np.bincount(item * k + codes, minlength=n_items * k).reshape(n_items, k)
@@ -184,8 +220,16 @@ def _interval_alpha(r: np.ndarray, present: np.ndarray) -> float:
 
     Over ordered pairs, sum (x_i - x_j)^2 = 2 m SS, so the coincidence form reduces to
     1 - (n - 1) * sum_u(m_u SS_u / (m_u - 1)) / (n SS_total): exact, and linear in the data, which
-    matters for continuous scores where every value is distinct.
+    matters for continuous scores where every value is distinct. Alpha does not change under
+    r -> (r - c) / s, so the values are centred and scaled to [-1, 1] first: squares of 1e200 would
+    overflow to inf (and NaN) otherwise.
     """
+    r = r / np.max(np.abs(r[present]))
+    r = r - r[present].mean()
+    spread = np.max(np.abs(r[present]))
+    if spread == 0.0:
+        return 1.0
+    r = r / spread
     m = present.sum(axis=0)
     means = np.where(present, r, 0.0).sum(axis=0) / m
     ss_unit = np.where(present, (r - means) ** 2, 0.0).sum(axis=0)
@@ -255,9 +299,19 @@ def _numeric_pair(x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     return u, v
 
 
+def _unit_centred(u: np.ndarray) -> np.ndarray:
+    """``u`` centred and scaled into [-1, 1] (scale first, so the mean cannot overflow)."""
+    u = u / np.max(np.abs(u))
+    u = u - u.mean()
+    return u / np.max(np.abs(u))
+
+
 def _pearson(u: np.ndarray, v: np.ndarray) -> float:
-    uc, vc = u - u.mean(), v - v.mean()
-    r = float(uc @ vc) / float(np.sqrt((uc @ uc) * (vc @ vc)))
+    """Pearson's r on centred, unit-scaled data: no overflow or underflow at extreme scales."""
+    uc, vc = _unit_centred(u), _unit_centred(v)
+    r = float(uc @ vc) / float(np.sqrt(uc @ uc) * np.sqrt(vc @ vc))
+    if not np.isfinite(r):
+        raise ValueError("the correlation is not a finite number for this input")
     return min(1.0, max(-1.0, r))
 
 

@@ -43,8 +43,8 @@ def test_majority_vote_and_tie_break_by_mean() -> None:
     np.testing.assert_array_equal(out[0], [1.0, 0.0, 0.0])  # votes A, B, A
     # Votes B and A (one each): the mean [0.3, 0.6, 0.1] breaks the tie for B.
     np.testing.assert_array_equal(out[1], [0.0, 1.0, 0.0])
-    # Three-way vote tie with an exactly flat mean: lowest index.
-    np.testing.assert_array_equal(out[2], [1.0, 0.0, 0.0])
+    # Three-way vote tie with an exactly flat mean: a tie, not a win for the first label.
+    np.testing.assert_array_equal(out[2], [1 / 3, 1 / 3, 1 / 3])
     assert np.isnan(out[3]).all()
 
 

@@ -39,7 +39,7 @@ def test_soft_combination_cancels_first_position_boost_exactly() -> None:
     p_ab, p_ba_prompt = _scripted_two_label(q, C)
     p_ba = unswap(p_ba_prompt, ("A", "B"))
 
-    soft = combine_orders(p_ab, p_ba, method="soft")
+    soft = combine_orders(p_ab, p_ba, method="soft", labels=("A", "B"))
     np.testing.assert_allclose(soft, q, rtol=0, atol=1e-12)
 
     # The arithmetic mean keeps a q-dependent distortion: it drags every verdict towards 50/50.
@@ -57,20 +57,20 @@ def test_soft_combination_with_tie_label() -> None:
     # Symmetric boost (first * sqrt(C), second / sqrt(C), tie untouched): everything exact.
     p_ab = _normalise(q * [s, 1 / s, 1.0])
     p_ba_prompt = _normalise(np.column_stack([q[:, 1] * s, q[:, 0] / s, q[:, 2]]))
-    soft = combine_orders(p_ab, unswap(p_ba_prompt, labels), method="soft")
+    soft = combine_orders(p_ab, unswap(p_ba_prompt, labels), method="soft", labels=labels)
     np.testing.assert_allclose(soft, q, rtol=0, atol=1e-12)
 
     # Boost on the first answer only: the A:B ratio is still exact.
     p_ab = _normalise(q * [C, 1.0, 1.0])
     p_ba_prompt = _normalise(np.column_stack([q[:, 1] * C, q[:, 0], q[:, 2]]))
-    soft = combine_orders(p_ab, unswap(p_ba_prompt, labels), method="soft")
+    soft = combine_orders(p_ab, unswap(p_ba_prompt, labels), method="soft", labels=labels)
     np.testing.assert_allclose(soft[:, 0] / soft[:, 1], q[:, 0] / q[:, 1], rtol=1e-12)
 
 
 def test_soft_contradictory_orders_and_nan_rows() -> None:
     p_ab = np.array([[1.0, 0.0], [np.nan, np.nan], [0.6, 0.4]])
     p_ba = np.array([[0.0, 1.0], [0.5, 0.5], [0.6, np.nan]])
-    out = combine_orders(p_ab, p_ba)
+    out = combine_orders(p_ab, p_ba, labels=("A", "B"))
     np.testing.assert_allclose(out[0], [0.5, 0.5])
     assert np.isnan(out[1:]).all()
 
@@ -78,14 +78,14 @@ def test_soft_contradictory_orders_and_nan_rows() -> None:
 def test_hard_rule_is_fastchat() -> None:
     p_ab = np.array([[0.8, 0.2], [0.8, 0.2], [np.nan, np.nan]])
     p_ba = np.array([[0.6, 0.4], [0.3, 0.7], [0.5, 0.5]])
-    out = combine_orders(p_ab, p_ba, method="hard")
+    out = combine_orders(p_ab, p_ba, method="hard", labels=("A", "B"))
     np.testing.assert_allclose(out[0], [0.7, 0.3])  # agree -> average
     np.testing.assert_allclose(out[1], [0.5, 0.5])  # disagree, no tie label
     assert np.isnan(out[2]).all()
 
     p_ab3 = np.array([[0.2, 0.7, 0.1], [0.6, 0.3, 0.1]])
     p_ba3 = np.array([[0.5, 0.4, 0.1], [0.5, 0.2, 0.3]])
-    out3 = combine_orders(p_ab3, p_ba3, method="hard")
+    out3 = combine_orders(p_ab3, p_ba3, method="hard", labels=("A", "B", "tie"))
     np.testing.assert_allclose(out3[0], [0.0, 0.0, 1.0])  # disagree -> tie label
     np.testing.assert_allclose(out3[1], [0.55, 0.25, 0.2])
     # A rubric that lists the tie first.
@@ -93,6 +93,17 @@ def test_hard_rule_is_fastchat() -> None:
         p_ab3[:, [2, 0, 1]], p_ba3[:, [2, 0, 1]], method="hard", labels=("tie", "A", "B")
     )
     np.testing.assert_allclose(out_t[0], [1.0, 0.0, 0.0])
+
+
+def test_hard_disagreement_is_a_tie_whatever_the_label_order() -> None:
+    """Roles come from the names: with A, tie, B a disagreement is one-hot on "tie", not on B."""
+    labels = ("A", "tie", "B")
+    p_ab = np.array([[0.7, 0.1, 0.2]])  # picks A
+    p_ba = np.array([[0.2, 0.1, 0.7]])  # (unswapped) picks B
+    out = combine_orders(p_ab, p_ba, method="hard", labels=labels)
+    np.testing.assert_allclose(out[0], [0.0, 1.0, 0.0])
+    with pytest.raises(TypeError):
+        combine_orders(p_ab, p_ba, method="hard")  # type: ignore[call-arg]
 
 
 def _wilson_reference(k: int, n: int) -> tuple[float, float]:
@@ -116,7 +127,7 @@ def test_position_stats_known_by_construction() -> None:
     p_ab = np.array(flips_ab + a_ab + b_ab + bad)
     p_ba = np.array(flips_ba + a_ba + b_ba + [[0.5, 0.5]] * 5)
 
-    st = position_stats(p_ab, p_ba)
+    st = position_stats(p_ab, p_ba, labels=("A", "B"))
     assert (st.n_valid, st.n_invalid) == (100, 5)
     assert st.flip[:30].all() and not st.flip[30:].any()
     assert st.flip_rate.estimate == pytest.approx(0.30)
@@ -144,7 +155,7 @@ def test_position_stats_on_scripted_biased_judge() -> None:
     q_a = rng.uniform(0.05, 0.95, size=4000)
     q = np.column_stack([q_a, 1 - q_a])
     p_ab, p_ba_prompt = _scripted_two_label(q, C)
-    st = position_stats(p_ab, unswap(p_ba_prompt, ("A", "B")))
+    st = position_stats(p_ab, unswap(p_ba_prompt, ("A", "B")), labels=("A", "B"))
     # Judge picks first in AB iff C q_A > q_B; by construction flip iff 1/C < q_A/q_B < C,
     # i.e. q_A in (1/(1+C), C/(1+C)) = (0.25, 0.75): probability 0.5/0.9 for U(0.05, 0.95).
     expected_flip = np.mean((q_a > 1 / (1 + C)) & (q_a < C / (1 + C)))
@@ -159,6 +170,6 @@ def test_position_stats_on_scripted_biased_judge() -> None:
 
 def test_position_stats_all_invalid_reports_no_rate() -> None:
     nan = np.full((3, 2), np.nan)
-    st = position_stats(nan, nan)
+    st = position_stats(nan, nan, labels=("A", "B"))
     assert st.n_valid == 0 and st.n_invalid == 3
     assert st.flip_rate is None and st.first_pick_before is None and st.first_pick_after is None
