@@ -33,6 +33,7 @@ from judgekit.calibrate.measure import (
 from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
 from judgekit.calibrate.plots import plot_confusion, plot_reliability, plot_variants
 from judgekit.calibrate.report import write_report
+from judgekit.calibrate.run import run_calibration
 from judgekit.data.sets import CalibrationRecord, load_calibration_set
 from judgekit.data.split import heldout_mask
 from judgekit.judging.aggregate import Controls
@@ -268,6 +269,25 @@ def test_save_card_newest_replaces_and_reads_back(tmp_path: Path) -> None:
     newer = _calibrate(records, coin, split="heldout")
     assert newer.key == card.key and save_card(newer, tmp_path) == path
     assert not read_card(path).card.verdict.trusted and len(list(tmp_path.iterdir())) == 1
+
+
+def test_card_records_the_split_group(shared_data: Path, tmp_path: Path) -> None:
+    """PandaLM held out by instruction (77 of 170; by item id it was 496 items)."""
+    result = run_calibration(
+        "pandalm",
+        load_rubric("pairwise_preference@v1"),
+        verdicts_file=shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json",
+        id_field="idx",
+        verdict_field="gpt_result",
+        data_dir=shared_data,
+        n_resamples=RESAMPLES,
+        cards_dir=tmp_path / "cards",
+        out_dir=tmp_path / "out",
+    )
+    split = result.card.split
+    assert split.group_by == "template {instruction}\n\n{input}"
+    assert (split.n_split, split.n_groups, result.card.n) == (440, 77, 440)
+    assert result.card.judge_settings == {}
 
 
 # --------------------------------------------------------------------------- judge runs
