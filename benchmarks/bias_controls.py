@@ -48,11 +48,11 @@ def _human_a_rate(n: int) -> Any:
     """Share of held-out pairs whose human consensus is A (among A/B): where an order-free
     judge's A pick rate should sit, since PandaLM's A and B slots need not be balanced."""
     from judgekit.data.sets import load_calibration_set
-    from judgekit.data.split import heldout_mask
+    from judgekit.data.split import split_records
     from judgekit.stats import proportion_ci
 
     records = load_calibration_set("pandalm", data_dir=DATA).records
-    held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
+    held = split_records(records, "heldout")
     decisive = [r.consensus for r in held[:n] if r.consensus in ("A", "B")]
     return proportion_ci(sum(c == "A" for c in decisive), len(decisive))
 

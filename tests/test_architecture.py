@@ -33,7 +33,7 @@ ALLOWED = {
         "stats",
     },
     "ci": {"backends", "data", "judging", "rubrics", "schema", "stats"},
-    "cli": {"backends", "calibrate", "ci", "data", "judging", "rubrics", "files", "schema"},
+    "cli": {"backends", "bias", "calibrate", "ci", "data", "judging", "rubrics", "files", "schema"},
 }
 
 

@@ -59,6 +59,8 @@ def test_embedded_judge_calibration_and_trust_gate(
     engine, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(cli.calibrate, "create_backend", lambda kind, **options: engine)
+    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
+    monkeypatch.chdir(tmp_path)
     cards, out = tmp_path / "cards", tmp_path / "report"
     sample = str(REPO / "examples" / "sample_pairwise.jsonl")
     gated = [
@@ -72,10 +74,8 @@ def test_embedded_judge_calibration_and_trust_gate(
         "--variant",
         "direct",
         "--require-calibrated",
-        "--cards-dir",
-        str(cards),
     ]
-    refused = runner.invoke(cli.app, gated)
+    refused = runner.invoke(cli.app, gated)  # no card named: refused, whatever the cache holds
     assert refused.exit_code == 3
     assert "judgekit calibrate --rubric pairwise_preference@v1 --set SET" in refused.output
     calibrated = runner.invoke(
@@ -108,6 +108,10 @@ def test_embedded_judge_calibration_and_trust_gate(
     card = json.loads((out / "card.json").read_text())
     assert card["split"]["name"] == "heldout" and card["n"] == 12
     assert card["judge_model"] == "embedded:SmolLM2-135M-Instruct"
+    # keyed by the settings that change numbers, not the operational ones
+    assert {"dtype", "max_model_len", "vllm"} <= set(card["judge_settings"])
+    assert "enforce_eager" not in card["judge_settings"]
+    assert card["split"]["group_by"] == "template {instruction}\n\n{input}"
     assert card["verdict"]["trusted"], card["verdict"]
     assert card["position"] is not None
     assert {v["variant"] for v in card["per_variant"]} == {
@@ -117,11 +121,23 @@ def test_embedded_judge_calibration_and_trust_gate(
     }
     for name in ("report.md", "report.html", "confusion.png", "reliability.png"):
         assert (out / name).stat().st_size > 1000
+    pinned = cards / f"{card['key']}.json"
+    assert json.loads(pinned.read_text()) == card
+    # the stored verdict was made under relaxed thresholds: the gate's defaults refuse it ...
+    strict = runner.invoke(cli.app, [*gated, "--card", str(pinned)])
+    assert strict.exit_code == 3 and "FAIL: n = 12 (need >= 50)" in strict.output
+    # ... and the project's own thresholds, pinned with the card, accept it
+    (tmp_path / "judgekit.toml").write_text(
+        f'card = "cards/{pinned.name}"\n[trust]\nmin_kappa_ci_low = -1\n'
+        "min_ceiling_ratio = -10\nmin_n = 10\n"
+    )
     allowed = runner.invoke(cli.app, gated)
     assert allowed.exit_code == 0, allowed.output
     assert "calibrated: card" in allowed.output
     assert card["length_model"]["fitted_on"] == "dev"
-    assert "length correction: frozen model from card" in allowed.output
+    manifest = json.loads((tmp_path / "j.manifest.json").read_text())
+    assert manifest["card"]["key"] == card["key"]
+    assert manifest["card"]["path"] == str(pinned.resolve())
     items = [json.loads(x) for x in (tmp_path / "j.items.jsonl").read_text().splitlines()]
     assert {i["controls"]["length"] for i in items} == {"frozen (from calibration)"}
     assert all(i["score_length_corrected"] is not None for i in items if i["valid"])

@@ -10,6 +10,7 @@ map is exactly {"0": tie, "1": A, "2": B} and "Tie" is invalid.
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
@@ -19,13 +20,7 @@ import numpy as np
 import pytest
 from scipy.special import expit, logit
 
-from judgekit.calibrate.cards import (
-    NotCalibratedError,
-    default_cards_dir,
-    find_card,
-    require_calibrated,
-    save_card,
-)
+from judgekit.calibrate.cards import read_card, save_card
 from judgekit.calibrate.measure import (
     CalibrationCard,
     Interval,
@@ -38,6 +33,7 @@ from judgekit.calibrate.measure import (
 from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
 from judgekit.calibrate.plots import plot_confusion, plot_reliability, plot_variants
 from judgekit.calibrate.report import write_report
+from judgekit.calibrate.run import run_calibration
 from judgekit.data.sets import CalibrationRecord, load_calibration_set
 from judgekit.data.split import heldout_mask
 from judgekit.judging.aggregate import Controls
@@ -170,7 +166,7 @@ def _interval(estimate: float, low: float, high: float, n: int = 100) -> Interva
 
 def test_decide_trust_passes_and_fails_with_numbers() -> None:
     t = TrustThresholds()
-    good = dict(n=200, invalid_rate=0.02, trust_metric="kappa", thresholds=t)
+    good = dict(n=200, invalid_rate=0.02, trust_metric="kappa", thresholds=t, n_annotators=3)
     ok = decide_trust(trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=0.9, **good)
     assert ok.trusted
     assert all(r.startswith("PASS") for r in ok.reasons)
@@ -181,19 +177,25 @@ def test_decide_trust_passes_and_fails_with_numbers() -> None:
 
     few = decide_trust(
         n=20, invalid_rate=0.3, trust_metric="kappa", thresholds=t,
-        trust_kappa=_interval(0.9, 0.8, 0.95), ceiling_ratio=None,
+        trust_kappa=_interval(0.9, 0.8, 0.95), ceiling_ratio=None, n_annotators=1,
     )  # fmt: skip
     assert not few.trusted
     assert "FAIL: n = 20 (need >= 50)" in few.reasons
     assert "FAIL: invalid rate = 0.300 (need <= 0.100)" in few.reasons
     assert any(r.startswith("SKIP: human-ceiling") for r in few.reasons)
 
+    # a set with 2+ annotators must have a ceiling: a missing one fails, never reads as a pass
     no_ceiling = decide_trust(trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=None, **good)
-    assert no_ceiling.trusted  # the ratio is checked only when a ceiling exists
+    assert not no_ceiling.trusted
+    assert any(r.startswith("FAIL: judge/human-ceiling ratio: missing") for r in no_ceiling.reasons)
+    single = {**good, "n_annotators": 1}
+    assert decide_trust(trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=None, **single).trusted
+    nan = decide_trust(trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=float("nan"), **good)
+    assert not nan.trusted
     strict = TrustThresholds(min_ceiling_ratio=0.95)
     assert not decide_trust(
         n=200, invalid_rate=0.0, trust_metric="kappa", thresholds=strict,
-        trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=0.9,
+        trust_kappa=_interval(0.7, 0.6, 0.8), ceiling_ratio=0.9, n_annotators=3,
     ).trusted  # fmt: skip
 
 
@@ -235,50 +237,57 @@ def test_dev_and_heldout_partition_the_set() -> None:
 
 
 def test_card_key_is_stable_and_covers_its_inputs() -> None:
-    key = card_key("r", "f", "pandalm", "heldout")
-    assert key == "1c79d59bc34e7bed402da9ce671087073a2182245a5c6cb299df7ce70143a5a2"
+    settings = {"dtype": "float32", "max_model_len": 4096, "vllm": "0.32.0"}
+    key = card_key("r", "f", settings, "pandalm", "heldout")
+    assert key == "42eaca3d2c2e6b304ca1995c4828080adde8774ef1c224eca270b91ce9640a6b"
     others = {
-        card_key("r2", "f", "pandalm", "heldout"),
-        card_key("r", "f2", "pandalm", "heldout"),
-        card_key("r", "f", "other", "heldout"),
-        card_key("r", "f", "pandalm", "dev"),
+        card_key("r2", "f", settings, "pandalm", "heldout"),
+        card_key("r", "f2", settings, "pandalm", "heldout"),
+        card_key("r", "f", {**settings, "dtype": "bfloat16"}, "pandalm", "heldout"),
+        card_key("r", "f", {**settings, "max_model_len": 2048}, "pandalm", "heldout"),
+        card_key("r", "f", {**settings, "vllm": "0.33.0"}, "pandalm", "heldout"),
+        card_key("r", "f", {**settings, "label_probs": "top-k"}, "pandalm", "heldout"),
+        card_key("r", "f", settings, "other", "heldout"),
+        card_key("r", "f", settings, "pandalm", "dev"),
     }
-    assert key not in others and len(others) == 4
+    assert key not in others and len(others) == 8
+    # purely operational settings never change a verdict, so they do not split cards
+    operational = {**settings, "enforce_eager": True, "enable_prefix_caching": False}
+    assert card_key("r", "f", operational, "pandalm", "heldout") == key
 
 
-def test_save_find_round_trip(tmp_path: Path) -> None:
+def test_save_card_newest_replaces_and_reads_back(tmp_path: Path) -> None:
     records, good = _synthetic_pairwise(300, 0.95, seed=1)
     card = _calibrate(records, good, split="heldout")
     path = save_card(card, tmp_path)
     assert path.name == f"{card.key}.json"
-    assert find_card("r" * 64, "f" * 64, tmp_path) == card
-    assert find_card("r" * 64, "other", tmp_path) is None
-    assert find_card("r" * 64, "f" * 64, tmp_path / "absent") is None
-    # Only held-out, trusted cards count.
-    save_card(_calibrate(records, good, split="all"), tmp_path)
-    path.unlink()
-    assert find_card("r" * 64, "f" * 64, tmp_path) is None
-
-
-def test_require_calibrated(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setenv("JUDGEKIT_CARDS_DIR", str(tmp_path))
-    assert default_cards_dir() == tmp_path
-    args = ("r" * 64, "pairwise_preference@v1", "f" * 64, "my-judge")
-    with pytest.raises(NotCalibratedError) as err:
-        require_calibrated(*args)
-    message = str(err.value)
-    assert "judgekit calibrate --rubric pairwise_preference@v1 --model my-judge" in message
-    assert "--split heldout" in message
-
+    named = read_card(path)
+    assert named.card == card and named.ref.key == card.key
+    assert named.ref.sha256 == hashlib.sha256(path.read_bytes()).hexdigest()
+    # a newer failing card for the same key replaces the older passing one
     records, coin = _synthetic_pairwise(300, 0.5, seed=2)
-    save_card(_calibrate(records, coin, split="heldout"), tmp_path)
-    with pytest.raises(NotCalibratedError, match=r"none is trusted.*FAIL: kappa"):
-        require_calibrated(*args)
+    newer = _calibrate(records, coin, split="heldout")
+    assert newer.key == card.key and save_card(newer, tmp_path) == path
+    assert not read_card(path).card.verdict.trusted and len(list(tmp_path.iterdir())) == 1
 
-    records, good = _synthetic_pairwise(300, 0.95, seed=1)
-    card = _calibrate(records, good, split="heldout")
-    save_card(card.model_copy(update={"set_name": "other"}), tmp_path)
-    assert require_calibrated(*args).set_name == "other"
+
+def test_card_records_the_split_group(shared_data: Path, tmp_path: Path) -> None:
+    """PandaLM held out by instruction (77 of 170; by item id it was 496 items)."""
+    result = run_calibration(
+        "pandalm",
+        load_rubric("pairwise_preference@v1"),
+        verdicts_file=shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json",
+        id_field="idx",
+        verdict_field="gpt_result",
+        data_dir=shared_data,
+        n_resamples=RESAMPLES,
+        cards_dir=tmp_path / "cards",
+        out_dir=tmp_path / "out",
+    )
+    split = result.card.split
+    assert split.group_by == "template {instruction}\n\n{input}"
+    assert (split.n_split, split.n_groups, result.card.n) == (440, 77, 440)
+    assert result.card.judge_settings == {}
 
 
 # --------------------------------------------------------------------------- judge runs

@@ -1,6 +1,7 @@
 """Calibration sets: manifests, hash verification, record mapping, and the dev/held-out split.
 
-Real-data tests read ``../shared/data`` (beside the repository) and skip when it is absent.
+Real-data tests read ``../shared/data`` (beside the repository, or ``$JUDGEKIT_DATA_DIR``; the
+``shared_data`` fixture of conftest.py) and skip when it is absent.
 """
 
 from __future__ import annotations
@@ -25,11 +26,9 @@ from judgekit.data.sets import (
     load_calibration_set,
     load_manifest,
 )
-from judgekit.data.split import HeldOutError, Split, heldout_mask, require_dev
+from judgekit.data.split import HeldOutError, Split, heldout_mask, require_dev, split_records
 from judgekit.files import sha256_file
 from judgekit.schema import PairwiseItem, PointwiseItem
-
-SHARED_DATA = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 # name, metric, rows (from shared/README.md), mode
 LOCAL_SETS = [
@@ -39,13 +38,6 @@ LOCAL_SETS = [
     ("summeval", "coherence", 1600, "pointwise"),
     ("newsroom", "coherence", 420, "pointwise"),
 ]
-
-
-@pytest.fixture
-def shared_data() -> Path:
-    if not SHARED_DATA.is_dir():
-        pytest.skip(f"shared human-label data not found at {SHARED_DATA}")
-    return SHARED_DATA
 
 
 @pytest.fixture
@@ -325,6 +317,68 @@ def test_heldout_mask_stable_under_additions_and_reordering() -> None:
     assert all(moved[i] == side for i, side in base.items())
     # an id's side never depends on its neighbours
     assert [heldout_mask([i])[0] for i in ids[:50]] == [base[i] for i in ids[:50]]
+
+
+# what each set's split_group must keep together: the content two items of one group share
+SHARED_CONTENT = {
+    "summeval": lambda r: r.item.context,  # the article: 16 system summaries each
+    "newsroom": lambda r: r.item.context,  # the article: 7 system summaries each
+    "pandalm": lambda r: (r.item.question, r.item.context),  # ~6 model pairs per instruction
+    "llmeval2": lambda r: r.item.question,
+    "llmbar_natural": lambda r: r.item.question,
+}
+
+
+@pytest.mark.parametrize(("name", "metric", "rows", "mode"), LOCAL_SETS)
+def test_no_article_or_question_in_both_splits(
+    shared_data: Path, name: str, metric: str | None, rows: int, mode: str
+) -> None:
+    """Splitting by item id put the same SummEval article on both sides (and PandaLM's
+    instructions); by the manifest's split_group, none is."""
+    records = load_calibration_set(name, data_dir=shared_data, metric=metric).records
+    held, dev = (split_records(records, side) for side in ("heldout", "dev"))
+    assert len(held) + len(dev) == rows and held and dev
+    content = SHARED_CONTENT[name]
+    assert not {content(r) for r in held} & {content(r) for r in dev}
+    # the group key is exactly that content: one group per article / instruction
+    assert len({r.group for r in records}) == len({content(r) for r in records})
+
+
+def test_grouped_split_sizes_on_summeval_and_pandalm(shared_data: Path) -> None:
+    """Held-out sizes under the group split (by id they were summeval 778, pandalm 496)."""
+    summeval = load_calibration_set("summeval", data_dir=shared_data, metric="coherence")
+    held = split_records(summeval.records, "heldout")
+    assert (len(held), len({r.group for r in held})) == (800, 50)
+    assert summeval.manifest.split_group.describe() == "field article_id"
+    pandalm = load_calibration_set("pandalm", data_dir=shared_data)
+    held = split_records(pandalm.records, "heldout")
+    assert (len(held), len({r.group for r in held})) == (440, 77)
+
+
+def _record(item_id: str, group: str) -> CalibrationRecord:
+    item = PointwiseItem(id=item_id, question="q", answer="a")
+    return CalibrationRecord(id=item_id, item=item, human=(), consensus=1.0, group=group)
+
+
+def test_group_split_stable_as_items_are_added() -> None:
+    """New items of a known group join its side; new groups never move old items."""
+    base = [_record(f"a{g}-s{s}", f"a{g}") for g in range(200) for s in range(4)]
+    side = {r.id: r in split_records(base, "heldout") for r in base}
+    assert {side[f"a{g}-s{s}"] for g in range(200) for s in range(4)} == {True, False}
+    for g in range(200):  # a group never straddles
+        assert len({side[f"a{g}-s{s}"] for s in range(4)}) == 1
+    grown = base + [_record(f"a{g}-new", f"a{g}") for g in range(200)]
+    grown += [_record(f"b{g}-s0", f"b{g}") for g in range(300)]
+    order = np.random.default_rng(0).permutation(len(grown))
+    shuffled = [grown[i] for i in order]
+    held = {r.id for r in split_records(shuffled, "heldout")}
+    assert all((item_id in held) == was for item_id, was in side.items())
+    assert all((f"a{g}-new" in held) == side[f"a{g}-s0"] for g in range(200))
+    dev = {r.id for r in split_records(shuffled, "dev")}
+    assert held.isdisjoint(dev) and len(held | dev) == len(grown)
+    # a record built without a group is its own group (the id)
+    assert CalibrationRecord(id="x", item=base[0].item.model_copy(update={"id": "x"}), human=(),
+                             consensus=1.0).group == "x"  # fmt: skip
 
 
 def test_split_record(shared_data: Path) -> None:

@@ -34,7 +34,7 @@ from judgekit.calibrate.card import (
 )
 from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
 from judgekit.data.sets import CalibrationRecord
-from judgekit.data.split import heldout_mask
+from judgekit.data.split import split_records
 from judgekit.schema import PairwiseItem
 from judgekit.stats import (
     ConfidenceInterval,
@@ -62,20 +62,17 @@ class Joined:
     rows: np.ndarray
     n_split: int
     n_no_consensus: int
+    n_groups: int
 
 
 def join_split(
     records: Sequence[CalibrationRecord], outputs: JudgeOutputs, split: SplitName, fraction: float
 ) -> Joined:
-    if split == "all":
-        chosen = list(records)
-    else:
-        mask = heldout_mask([r.id for r in records], fraction=fraction)
-        chosen = [r for r, held in zip(records, mask, strict=True) if held == (split == "heldout")]
+    chosen = split_records(records, split, fraction)
     kept = [r for r in chosen if r.consensus is not None]
     row = {item_id: i for i, item_id in enumerate(outputs.item_ids)}
     rows = np.array([row.get(r.id, -1) for r in kept], dtype=int)
-    return Joined(kept, rows, len(chosen), len(chosen) - len(kept))
+    return Joined(kept, rows, len(chosen), len(chosen) - len(kept), len({r.group for r in chosen}))
 
 
 def infer_label_type(records: Sequence[CalibrationRecord], outputs: JudgeOutputs) -> LabelType:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from typing import Any, Literal
 
 from pydantic import Field
@@ -17,6 +18,7 @@ from judgekit.stats import (
 )
 
 SplitName = Literal["heldout", "dev", "all"]
+Setting = str | int | float | bool | None
 LabelType = Literal["pairwise", "ordinal", "binary"]
 
 
@@ -72,11 +74,15 @@ class Verdict(StrictModel):
 
 
 class SplitInfo(StrictModel):
-    """Enough to reproduce the split (``datasets.heldout_mask``) and check its size."""
+    """Enough to reproduce the split (``split.split_records``) and check its size."""
 
     name: SplitName
     heldout_fraction: float
     salt: str
+    group_by: str = Field(
+        description="The group key hashed for the split (the set manifest's split_group)."
+    )
+    n_groups: int = Field(description="Groups in this split.")
     n_set: int = Field(description="Records in the whole set.")
     n_split: int = Field(description="Records in this split (before dropping no-consensus ones).")
 
@@ -167,6 +173,9 @@ class CalibrationCard(StrictModel):
     rubric_hash: str
     judge_model: str
     judge_fingerprint: str
+    judge_settings: dict[str, Setting] = Field(
+        description="The judge's settings that change its numbers (``verdict_settings``)."
+    )
     set_name: str
     set_sha256: str
     label_type: LabelType
@@ -174,6 +183,9 @@ class CalibrationCard(StrictModel):
     split: SplitInfo
     n: int = Field(description="Items compared: in the split, with a human consensus.")
     n_no_consensus: int
+    n_annotators: int = Field(
+        description="Most annotator labels on one item: with 2+, a missing human ceiling fails."
+    )
     n_missing_outputs: int = Field(description="Items with no judge output (counted invalid).")
     n_invalid: int
     invalid_rate: float
@@ -211,6 +223,12 @@ class CalibrationCard(StrictModel):
     thresholds: TrustThresholds
     verdict: Verdict
 
+    def trust_figure(self) -> Interval | None:
+        """The agreement figure the trust verdict is decided on (named by ``trust_metric``)."""
+        if self.label_type == "ordinal":
+            return self.ordinal.weighted_kappa_quadratic if self.ordinal is not None else None
+        return self.kappa
+
     def ceiling_sentence(self) -> str | None:
         """The judge's leave-one-out agreement next to the humans', in one sentence."""
         c = self.human_ceiling
@@ -223,10 +241,30 @@ class CalibrationCard(StrictModel):
         )
 
 
-# --------------------------------------------------------------------------- trust verdict
+# --------------------------------------------------------------------------- card key
+
+OPERATIONAL_SETTINGS = frozenset(
+    {"replicas", "served_by", "enable_prefix_caching", "enforce_eager", "gpu_memory_utilization"}
+)
+"""Judge settings that only change how fast or where a judge runs, never its numbers."""
 
 
-def card_key(rubric_hash: str, judge_fingerprint: str, set_name: str, split: str) -> str:
-    """sha256 over what makes two cards interchangeable; the date and numbers are excluded."""
-    payload = json.dumps([rubric_hash, judge_fingerprint, set_name, split])
+def verdict_settings(settings: Mapping[str, Setting]) -> dict[str, Setting]:
+    """A judge's settings minus the purely operational ones: everything else (dtype, context
+    length, label-probability method, prompt ending, engine version...) may change a verdict."""
+    return {k: v for k, v in sorted(settings.items()) if k not in OPERATIONAL_SETTINGS}
+
+
+def card_key(
+    rubric_hash: str,
+    judge_fingerprint: str,
+    judge_settings: Mapping[str, Setting],
+    set_name: str,
+    split: str,
+) -> str:
+    """sha256 over what makes two cards interchangeable: everything that changes a verdict
+    (rubric, weights, verdict settings) and what was measured (set, split); never the date or
+    the numbers. A newer card for a key replaces the older one, whatever its verdict."""
+    settings = json.dumps(verdict_settings(judge_settings), sort_keys=True)
+    payload = json.dumps([rubric_hash, judge_fingerprint, settings, set_name, split])
     return hashlib.sha256(payload.encode()).hexdigest()

@@ -1,29 +1,55 @@
-"""Where cards live and which one a run may use: save, find, and the trust gate."""
+"""Where cards live, which card a run may use, and the trust gate.
+
+A run uses exactly the card its user names (``--card PATH`` or the project config, see
+``project.py``), never one found in a cache: two machines with different caches give the same
+numbers and gate results. A named card must fit the run (rubric hash, judge fingerprint, the
+judge settings that change verdicts) or it is refused; the gate re-decides trust from the card's
+figures under the gate's own thresholds.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
-from judgekit.calibrate.card import CalibrationCard
+from judgekit.calibrate.card import CalibrationCard, TrustThresholds, verdict_settings
+from judgekit.calibrate.trust import card_verdict
 from judgekit.files import cache_dir
+from judgekit.judging.run_manifest import CardRef
+from judgekit.rubrics import Rubric
+from judgekit.schema import JudgeIdentity
 
 CARDS_DIR_ENV = "JUDGEKIT_CARDS_DIR"
+
+
+class CardError(ValueError):
+    """A named card cannot be read, or was made for another rubric, judge or judge settings."""
 
 
 class NotCalibratedError(RuntimeError):
     """No trusted held-out calibration card for this rubric version and judge."""
 
 
+@dataclass(frozen=True)
+class NamedCard:
+    """A card as read for a run: its content and the reference the run manifest records."""
+
+    card: CalibrationCard
+    ref: CardRef
+
+
 def default_cards_dir() -> Path:
-    """``$JUDGEKIT_CARDS_DIR``, else ``<judgekit cache dir>/cards``."""
+    """``$JUDGEKIT_CARDS_DIR``, else ``<judgekit cache dir>/cards``: where calibration saves."""
     if env := os.environ.get(CARDS_DIR_ENV):
         return Path(env)
     return cache_dir() / "cards"
 
 
 def save_card(card: CalibrationCard, cards_dir: Path | str) -> Path:
-    """Write the card as ``<key>.json`` (atomically); a newer card for the same key replaces it."""
+    """Write the card as ``<key>.json`` (atomically): the newest card for a key replaces the
+    older one whatever its verdict, so a path pinned to it always reads the latest result."""
     directory = Path(cards_dir)
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{card.key}.json"
@@ -33,31 +59,60 @@ def save_card(card: CalibrationCard, cards_dir: Path | str) -> Path:
     return path
 
 
-def cards_for(rubric_hash: str, judge_fingerprint: str, cards_dir: Path) -> list[CalibrationCard]:
-    """Held-out cards of this rubric and judge, newest first."""
-    if not cards_dir.is_dir():
-        return []
-    cards = []
-    for path in sorted(cards_dir.glob("*.json")):
-        try:
-            card = CalibrationCard.model_validate_json(path.read_text())
-        except ValueError as err:
-            raise ValueError(f"{path}: not a valid calibration card: {err}") from err
-        if (
-            card.rubric_hash == rubric_hash
-            and card.judge_fingerprint == judge_fingerprint
-            and card.split.name == "heldout"
-        ):
-            cards.append(card)
-    return sorted(cards, key=lambda c: c.created, reverse=True)
+def read_card(path: Path | str) -> NamedCard:
+    """The card at ``path`` with its reference (path, key, sha256 of the bytes read)."""
+    path = Path(path)
+    try:
+        data = path.read_bytes()
+    except OSError as err:
+        raise CardError(f"card {path}: cannot read ({err.strerror or err})") from err
+    try:
+        card = CalibrationCard.model_validate_json(data)
+    except ValueError as err:
+        raise CardError(
+            f"card {path}: not a valid calibration card of this judgekit version (re-run "
+            f"`judgekit calibrate` to make one): {err}"
+        ) from err
+    digest = hashlib.sha256(data).hexdigest()
+    return NamedCard(card, CardRef(path=str(path.resolve()), key=card.key, sha256=digest))
 
 
-def find_card(
-    rubric_hash: str, judge_fingerprint: str, cards_dir: Path | str
-) -> CalibrationCard | None:
-    """The newest trusted held-out card for this rubric version and judge, on any set."""
-    cards = cards_for(rubric_hash, judge_fingerprint, Path(cards_dir))
-    return next((c for c in cards if c.verdict.trusted), None)
+def card_mismatches(card: CalibrationCard, rubric: Rubric, judge: JudgeIdentity) -> list[str]:
+    """Why ``card`` does not describe this rubric + judge (empty when it does)."""
+    problems = []
+    if card.split.name != "heldout":
+        problems.append(f"split is {card.split.name!r}, not 'heldout'")
+    if card.rubric_hash != rubric.hash:
+        problems.append(
+            f"rubric hash {card.rubric_hash[:12]} ({card.rubric_ref}) != this run's "
+            f"{rubric.hash[:12]} ({rubric.ref})"
+        )
+    if judge.fingerprint.startswith("hub:"):
+        problems.append(
+            f"judge {judge.model} is fingerprinted by its hub name only ({judge.fingerprint}), "
+            "not by its weights; pass the local snapshot folder as the model"
+        )
+    elif card.judge_fingerprint != judge.fingerprint:
+        problems.append(
+            f"judge fingerprint {card.judge_fingerprint[:12]} ({card.judge_model}) != this "
+            f"run's {judge.fingerprint[:12]} ({judge.model})"
+        )
+    ours = verdict_settings(judge.settings)
+    for name in sorted(set(card.judge_settings) | set(ours)):
+        theirs, mine = card.judge_settings.get(name), ours.get(name)
+        if (name in ours) != (name in card.judge_settings) or theirs != mine:
+            problems.append(f"judge setting {name}: card {theirs!r} != this run's {mine!r}")
+    return problems
+
+
+def check_card(named: NamedCard, rubric: Rubric, judge: JudgeIdentity) -> None:
+    """Refuse (``CardError``) a card made for another rubric, judge or judge settings."""
+    if problems := card_mismatches(named.card, rubric, judge):
+        raise CardError(
+            f"card {named.ref.path} does not fit this run:\n  - "
+            + "\n  - ".join(problems)
+            + f"\nMake a card for it with:\n  {calibrate_command(rubric.ref, judge.model)}"
+        )
 
 
 def calibrate_command(rubric_ref: str, judge_model: str) -> str:
@@ -67,32 +122,38 @@ def calibrate_command(rubric_ref: str, judge_model: str) -> str:
 
 
 def require_calibrated(
-    rubric_hash: str,
-    rubric_ref: str,
-    judge_fingerprint: str,
-    judge_model: str,
-    cards_dir: Path | str | None = None,
+    named: NamedCard | None,
+    rubric: Rubric,
+    judge: JudgeIdentity,
+    thresholds: TrustThresholds | None = None,
 ) -> CalibrationCard:
-    """The trusted held-out card for this rubric and judge, else ``NotCalibratedError``.
+    """The named card if it fits this run and passes ``thresholds`` now, else
+    ``NotCalibratedError`` naming the ``judgekit calibrate`` command that makes a card.
 
-    The error names the ``judgekit calibrate`` command that makes a card.
+    Trust is re-decided from the card's figures (``card_verdict``), not read from the verdict
+    stored at calibration time, so the gate's thresholds are the ones that count.
     """
-    directory = Path(cards_dir) if cards_dir is not None else default_cards_dir()
-    cards = cards_for(rubric_hash, judge_fingerprint, directory)
-    trusted = next((c for c in cards if c.verdict.trusted), None)
-    if trusted is not None:
-        return trusted
-    found = (
-        f"{len(cards)} held-out card(s) exist but none is trusted (newest, set "
-        f"{cards[0].set_name!r}: "
-        + "; ".join(r for r in cards[0].verdict.reasons if r.startswith("FAIL"))
-        + ")"
-        if cards
-        else "no held-out calibration card exists"
+    thresholds = thresholds or TrustThresholds()
+    make = (
+        f"Make a card with:\n  {calibrate_command(rubric.ref, judge.model)}\n"
+        "(SET: a human-labelled calibration set for this rubric's mode), then name it with "
+        '--card PATH or pin it in judgekit.toml (card = "PATH")'
     )
-    raise NotCalibratedError(
-        f"judge {judge_model} (fingerprint {judge_fingerprint[:12]}) is not calibrated for rubric "
-        f"{rubric_ref} (hash {rubric_hash[:12]}) in {directory}: {found}. Make a card with:\n"
-        f"  {calibrate_command(rubric_ref, judge_model)}\n"
-        "(SET: a human-labelled calibration set for this rubric's mode)"
-    )
+    if named is None:
+        raise NotCalibratedError(
+            f"judge {judge.model} is not calibrated for rubric {rubric.ref}: no calibration "
+            f"card named for this run. {make}"
+        )
+    try:
+        check_card(named, rubric, judge)
+    except CardError as err:
+        raise NotCalibratedError(str(err)) from err
+    verdict = card_verdict(named.card, thresholds)
+    if not verdict.trusted:
+        failed = "; ".join(r for r in verdict.reasons if r.startswith("FAIL"))
+        raise NotCalibratedError(
+            f"judge {judge.model} is not trusted for rubric {rubric.ref} by card "
+            f"{named.ref.path} (set {named.card.set_name!r}, {named.card.created}): {failed}. "
+            f"{make}"
+        )
+    return named.card

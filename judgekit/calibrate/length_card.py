@@ -37,7 +37,7 @@ def fit_length_model(
 ) -> LengthModel:
     """Fit the judge's length bias on the dev split; ``split="heldout"`` raises HeldOutError.
 
-    Only dev records (by ``heldout_mask``) with a consensus are used, whatever ``records``
+    Only dev records (``split_records``, by group) with a consensus are used, whatever ``records``
     holds, so held-out items can never shape the coefficients. Lengths are characters of the
     answer text (``outputs.lengths``), as everywhere in calibration. Pairwise: the soft
     preference for A of the final verdict on tanh((len_a - len_b) / sd). Pointwise: the expected

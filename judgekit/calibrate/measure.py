@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
@@ -15,9 +15,11 @@ from judgekit.calibrate.card import (
     CalibrationCard,
     Interval,
     LabelType,
+    Setting,
     SplitInfo,
     SplitName,
     card_key,
+    verdict_settings,
 )
 from judgekit.calibrate.length_card import card_length_fields
 from judgekit.calibrate.outputs import JudgeOutputs
@@ -37,10 +39,12 @@ def calibrate(
     rubric_hash: str,
     judge_model: str,
     judge_fingerprint: str,
+    judge_settings: Mapping[str, Setting] | None = None,
     set_name: str,
     set_sha256: str,
     split: SplitName,
     heldout_fraction: float = 0.5,
+    group_by: str = "item id",
     rng: np.random.Generator,
     n_resamples: int = 2000,
     thresholds: TrustThresholds | None = None,
@@ -52,7 +56,9 @@ def calibrate(
     Records without a consensus are left out (counted); records without a judge output count as
     invalid verdicts. Pairwise and binary sets use the judge's argmax label, ordinal sets its
     expected score rounded to the nearest label value. ``label_type`` defaults to pairwise for
-    pairwise items, else binary for two labels and ordinal otherwise.
+    pairwise items, else binary for two labels and ordinal otherwise. ``judge_settings`` (the
+    judge identity's settings; none for verdicts read from a file) are keyed in their verdict-
+    changing part; ``group_by`` names the records' split group key (the set's ``split_group``).
 
     ``length_model`` (from ``fit_length_model`` on dev, or ``load_length_model`` of an earlier
     card) is stored in the card as fitted on dev and applied as frozen: the card gets the
@@ -98,6 +104,7 @@ def calibrate(
         trust_kappa=trust_kappa,
         trust_metric=trust_metric,
         ceiling_ratio=ceiling.ratio if ceiling else None,
+        n_annotators=humans.shape[1],
         thresholds=thresholds,
     )
     if split != "heldout":
@@ -105,14 +112,16 @@ def calibrate(
             f"NOTE: split {split!r} includes development items; only held-out cards are used by "
             "require_calibrated"
         )
+    settings = verdict_settings(judge_settings or {})
     card = CalibrationCard(
-        key=card_key(rubric_hash, judge_fingerprint, set_name, split),
+        key=card_key(rubric_hash, judge_fingerprint, settings, set_name, split),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         judgekit_version=__version__,
         rubric_ref=rubric_ref,
         rubric_hash=rubric_hash,
         judge_model=judge_model,
         judge_fingerprint=judge_fingerprint,
+        judge_settings=settings,
         set_name=set_name,
         set_sha256=set_sha256,
         label_type=label_type,
@@ -121,11 +130,14 @@ def calibrate(
             name=split,
             heldout_fraction=heldout_fraction,
             salt=DEFAULT_SALT,
+            group_by=group_by,
+            n_groups=joined.n_groups,
             n_set=len(records),
             n_split=joined.n_split,
         ),
         n=n,
         n_no_consensus=joined.n_no_consensus,
+        n_annotators=humans.shape[1],
         n_missing_outputs=int((joined.rows < 0).sum()),
         n_invalid=n_invalid,
         invalid_rate=n_invalid / n,

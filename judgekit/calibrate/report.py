@@ -20,7 +20,7 @@ from judgekit.calibrate.outputs import preference_for_a
 from judgekit.calibrate.plots import plot_confusion, plot_length, plot_reliability, plot_variants
 from judgekit.calibrate.tables import Table, card_tables, headline_table
 from judgekit.data.sets import CalibrationRecord
-from judgekit.data.split import heldout_mask
+from judgekit.data.split import split_records
 
 __all__ = ["write_report"]
 
@@ -29,12 +29,12 @@ def _split_rows(
     card: CalibrationCard, records: Sequence[CalibrationRecord], outputs: JudgeOutputs
 ) -> tuple[np.ndarray, list[str]]:
     """Output rows of the card's items (split, with consensus) and their human labels."""
-    chosen = [r for r in records if r.consensus is not None]
-    if card.split.name != "all":
-        mask = heldout_mask([r.id for r in chosen], card.split.heldout_fraction, card.split.salt)
-        chosen = [
-            r for r, m in zip(chosen, mask, strict=True) if m == (card.split.name == "heldout")
-        ]
+    split = card.split
+    chosen = [
+        r
+        for r in split_records(records, split.name, split.heldout_fraction, split.salt)
+        if r.consensus is not None
+    ]
     row = {item_id: i for i, item_id in enumerate(outputs.item_ids)}
     kept = [r for r in chosen if r.id in row]
     return np.array([row[r.id] for r in kept], dtype=int), [str(r.consensus) for r in kept]

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 
 from judgekit.backends.base import Backend
-from judgekit.calibrate.cards import cards_for, default_cards_dir, require_calibrated, save_card
-from judgekit.calibrate.length_card import fit_length_model, load_length_model
+from judgekit.calibrate.cards import read_card, require_calibrated, save_card
+from judgekit.calibrate.length_card import fit_length_model
 from judgekit.calibrate.measure import (
     CalibrationCard,
     JudgeOutputs,
@@ -26,10 +26,11 @@ from judgekit.calibrate.measure import (
     calibrate,
 )
 from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
+from judgekit.calibrate.project import choose_card
 from judgekit.calibrate.report import write_report
 from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationRecord, CalibrationSet, load_calibration_set
-from judgekit.data.split import heldout_mask
+from judgekit.data.split import split_records
 from judgekit.files import sha256_file
 from judgekit.judging.run import judge
 from judgekit.rubrics import Rubric
@@ -74,11 +75,8 @@ def read_verdicts(
 def _split_records(
     dataset: CalibrationSet, split: SplitName, fraction: float, limit: int | None
 ) -> list[CalibrationRecord]:
-    """The split's records (held-out or dev by id hash), the first ``limit`` of them if given."""
-    records = list(dataset.records)
-    if split != "all":
-        mask = heldout_mask([r.id for r in records], fraction)
-        records = [r for r, held in zip(records, mask, strict=True) if held == (split == "heldout")]
+    """The split's records (held-out or dev by group hash), the first ``limit`` if given."""
+    records = split_records(dataset.records, split, fraction)
     return records[:limit] if limit is not None else records
 
 
@@ -131,16 +129,17 @@ def run_calibration(
         outputs = outputs_from_verdicts(
             ids, [verdicts.get(i) for i in ids], rubric.labels, source=str(verdicts_file)
         )
-        model, fingerprint = (
+        model, fingerprint, settings = (
             judge_name or Path(verdicts_file).stem,
             "file:" + sha256_file(verdicts_file)[:16],
+            {},
         )
     elif backend is not None:
         dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
         run = judge([r.item for r in judged.values()], rubric, backend=backend)
         outputs = outputs_from_run(run)
-        model, fingerprint = run.judge.model, run.judge.fingerprint
+        model, fingerprint, settings = run.judge.model, run.judge.fingerprint, run.judge.settings
         if fit_length:
             try:
                 length_model = fit_length_model(
@@ -157,10 +156,12 @@ def run_calibration(
         rubric_hash=rubric.hash,
         judge_model=model,
         judge_fingerprint=fingerprint,
+        judge_settings=settings,
         set_name=dataset.manifest.name if metric is None else f"{dataset.manifest.name}:{metric}",
         set_sha256=dataset.sha256,
         split=split,
         heldout_fraction=heldout_fraction,
+        group_by=dataset.manifest.split_group.describe(),
         rng=np.random.default_rng(seed),
         n_resamples=n_resamples,
         thresholds=thresholds,
@@ -174,21 +175,14 @@ def run_calibration(
 
 
 def check_calibrated(
-    rubric: Rubric, judge: JudgeIdentity, cards_dir: Path | str | None = None
+    rubric: Rubric,
+    judge: JudgeIdentity,
+    card: Path | str | None = None,
+    thresholds: TrustThresholds | None = None,
 ) -> CalibrationCard:
-    """The trust gate: this rubric + judge's trusted held-out card, else NotCalibratedError."""
-    return require_calibrated(rubric.hash, rubric.ref, judge.fingerprint, judge.model, cards_dir)
-
-
-def frozen_length_model(
-    rubric: Rubric, judge: JudgeIdentity, cards_dir: Path | str | None = None
-) -> tuple[LengthModel, CalibrationCard] | None:
-    """The length model of the newest held-out card for this rubric + judge, if one has it.
-
-    Its coefficients were fitted on that card's dev split and are used as stored (frozen).
-    """
-    directory = Path(cards_dir) if cards_dir is not None else default_cards_dir()
-    for card in cards_for(rubric.hash, judge.fingerprint, directory):
-        if (model := load_length_model(card)) is not None:
-            return model, card
-    return None
+    """The trust gate: ``card`` (else the card pinned in the working directory's project
+    config) must fit this rubric + judge and pass ``thresholds`` (else the config's, else the
+    defaults) now; else NotCalibratedError (CardError when the card cannot be read)."""
+    choice = choose_card(card)
+    named = read_card(choice.path) if choice.path is not None else None
+    return require_calibrated(named, rubric, judge, thresholds or choice.thresholds)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from judgekit.calibrate.card import LengthFigure
@@ -52,8 +53,10 @@ def card_tables(card: CalibrationCard) -> list[Table]:
                 (
                     "split",
                     f"{card.split.name}: {card.split.n_split} of {card.split.n_set} records "
+                    f"in {card.split.n_groups} groups by {card.split.group_by} "
                     f"(held-out fraction {card.split.heldout_fraction}, salt {card.split.salt})",
                 ),
+                ("judge settings", json.dumps(card.judge_settings, sort_keys=True)),
                 ("left out", f"{card.n_no_consensus} without a human consensus"),
                 ("missing outputs", f"{card.n_missing_outputs} (counted invalid)"),
                 ("judge outputs", card.outputs_source),

@@ -115,3 +115,6 @@ def calibrate(
     for reason in card.verdict.reasons:
         typer.echo(f"  {reason}")
     typer.echo(f"card {result.card_path}; report {result.report['html']}")
+    typer.echo(
+        "runs use it only when named: judgekit judge --card PATH, or card = in judgekit.toml"
+    )

@@ -10,8 +10,17 @@ from pydantic import ValidationError
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from judgekit.backends import create_backend
-from judgekit.calibrate.cards import NotCalibratedError
-from judgekit.calibrate.run import check_calibrated, frozen_length_model
+from judgekit.bias.length import LengthModel
+from judgekit.calibrate.cards import (
+    CardError,
+    NamedCard,
+    NotCalibratedError,
+    check_card,
+    read_card,
+    require_calibrated,
+)
+from judgekit.calibrate.length_card import load_length_model
+from judgekit.calibrate.project import CardChoice, ConfigError, choose_card
 from judgekit.ci import gates
 from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option, err
 from judgekit.data.records import InputError, read_items
@@ -20,9 +29,11 @@ from judgekit.judging.run import judge as run_judge
 from judgekit.judging.store import ResultStore
 from judgekit.judging.summary import summarize
 from judgekit.rubrics import (
+    Rubric,
     RubricError,
     load_rubric,
 )
+from judgekit.schema import JudgeIdentity
 
 
 @app.command()
@@ -131,19 +142,26 @@ def judge(
         bool,
         typer.Option(help="Refuse a rubric + judge without a trusted held-out calibration card."),
     ] = False,
-    cards_dir: Annotated[
-        Path | None, typer.Option(help="Calibration cards folder (default: user cache).")
+    card: Annotated[
+        Path | None,
+        typer.Option(
+            help="Calibration card for this run (trust gate, frozen length model); default: "
+            "the card pinned in ./judgekit.toml or ./pyproject.toml [tool.judgekit], else none."
+        ),
     ] = None,
     length_correction: Annotated[
-        bool,
-        typer.Option(help="Apply the frozen length model of this rubric + judge's card, if any."),
-    ] = True,
+        bool | None,
+        typer.Option(
+            help="Apply the named card's frozen length model (default: if the card has one; "
+            "--length-correction without such a card is an error)."
+        ),
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
 
     Exit codes: 0 judged and every gate passed; 1 a gate failed; 2 bad input or options;
-    3 --require-calibrated and no trusted calibration card.
+    3 --require-calibrated and no trusted calibration card that fits this run.
     """
     if overwrite and resume:
         raise typer.BadParameter("use --overwrite or --resume, not both", param_hint="--resume")
@@ -156,7 +174,9 @@ def judge(
         controls = Controls(
             swap=swap, swap_method=swap_method, ensemble=ensemble, tie_band=tie_band
         )
-    except (InputError, RubricError, ValidationError) as error:
+        choice = choose_card(card)
+        named = read_card(choice.path) if choice.path is not None else None
+    except (InputError, RubricError, ValidationError, ConfigError, CardError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
     if backend_kind == "openai":
@@ -180,16 +200,12 @@ def judge(
             tensor_parallel_size=tensor_parallel_size,
             gpu_memory_utilization=gpu_memory_utilization,
         )
-    if require_calibrated:
-        try:
-            card = check_calibrated(chosen, backend.identity, cards_dir)
-        except NotCalibratedError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(3) from error
-        typer.echo(f"calibrated: card {card.key[:12]} on {card.set_name} ({card.created})")
-    frozen = frozen_length_model(chosen, backend.identity, cards_dir) if length_correction else None
-    if frozen is not None:
-        typer.echo(f"length correction: frozen model from card {frozen[1].key[:12]}")
+    length_model = _use_card(named, chosen, backend.identity, choice, require_calibrated)
+    if length_correction is False:
+        length_model = None
+    elif length_correction and length_model is None:
+        typer.echo("error: --length-correction needs a card with a length model", err=True)
+        raise typer.Exit(2)
     columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
     with Progress(*columns, console=err, transient=True) as bar:
         task = bar.add_task("judging", total=None)
@@ -205,7 +221,8 @@ def judge(
                 min_mass=min_mass,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 store=ResultStore(store) if store is not None else None,
-                length_model=frozen[0] if frozen is not None else None,
+                length_model=length_model,
+                card=named.ref if named is not None else None,
                 if_exists="overwrite" if overwrite else ("resume" if resume else "error"),
             )
         except InputError as error:
@@ -229,3 +246,31 @@ def judge(
     except gates.GateFailure as failure:
         typer.echo(str(failure))
         raise typer.Exit(1) from failure
+
+
+def _use_card(
+    named: NamedCard | None,
+    rubric: Rubric,
+    identity: JudgeIdentity,
+    choice: CardChoice,
+    gate: bool,
+) -> LengthModel | None:
+    """Check the named card against this run (and the trust gate if asked); its length model."""
+    try:
+        if gate:
+            require_calibrated(named, rubric, identity, choice.thresholds)
+        elif named is not None:
+            check_card(named, rubric, identity)
+    except NotCalibratedError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(3) from error
+    except CardError as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    if named is None:
+        return None
+    c = named.card
+    typer.echo(f"card {named.ref.path} ({choice.source}): {c.set_name}, {c.created}")
+    if gate:
+        typer.echo(f"calibrated: card {c.key[:12]} passes the trust thresholds")
+    return load_length_model(c)

