@@ -24,7 +24,9 @@ class Backend(Protocol):
 
     A backend may also define ``prepare(requests)``: the runner calls it once before reading
     ``identity``, so choices the backend makes from the requests (a probed prompt ending) are part
-    of the identity that keys stored results.
+    of the identity that keys stored results. And ``score_stream(requests, chunk)``, yielding
+    lists of (index, result) as requests finish: the runner then submits many requests at once
+    and writes results as they come, with no batch barrier.
     """
 
     @property

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -183,15 +183,11 @@ class VLLMEngine:
         """The token ids ``score`` sends for this request (what ``judgekit render`` prints)."""
         return self.encoder.prompt(request)
 
-    def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
-        """Exact label log-probabilities; over-long prompts come back as errors, not exceptions.
-
-        First call: every prompt, reading its labels' first tokens. Second call (only for labels
-        of several tokens): each prompt + label prefix, reading the next label token.
-        """
-        from vllm import SamplingParams
-
-        results: list[LabelLogprobs | None] = [None] * len(requests)
+    def _prepared(
+        self, requests: Sequence[LabelRequest]
+    ) -> tuple[dict[int, LabelLogprobs], list[tuple[int, AnswerSlot, list[int]]]]:
+        """Over-long prompts as error results by index; the rest as (index, slot, prompt ids)."""
+        errors: dict[int, LabelLogprobs] = {}
         todo: list[tuple[int, AnswerSlot, list[int]]] = []
         limit = self._options.max_model_len
         for i, request in enumerate(requests):
@@ -200,9 +196,19 @@ class VLLMEngine:
             longest = max(len(s) for seqs in slot.sequences.values() for s in seqs)
             if len(ids) + longest > limit:
                 error = f"prompt has {len(ids)} tokens, max_model_len is {limit}"
-                results[i] = LabelLogprobs({}, len(ids), 0, error)
-                continue
-            todo.append((i, slot, ids))
+                errors[i] = LabelLogprobs({}, len(ids), 0, error)
+            else:
+                todo.append((i, slot, ids))
+        return errors, todo
+
+    def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
+        """Exact label log-probabilities; over-long prompts come back as errors, not exceptions.
+
+        First call: every prompt, reading its labels' first tokens. Second call (only for labels
+        of several tokens): each prompt + label prefix, reading the next label token.
+        """
+        errors, todo = self._prepared(requests)
+        results: list[LabelLogprobs | None] = [errors.get(i) for i in range(len(requests))]
         runs = [
             (i, prefix, ids + list(prefix), next_ids)
             for i, slot, ids in todo
@@ -217,10 +223,7 @@ class VLLMEngine:
                 continue
             outputs = self._llm.generate(
                 [{"prompt_token_ids": prompt} for _, _, prompt, _ in step],
-                [
-                    SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(next_ids))
-                    for *_, next_ids in step
-                ],
+                [_label_params(next_ids) for *_, next_ids in step],
                 use_tqdm=False,
             )
             found.update(
@@ -230,6 +233,45 @@ class VLLMEngine:
         for i, slot, ids in todo:
             results[i] = _read(slot, {p: found[i, p] for p in slot.queries()}, len(ids))
         return [r for r in results if r is not None]
+
+    def score_stream(
+        self, requests: Sequence[LabelRequest], chunk: int = 64
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        """(index, result) pairs as requests finish, ``chunk`` at a time; all submitted at once.
+
+        The scheduler stays full for the whole call, with no barrier between batches, while the
+        caller writes and commits each chunk as it arrives: a killed run loses only the requests
+        still in flight. Labels of several tokens need a second pass, so such requests go through
+        ``score``. Requests left unfinished when the caller stops are aborted.
+        """
+        errors, todo = self._prepared(requests)
+        if errors:
+            yield list(errors.items())
+        single = [t for t in todo if set(t[1].queries()) == {()}]
+        multi = [t[0] for t in todo if set(t[1].queries()) != {()}]
+        if multi:
+            yield list(zip(multi, self.score([requests[i] for i in multi]), strict=True))
+        if not single:
+            return
+        request_ids = self._llm.enqueue(
+            [{"prompt_token_ids": ids} for _, _, ids in single],
+            [_label_params(slot.queries()[()]) for _, slot, _ in single],
+            use_tqdm=False,
+        )
+        waiting = dict(zip(request_ids, single, strict=True))
+        engine, done = self._llm.llm_engine, []
+        try:
+            while engine.has_unfinished_requests():
+                for output in engine.step():
+                    if output.finished and output.request_id in waiting:
+                        i, slot, ids = waiting.pop(output.request_id)
+                        done.append((i, _read(slot, {(): output}, len(ids))))
+                if len(done) >= chunk or not engine.has_unfinished_requests():
+                    yield done
+                    done = []
+        finally:
+            if waiting:
+                engine.abort_request(list(waiting))
 
     def generate_text(self, requests: Sequence[LabelRequest], max_tokens: int) -> list[str]:
         """Free text (greedy, up to ``max_tokens``) per request: the generate-then-parse baseline.
@@ -261,6 +303,13 @@ class VLLMEngine:
     def close(self) -> None:
         """Drop the engine so its memory can be reclaimed."""
         del self._llm
+
+
+def _label_params(next_ids: Sequence[int]) -> Any:
+    """One generated token, greedy, with the exact log-probabilities of the given token ids."""
+    from vllm import SamplingParams
+
+    return SamplingParams(max_tokens=1, temperature=0.0, logprob_token_ids=list(next_ids))
 
 
 def _read(slot: AnswerSlot, outputs: dict[TokenSeq, Any], n_prompt: int) -> LabelLogprobs:

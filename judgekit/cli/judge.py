@@ -94,7 +94,12 @@ def judge(
     min_mass: Annotated[
         float | None, typer.Option(help="Label-mass threshold (default: the rubric's).")
     ] = None,
-    batch_size: Annotated[int, typer.Option(help="Requests per engine call.")] = 64,
+    batch_size: Annotated[
+        int, typer.Option(help="Requests submitted to the engine at once (it schedules them).")
+    ] = 1024,
+    write_every: Annotated[
+        int, typer.Option(help="Judgments written, fsynced and stored at a time as they finish.")
+    ] = 64,
     max_model_len: Annotated[int, typer.Option(help="Engine context length.")] = 4096,
     dtype: Annotated[
         str | None, typer.Option(help="Engine dtype (default: $JUDGEKIT_DTYPE, else 'auto').")
@@ -218,6 +223,7 @@ def judge(
                 controls=controls,
                 output=output,
                 batch_size=batch_size,
+                write_every=write_every,
                 min_mass=min_mass,
                 progress=lambda done, total: bar.update(task, completed=done, total=total),
                 store=ResultStore(store) if store is not None else None,

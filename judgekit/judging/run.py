@@ -1,13 +1,16 @@
 """Running a judge: the one place that knows the pipeline's order.
 
-rubric -> prompts (grouped by shared prefix) -> backend batches -> label scores -> judgments
-(written as each batch finishes) -> per-item aggregation (swap, ensemble) -> summary.
+rubric -> prompts (ordered by shared prefix) -> backend -> label scores -> judgments (written
+as they finish) -> per-item aggregation (swap, ensemble) -> summary. A backend that can stream
+(``score_stream``) gets ``batch_size`` requests at once and hands results back as they finish, so
+its scheduler never waits on a batch boundary while every ``write_every`` results are written,
+fsynced and stored.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
@@ -24,7 +27,7 @@ from judgekit.data.records import (
     read_judgments,
 )
 from judgekit.judging.aggregate import Controls
-from judgekit.judging.plan import PlannedRequest, batches, plan_requests
+from judgekit.judging.plan import PlannedRequest, batches, plan_requests, request_key
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run_manifest import CardRef, build_manifest
 from judgekit.judging.score import score_labels
@@ -45,7 +48,8 @@ def judge(
     controls: Controls | None = None,
     output: Path | str | None = None,
     columns: dict[str, str] | None = None,
-    batch_size: int = 64,
+    batch_size: int = 1024,
+    write_every: int = 64,
     min_mass: float | None = None,
     progress: ProgressCallback | None = None,
     rubric_paths: Sequence[Path | str] = (),
@@ -56,7 +60,8 @@ def judge(
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
-    Judgments are written to ``output`` batch by batch as they finish (flushed and fsynced), with
+    Judgments are written to ``output`` as they finish, ``write_every`` at a time (flushed and
+    fsynced; a streaming backend is given ``batch_size`` requests at once), with
     a run manifest beside it. An existing ``output`` is refused unless ``if_exists`` says
     ``overwrite``, or ``resume``: then its rows are kept, checked to come from the same rubric and
     judge, and only the (item, variant, order) requests it lacks are judged.
@@ -91,13 +96,10 @@ def judge(
         writer = JudgmentWriter(output, mode=mode)
     total = len(judgments) + len(planned)
     start = time.perf_counter()
+    position = {p.request.key: n for n, p in enumerate(planned)}
     try:
-        for batch in batches(planned, batch_size):
-            results, stored = _score(backend, store, rubric, identity, batch)
-            new = [
-                _judgment(rubric, identity, p, r, threshold, from_store=k)
-                for p, r, k in zip(batch, results, stored, strict=True)
-            ]
+        for chunk in _scored(backend, store, rubric, identity, planned, batch_size, write_every):
+            new = [_judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk]
             judgments.extend(new)
             if writer is not None:
                 writer.write(new)
@@ -106,6 +108,8 @@ def judge(
     finally:
         if writer is not None:
             writer.close()
+    # finish order is the engine's; the run's views keep the plan's order
+    judgments.sort(key=lambda j: position.get(request_key(j.item_id, j.variant, j.order), -1))
     seconds = time.perf_counter() - start
     stats = getattr(backend, "stats", None)
     run = JudgeRun(
@@ -149,26 +153,39 @@ def _resumed(
     return [j for key, j in kept.items() if key in wanted]
 
 
-def _score(
+def _scored(
     backend: Backend,
     store: ResultStore | None,
     rubric: Rubric,
     identity: JudgeIdentity,
-    batch: Sequence[PlannedRequest],
-) -> tuple[list[LabelLogprobs], list[bool]]:
-    """Results for a batch: stored ones where present, the rest from the backend (then stored)."""
-    if store is None:
-        return backend.score([p.request for p in batch]), [False] * len(batch)
-    keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
-    found = store.get_many(keys)
-    missing = [i for i, key in enumerate(keys) if key not in found]
-    fresh = backend.score([batch[i].request for i in missing]) if missing else []
-    store.put_many((keys[i], result) for i, result in zip(missing, fresh, strict=True))
-    results = dict(zip(missing, fresh, strict=True))
-    return (
-        [found[key] if key in found else results[i] for i, key in enumerate(keys)],
-        [key in found for key in keys],
-    )
+    planned: Sequence[PlannedRequest],
+    batch_size: int,
+    write_every: int,
+) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, bool]]]:
+    """(request, result, from the store) in chunks: stored ones first, then the backend's.
+
+    Each chunk of fresh results is committed to the store before it is handed on, so a killed
+    run resumes from what it had written.
+    """
+    stream = getattr(backend, "score_stream", None)
+    for batch in batches(planned, batch_size):
+        keys = [cache_key(p.request, rubric.hash, identity) for p in batch] if store else []
+        found = store.get_many(keys) if store is not None else {}
+        if found:
+            yield [(batch[i], found[key], True) for i, key in enumerate(keys) if key in found]
+        missing = [i for i in range(len(batch)) if not keys or keys[i] not in found]
+        if not missing:
+            continue
+        requests = [batch[i].request for i in missing]
+        chunks = (
+            stream(requests, write_every)
+            if stream is not None
+            else [list(enumerate(backend.score(requests)))]
+        )
+        for chunk in chunks:
+            if store is not None:
+                store.put_many((keys[missing[j]], result) for j, result in chunk)
+            yield [(batch[missing[j]], result, False) for j, result in chunk]
 
 
 def _judgment(
