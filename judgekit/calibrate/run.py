@@ -83,7 +83,7 @@ def _split_records(
 
 
 def run_calibration(
-    set_name: str,
+    set_name: str | CalibrationSet,
     rubric: Rubric,
     *,
     backend: Backend | None = None,
@@ -106,16 +106,21 @@ def run_calibration(
 ) -> CalibrationResult:
     """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``) and the report.
 
+    ``set_name`` is a registered set's name, or a set already loaded (``load_user_set``).
     Either ``backend`` (judgekit runs the judge on the split's items) or ``verdicts_file`` (any
     judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
     With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
     the same run and the length model is fitted on them, stored in the card and applied frozen
     to the calibrated split.
     """
-    dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+    dataset = (
+        set_name
+        if isinstance(set_name, CalibrationSet)  # a user's own file (data.user_sets)
+        else load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+    )
     if dataset.manifest.mode != rubric.manifest.mode:
         raise InputError(
-            f"set {set_name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
+            f"set {dataset.manifest.name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
             f"{rubric.manifest.mode}"
         )
     records = _split_records(dataset, split, heldout_fraction, limit)

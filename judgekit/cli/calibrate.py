@@ -13,7 +13,8 @@ from judgekit.calibrate.measure import SplitName, TrustThresholds
 from judgekit.calibrate.run import run_calibration
 from judgekit.cli.app import RubricsDir, app, columns_option
 from judgekit.data.records import InputError
-from judgekit.data.sets import DatasetError
+from judgekit.data.sets import CalibrationSet, DatasetError
+from judgekit.data.user_sets import is_user_set, load_user_set
 from judgekit.rubrics import (
     RubricError,
     load_rubric,
@@ -23,7 +24,12 @@ from judgekit.rubrics import (
 @app.command()
 def calibrate(
     rubric: Annotated[str, typer.Option(help="Rubric NAME or NAME@vN.")],
-    set_name: Annotated[str, typer.Option("--set", help="Calibration set name.")],
+    set_name: Annotated[
+        str,
+        typer.Option(
+            "--set", help="Registered set name, or your own labelled file (.jsonl/.csv/.parquet)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for card.json, report.md, report.html.")],
     judgments: Annotated[
         Path | None,
@@ -69,16 +75,43 @@ def calibrate(
     fit_length: Annotated[
         bool, typer.Option(help="Also judge the dev split and fit the frozen length model.")
     ] = True,
+    label_column: Annotated[
+        str | None, typer.Option(help="Own file: column of the human label (the consensus).")
+    ] = None,
+    annotator_columns: Annotated[
+        str | None,
+        typer.Option(help="Own file: per-annotator label columns C1,C2,... (human ceiling)."),
+    ] = None,
+    group_column: Annotated[
+        str | None,
+        typer.Option(help="Own file, one row per vote: rows with equal values are one item."),
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Own file: map FIELD=COLUMN, e.g. question=prompt.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs in the terminal.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict."""
     try:
         chosen = load_rubric(rubric, paths=rubrics_dir or [])
+        dataset: str | CalibrationSet = set_name
+        if is_user_set(set_name):
+            dataset = load_user_set(
+                set_name,
+                chosen,
+                label_column=label_column,
+                annotator_columns=[c for c in (annotator_columns or "").split(",") if c],
+                group_column=group_column,
+                columns=columns_option(column),
+            )
         backend = None
         if judgments is None:
             backend = create_backend("vllm", model=model, max_model_len=max_model_len)
         result = run_calibration(
-            set_name,
+            dataset,
             chosen,
             backend=backend,
             verdicts_file=judgments,
