@@ -6,13 +6,13 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
 
 from judgekit.backends import create_backend
 from judgekit.calibrate.cards import NotCalibratedError
 from judgekit.calibrate.run import check_calibrated, frozen_length_model
 from judgekit.ci import gates
-from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option, err
+from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option
+from judgekit.cli.quiet import JudgeProgress, log_path, quiet
 from judgekit.data.records import InputError, read_items
 from judgekit.judging.aggregate import Controls, EnsembleMethod, SwapMethod
 from judgekit.judging.run import judge as run_judge
@@ -97,6 +97,9 @@ def judge(
         bool,
         typer.Option(help="Apply the frozen length model of this rubric + judge's card, if any."),
     ] = True,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs instead of <stem>.log.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
@@ -110,51 +113,56 @@ def judge(
     except (InputError, RubricError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    if backend_kind == "openai":
-        if not base_url:
-            raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
-        backend = create_backend(
-            "openai",
-            base_url=tuple(base_url),
-            model=model,
-            api_key_env=api_key_env,
-            max_concurrency=max_concurrency,
+    if backend_kind == "openai" and not base_url:
+        raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
+    with quiet(log_path(output), verbose=verbose) as console:
+        status = console.status("starting the judge", spinner="dots")
+        status.start()
+        if backend_kind == "openai":
+            backend = create_backend(
+                "openai",
+                base_url=tuple(base_url),
+                model=model,
+                api_key_env=api_key_env,
+                max_concurrency=max_concurrency,
+            )
+        else:
+            backend = create_backend(
+                "vllm",
+                model=model,
+                max_model_len=max_model_len,
+                dtype=dtype,
+                tensor_parallel_size=tensor_parallel_size,
+                gpu_memory_utilization=gpu_memory_utilization,
+            )
+        status.stop()
+        if require_calibrated:
+            try:
+                card = check_calibrated(chosen, backend.identity, cards_dir)
+            except NotCalibratedError as error:
+                console.print(f"error: {error}", highlight=False)
+                raise typer.Exit(3) from error
+            console.print(f"calibrated: card {card.key[:12]} on {card.set_name} ({card.created})")
+        frozen = (
+            frozen_length_model(chosen, backend.identity, cards_dir) if length_correction else None
         )
-    else:
-        backend = create_backend(
-            "vllm",
-            model=model,
-            max_model_len=max_model_len,
-            dtype=dtype,
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
-    if require_calibrated:
-        try:
-            card = check_calibrated(chosen, backend.identity, cards_dir)
-        except NotCalibratedError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(3) from error
-        typer.echo(f"calibrated: card {card.key[:12]} on {card.set_name} ({card.created})")
-    frozen = frozen_length_model(chosen, backend.identity, cards_dir) if length_correction else None
-    if frozen is not None:
-        typer.echo(f"length correction: frozen model from card {frozen[1].key[:12]}")
-    columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("judging", total=None)
-        run = run_judge(
-            items,
-            chosen,
-            backend=backend,
-            variants=variant,
-            controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
-            output=output,
-            batch_size=batch_size,
-            min_mass=min_mass,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-            store=ResultStore(store) if store is not None else None,
-            length_model=frozen[0] if frozen is not None else None,
-        )
+        if frozen is not None:
+            console.print(f"length correction: frozen model from card {frozen[1].key[:12]}")
+        with JudgeProgress(console, len(items)) as bar:
+            run = run_judge(
+                items,
+                chosen,
+                backend=backend,
+                variants=variant,
+                controls=Controls(swap=swap, swap_method=swap_method, ensemble=ensemble),
+                output=output,
+                batch_size=batch_size,
+                min_mass=min_mass,
+                progress=bar.update,
+                on_batch=bar.batch,
+                store=ResultStore(store) if store is not None else None,
+                length_model=frozen[0] if frozen is not None else None,
+            )
     summary = summarize(run)
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")

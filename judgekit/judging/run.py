@@ -41,6 +41,7 @@ def judge(
     rubric_paths: Sequence[Path | str] = (),
     store: ResultStore | None = None,
     length_model: LengthModel | None = None,
+    on_batch: Callable[[Sequence[Judgment]], None] | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
@@ -49,7 +50,8 @@ def judge(
     With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
     and each finished batch is committed there, so a killed run resumes where it stopped.
     A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
-    per-item verdicts go to ``<output>.items.jsonl``.
+    per-item verdicts go to ``<output>.items.jsonl``. ``on_batch`` sees each batch's judgments
+    as they finish (the CLI's progress bar counts prefix-cache hits from them).
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
@@ -74,6 +76,8 @@ def judge(
             judgments.extend(new)
             if writer is not None:
                 writer.write(new)
+            if on_batch is not None:
+                on_batch(new)
             if progress is not None:
                 progress(len(judgments), len(planned))
     finally:
