@@ -12,6 +12,7 @@ from judgekit.calibrate.cards import default_cards_dir
 from judgekit.calibrate.measure import SplitName, TrustThresholds
 from judgekit.calibrate.run import run_calibration
 from judgekit.cli.app import RubricsDir, app, columns_option
+from judgekit.cli.quiet import quiet
 from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationSet, DatasetError
 from judgekit.data.user_sets import is_user_set, load_user_set
@@ -107,35 +108,37 @@ def calibrate(
                 group_column=group_column,
                 columns=columns_option(column),
             )
-        backend = None
-        if judgments is None:
-            backend = create_backend("vllm", model=model, max_model_len=max_model_len)
-        result = run_calibration(
-            dataset,
-            chosen,
-            backend=backend,
-            verdicts_file=judgments,
-            id_field=id_field,
-            verdict_field=verdict_field,
-            label_map=columns_option(label_map) if label_map else None,
-            judge_name=judge_name,
-            data_dir=data_dir,
-            metric=metric,
-            split=split,
-            heldout_fraction=heldout_fraction,
-            limit=limit,
-            seed=seed,
-            n_resamples=n_resamples,
-            thresholds=TrustThresholds(
-                min_kappa_ci_low=min_kappa_ci_low,
-                min_ceiling_ratio=min_ceiling_ratio,
-                max_invalid_rate=max_invalid_rate,
-                min_n=min_n,
-            ),
-            fit_length=fit_length,
-            cards_dir=cards_dir or default_cards_dir(),
-            out_dir=out,
-        )
+        # only a judge run here starts an engine; precomputed verdicts have nothing to hide
+        with quiet(out / "calibrate.log", verbose=verbose or judgments is not None):
+            backend = None
+            if judgments is None:
+                backend = create_backend("vllm", model=model, max_model_len=max_model_len)
+            result = run_calibration(
+                dataset,
+                chosen,
+                backend=backend,
+                verdicts_file=judgments,
+                id_field=id_field,
+                verdict_field=verdict_field,
+                label_map=columns_option(label_map) if label_map else None,
+                judge_name=judge_name,
+                data_dir=data_dir,
+                metric=metric,
+                split=split,
+                heldout_fraction=heldout_fraction,
+                limit=limit,
+                seed=seed,
+                n_resamples=n_resamples,
+                thresholds=TrustThresholds(
+                    min_kappa_ci_low=min_kappa_ci_low,
+                    min_ceiling_ratio=min_ceiling_ratio,
+                    max_invalid_rate=max_invalid_rate,
+                    min_n=min_n,
+                ),
+                fit_length=fit_length,
+                cards_dir=cards_dir or default_cards_dir(),
+                out_dir=out,
+            )
     except (InputError, RubricError, DatasetError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
