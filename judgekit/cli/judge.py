@@ -160,6 +160,7 @@ def judge(
                 min_mass=min_mass,
                 progress=bar.update,
                 on_batch=bar.batch,
+                source=input,
                 store=ResultStore(store) if store is not None else None,
                 length_model=frozen[0] if frozen is not None else None,
             )

@@ -42,6 +42,7 @@ def judge(
     store: ResultStore | None = None,
     length_model: LengthModel | None = None,
     on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    source: Path | str | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
@@ -51,11 +52,12 @@ def judge(
     and each finished batch is committed there, so a killed run resumes where it stopped.
     A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
     per-item verdicts go to ``<output>.items.jsonl``. ``on_batch`` sees each batch's judgments
-    as they finish (the CLI's progress bar counts prefix-cache hits from them).
+    as they finish (the CLI's progress bar counts prefix-cache hits from them). ``source`` names
+    the input file in the manifest when items are passed already read (the viewer reads it).
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
-    source = str(items) if isinstance(items, str | Path) else None
+    source = str(items) if isinstance(items, str | Path) else source and str(source)
     if isinstance(items, str | Path):
         items = read_items(items, rubric.manifest.mode, columns)
     items = list(items)
