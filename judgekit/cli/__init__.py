@@ -4,6 +4,7 @@ from judgekit.cli import (  # noqa: F401 (registers the commands)
     calibrate,
     diff,
     judge,
+    label_queue,
     rubrics,
     view,
 )

@@ -56,7 +56,12 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
     sys.stderr.flush()
     saved = os.dup(1), os.dup(2)
     tty = os.fdopen(os.dup(saved[1]), "w", buffering=1)
-    console = Console(file=tty, force_terminal=terminal.is_terminal)
+    # sys.stderr on fd 2 would now reach the log; a replaced stream (a test runner's) would not
+    console = (
+        Console(file=tty, force_terminal=terminal.is_terminal)
+        if _on_fd(sys.stderr, 2)
+        else terminal
+    )
     handle = log_file.open("a", encoding="utf-8")
     os.dup2(handle.fileno(), 1)
     os.dup2(handle.fileno(), 2)
@@ -80,6 +85,13 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
         if failed:
             tail = log_file.read_text(encoding="utf-8", errors="replace").splitlines()[-TAIL_LINES:]
             sys.stderr.write(f"--- last lines of {log_file} ---\n" + "\n".join(tail) + "\n")
+
+
+def _on_fd(stream: object, fd: int) -> bool:
+    try:
+        return stream.fileno() == fd  # type: ignore[attr-defined]
+    except (AttributeError, OSError, ValueError):
+        return False
 
 
 class JudgeProgress:

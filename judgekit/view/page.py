@@ -34,6 +34,7 @@ def _bars(
     top: float | None = None,
 ) -> str:
     """Vertical bars (optionally with interval whiskers), y from 0 to ``top``."""
+    digits = 2 if top is not None else 0  # rates, else counts
     top = top or max([*values, 1e-9])
     n = max(len(values), 1)
     step = (W - 2 * PAD) / n
@@ -47,7 +48,7 @@ def _bars(
             f'<text x="{x + step / 2:.1f}" y="{H - PAD + 14}" font-size="10" '
             f'text-anchor="middle">{html.escape(name)}</text>'
             f'<text x="{x + step / 2:.1f}" y="{y(value) - 3:.1f}" font-size="9" '
-            f'text-anchor="middle">{value:.2f}</text>'
+            f'text-anchor="middle">{value:.{digits}f}</text>'
         )
         if intervals is not None:
             low, high = intervals[i]
