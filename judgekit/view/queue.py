@@ -23,17 +23,13 @@ from typing import Any
 LABEL_COLUMN = "label"
 
 
-def priority(entry: Mapping[str, Any], values: Sequence[float]) -> dict[str, float]:
+def priority(entry: Mapping[str, Any]) -> dict[str, float]:
     """The three figures and their mean for one viewer entry (``view.data.load_run``)."""
-    ordered = sorted(values)
-    spacing = min(b - a for a, b in zip(ordered, ordered[1:], strict=False))
-    uncertainty = (
-        max(0.0, 1 - 2 * entry["margin"] / spacing)
-        if entry["valid"] and entry["score"] is not None
-        else 1.0
-    )
-    figures = {"uncertainty": uncertainty, "variant_disagreement": entry["variant_disagreement"]}
-    if entry["p_a_ab"] is not None or "A" in entry["answers"]:
+    figures = {
+        "uncertainty": entry["entropy"],  # 1.0 for an invalid item (view.data)
+        "variant_disagreement": entry["variant_disagreement"],
+    }
+    if "A" in entry["answers"]:
         figures["order_sensitivity"] = entry["order_gap"]
     return {**figures, "priority": sum(figures.values()) / len(figures)}
 
