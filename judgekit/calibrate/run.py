@@ -34,6 +34,7 @@ from judgekit.files import sha256_file
 from judgekit.judging.run import judge
 from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity
+from judgekit.view import write_view
 
 
 @dataclass(frozen=True)
@@ -143,7 +144,10 @@ def run_calibration(
     elif backend is not None:
         dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
-        run = judge([r.item for r in judged.values()], rubric, backend=backend)
+        out_dir = Path(out_dir)
+        run = judge(
+            [r.item for r in judged.values()], rubric, backend=backend, output=out_dir / "run.jsonl"
+        )
         outputs = outputs_from_run(run)
         model, fingerprint = run.judge.model, run.judge.fingerprint
         if fit_length:
@@ -174,7 +178,15 @@ def run_calibration(
     if notes:
         card = card.model_copy(update={"notes": [*card.notes, *notes]})
     card_path = save_card(card, cards_dir)
-    report = write_report(card, Path(out_dir), records=records, outputs=outputs)
+    viewer = None
+    if backend is not None:  # every verdict of the run, with the human labels, in the viewer
+        viewer = write_view(
+            [Path(out_dir) / "run.jsonl"],
+            Path(out_dir) / "view.html",
+            items=[r.item for r in dataset.records],
+            human={r.id: r.consensus for r in dataset.records if r.consensus is not None},
+        )
+    report = write_report(card, Path(out_dir), records=records, outputs=outputs, viewer=viewer)
     return CalibrationResult(card, card_path, report)
 
 

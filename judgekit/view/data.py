@@ -255,6 +255,6 @@ def page_model(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
 
 
 def to_json(model: Mapping[str, Any]) -> str:
-    """JSON safe inside ``<script>``: "</" and "<!--" cannot end or comment out the script."""
-    text = json.dumps(model, ensure_ascii=False, allow_nan=False)
-    return text.replace("</", "<\\/").replace("<!--", "<\\!--")
+    """JSON safe inside ``<script>``: no "<" at all, so "</script>" or "<!--" in candidate text
+    cannot end the script or change how the HTML parser reads it (JSON reads \\u003c as "<")."""
+    return json.dumps(model, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")

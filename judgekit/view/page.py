@@ -1,7 +1,7 @@
 """The viewer page: one self-contained HTML file (inline CSS, SVG charts, a little vanilla JS).
 
 Candidate text is data, never markup: it travels as JSON inside a ``<script type=
-"application/json">`` block (with ``</`` escaped, ``data.to_json``) and the script puts it on
+"application/json">`` block (every ``<`` escaped, ``data.to_json``) and the script puts it on
 the page with ``textContent`` only. Charts are drawn here as SVG from escaped strings and numbers.
 """
 

@@ -126,4 +126,7 @@ function renderDetail() {
 
 ["f-invalid", "f-flip", "f-human", "sort"].forEach((id) => $(id).addEventListener("change", renderList));
 if (!second) $("sort").querySelector('option[value="change"]').disabled = true;
+const linked = location.hash.match(/^#item=(.+)$/);  // the calibration report links items
+if (linked) selected = decodeURIComponent(linked[1]);
 renderList();
+renderDetail();
