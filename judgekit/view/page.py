@@ -66,7 +66,7 @@ def _histogram(run: Mapping[str, Any]) -> str:
     counts = [0] * bins
     for s in scores:
         counts[min(int((s - low) / (high - low) * bins), bins - 1)] += 1
-    names = [f"{low + (high - low) * (i + 0.5) / bins:.1f}" for i in range(bins)]
+    names = [f"{low + (high - low) * (i + 0.5) / bins:.2f}" for i in range(bins)]
     what = "P(A preferred)" if run["mode"] == "pairwise" else "expected score"
     return _bars(f"Score distribution ({what}, {len(scores)} valid items)", names, counts)
 
