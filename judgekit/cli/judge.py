@@ -12,7 +12,7 @@ from judgekit.calibrate.cards import NotCalibratedError
 from judgekit.calibrate.run import check_calibrated, frozen_length_model
 from judgekit.ci import gates
 from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option
-from judgekit.cli.quiet import JudgeProgress, log_path, quiet
+from judgekit.cli.quiet import JudgeProgress, log_path, quiet, starting
 from judgekit.data.records import InputError, read_items
 from judgekit.judging.aggregate import Controls, EnsembleMethod, SwapMethod
 from judgekit.judging.run import judge as run_judge
@@ -116,26 +116,24 @@ def judge(
     if backend_kind == "openai" and not base_url:
         raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
     with quiet(log_path(output), verbose=verbose) as console:
-        status = console.status("starting the judge", spinner="dots")
-        status.start()
-        if backend_kind == "openai":
-            backend = create_backend(
-                "openai",
-                base_url=tuple(base_url),
-                model=model,
-                api_key_env=api_key_env,
-                max_concurrency=max_concurrency,
-            )
-        else:
-            backend = create_backend(
-                "vllm",
-                model=model,
-                max_model_len=max_model_len,
-                dtype=dtype,
-                tensor_parallel_size=tensor_parallel_size,
-                gpu_memory_utilization=gpu_memory_utilization,
-            )
-        status.stop()
+        with starting(console, "starting the judge"):
+            if backend_kind == "openai":
+                backend = create_backend(
+                    "openai",
+                    base_url=tuple(base_url),
+                    model=model,
+                    api_key_env=api_key_env,
+                    max_concurrency=max_concurrency,
+                )
+            else:
+                backend = create_backend(
+                    "vllm",
+                    model=model,
+                    max_model_len=max_model_len,
+                    dtype=dtype,
+                    tensor_parallel_size=tensor_parallel_size,
+                    gpu_memory_utilization=gpu_memory_utilization,
+                )
         if require_calibrated:
             try:
                 card = check_calibrated(chosen, backend.identity, cards_dir)

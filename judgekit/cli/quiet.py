@@ -23,6 +23,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
     TimeRemainingColumn,
@@ -94,6 +95,19 @@ def _on_fd(stream: object, fd: int) -> bool:
         return False
 
 
+def starting(console: Console, what: str) -> Progress:
+    """A spinner while the engine starts (start/stop it); logs stay in the log file."""
+    return Progress(
+        SpinnerColumn(),
+        TextColumn(what),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        redirect_stdout=False,
+        redirect_stderr=False,
+    )
+
+
 class JudgeProgress:
     """A progress bar over judgments: items done, judgments/s, ETA and prefix-cache hits."""
 
@@ -108,6 +122,9 @@ class JudgeProgress:
             TimeRemainingColumn(),
             console=console,
             transient=True,
+            # rich would otherwise route sys.stdout/stderr (the engine's logs) to the terminal
+            redirect_stdout=False,
+            redirect_stderr=False,
         )
         self._task = self._bar.add_task("judging", total=n_items, rate="-", hits="-")
         self._n_items = n_items
