@@ -95,6 +95,9 @@ function runDetail(run, e) {
     per.appendChild(tr);
   });
   box.appendChild(per);
+  if (run.mode === "pairwise") {
+    box.appendChild(el("p", "BA rows show labels as the judge saw them: there A is the original answer B.", "hint"));
+  }
   box.appendChild(el("h4", "Exact prompts"));
   Object.entries(e.prompts).forEach(([key, messages]) => {
     const details = el("details");
