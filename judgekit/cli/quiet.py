@@ -51,7 +51,7 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
         return
     log_file.parent.mkdir(parents=True, exist_ok=True)
     terminal = Console(stderr=True)
-    terminal.print(f"engine logs: {log_file}", highlight=False)
+    terminal.print(f"engine logs: {log_file}", highlight=False, soft_wrap=True)
     os.environ.setdefault("VLLM_LOGGING_LEVEL", "INFO")  # all of it, but into the file
     sys.stdout.flush()
     sys.stderr.flush()
@@ -67,6 +67,8 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
     os.dup2(handle.fileno(), 1)
     os.dup2(handle.fileno(), 2)
     logging.captureWarnings(True)
+    records = logging.StreamHandler(handle)  # Python logging, whatever else handles it
+    logging.getLogger().addHandler(records)
     failed = False
     try:
         yield console
@@ -80,6 +82,7 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
         os.dup2(saved[1], 2)
         for fd in saved:
             os.close(fd)
+        logging.getLogger().removeHandler(records)
         handle.close()
         tty.close()
         logging.captureWarnings(False)
