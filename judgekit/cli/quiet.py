@@ -100,15 +100,17 @@ def _on_fd(stream: object, fd: int) -> bool:
 
 def starting(console: Console, what: str) -> Progress:
     """A spinner while the engine starts (start/stop it); logs stay in the log file."""
-    return Progress(
+    spinner = Progress(
         SpinnerColumn(),
-        TextColumn(what),
+        TextColumn("{task.description}"),
         TimeElapsedColumn(),
         console=console,
         transient=True,
         redirect_stdout=False,
         redirect_stderr=False,
     )
+    spinner.add_task(what, total=None)  # a Progress without a task draws nothing
+    return spinner
 
 
 class JudgeProgress:
