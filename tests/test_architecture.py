@@ -17,7 +17,7 @@ ALLOWED = {
     "_compat": set(),
     "stats": set(),
     "rubrics": {"files", "schema"},
-    "data": {"files", "schema"},
+    "data": {"files", "rubrics", "schema"},
     "backends": {"files", "schema"},
     "bias": {"schema", "stats"},
     "judging": {"_version", "backends", "bias", "data", "rubrics", "schema", "stats"},
@@ -31,9 +31,22 @@ ALLOWED = {
         "rubrics",
         "schema",
         "stats",
+        "view",
     },
+    "view": {"bias", "data", "judging", "rubrics", "schema", "stats"},
     "ci": {"backends", "data", "judging", "rubrics", "schema", "stats"},
-    "cli": {"backends", "bias", "calibrate", "ci", "data", "judging", "rubrics", "files", "schema"},
+    "cli": {
+        "backends",
+        "bias",
+        "calibrate",
+        "ci",
+        "data",
+        "judging",
+        "rubrics",
+        "files",
+        "schema",
+        "view",
+    },
 }
 
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import html
+import os
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -150,7 +151,12 @@ figure { margin: 1rem 0; } figcaption { font-size: 0.9rem; color: #555; }
 """
 
 
-def _html(card: CalibrationCard, tables: list[Table], plots: dict[str, tuple[str, bytes]]) -> str:
+def _html(
+    card: CalibrationCard,
+    tables: list[Table],
+    plots: dict[str, tuple[str, bytes]],
+    viewer: str | None = None,
+) -> str:
     e = html.escape
     trusted = card.verdict.trusted
     title = (
@@ -167,6 +173,8 @@ def _html(card: CalibrationCard, tables: list[Table], plots: dict[str, tuple[str
     ]
     if (sentence := card.ceiling_sentence()) is not None:
         parts.append(f"<p>{e(sentence)}</p>")
+    if viewer is not None:
+        parts.append(f'<p><a href="{e(viewer)}">Every verdict in the run viewer</a></p>')
     for table in tables:
         parts.append(f"<h2>{e(table.title)}</h2><table>")
         if any(table.header):
@@ -192,11 +200,13 @@ def write_report(
     *,
     records: Sequence[CalibrationRecord] | None = None,
     outputs: JudgeOutputs | None = None,
+    viewer: Path | None = None,
 ) -> dict[str, Path]:
     """Write ``card.json``, ``report.md`` (+ its PNGs) and a self-contained ``report.html``.
 
     ``records`` and ``outputs`` (the ones the card was computed from) add the score-vs-length
-    scatter, which needs per-item data the card does not keep. Returns name -> path.
+    scatter, which needs per-item data the card does not keep. ``viewer`` (the run's viewer page,
+    ``judgekit view``) is linked from the HTML. Returns name -> path.
     """
     directory = Path(outputs_dir)
     directory.mkdir(parents=True, exist_ok=True)
@@ -211,5 +221,6 @@ def write_report(
     captions = {stem: caption for stem, (caption, _) in plots.items()}
     paths["markdown"].write_text(_markdown(card, tables, captions), encoding="utf-8")
     paths["html"] = directory / "report.html"
-    paths["html"].write_text(_html(card, tables, plots), encoding="utf-8")
+    link = None if viewer is None else os.path.relpath(viewer, directory)
+    paths["html"].write_text(_html(card, tables, plots, link), encoding="utf-8")
     return paths

@@ -35,6 +35,7 @@ from judgekit.files import sha256_file
 from judgekit.judging.run import judge
 from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity
+from judgekit.view import write_view
 
 
 @dataclass(frozen=True)
@@ -81,7 +82,7 @@ def _split_records(
 
 
 def run_calibration(
-    set_name: str,
+    set_name: str | CalibrationSet,
     rubric: Rubric,
     *,
     backend: Backend | None = None,
@@ -104,16 +105,21 @@ def run_calibration(
 ) -> CalibrationResult:
     """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``) and the report.
 
+    ``set_name`` is a registered set's name, or a set already loaded (``load_user_set``).
     Either ``backend`` (judgekit runs the judge on the split's items) or ``verdicts_file`` (any
     judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
     With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
     the same run and the length model is fitted on them, stored in the card and applied frozen
     to the calibrated split.
     """
-    dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+    dataset = (
+        set_name
+        if isinstance(set_name, CalibrationSet)  # a user's own file (data.user_sets)
+        else load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+    )
     if dataset.manifest.mode != rubric.manifest.mode:
         raise InputError(
-            f"set {set_name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
+            f"set {dataset.manifest.name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
             f"{rubric.manifest.mode}"
         )
     records = _split_records(dataset, split, heldout_fraction, limit)
@@ -137,7 +143,10 @@ def run_calibration(
     elif backend is not None:
         dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
-        run = judge([r.item for r in judged.values()], rubric, backend=backend)
+        out_dir = Path(out_dir)
+        run = judge(
+            [r.item for r in judged.values()], rubric, backend=backend, output=out_dir / "run.jsonl"
+        )
         outputs = outputs_from_run(run)
         model, fingerprint, settings = run.judge.model, run.judge.fingerprint, run.judge.settings
         if fit_length:
@@ -170,7 +179,15 @@ def run_calibration(
     if notes:
         card = card.model_copy(update={"notes": [*card.notes, *notes]})
     card_path = save_card(card, cards_dir)
-    report = write_report(card, Path(out_dir), records=records, outputs=outputs)
+    viewer = None
+    if backend is not None:  # every verdict of the run, with the human labels, in the viewer
+        viewer = write_view(
+            [Path(out_dir) / "run.jsonl"],
+            Path(out_dir) / "view.html",
+            items=[r.item for r in dataset.records],
+            human={r.id: r.consensus for r in dataset.records if r.consensus is not None},
+        )
+    report = write_report(card, Path(out_dir), records=records, outputs=outputs, viewer=viewer)
     return CalibrationResult(card, card_path, report)
 
 

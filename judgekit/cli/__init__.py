@@ -1,6 +1,14 @@
 """The ``judgekit`` command line: typer over the Python API, no logic of its own."""
 
-from judgekit.cli import calibrate, diff, judge, render, rubrics  # noqa: F401 (registers)
+from judgekit.cli import (  # noqa: F401 (registers the commands)
+    calibrate,
+    diff,
+    judge,
+    label_queue,
+    render,
+    rubrics,
+    view,
+)
 from judgekit.cli.app import app, main
 
 __all__ = ["app", "main"]

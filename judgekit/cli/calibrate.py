@@ -12,8 +12,10 @@ from judgekit.calibrate.cards import default_cards_dir
 from judgekit.calibrate.measure import SplitName, TrustThresholds
 from judgekit.calibrate.run import run_calibration
 from judgekit.cli.app import RubricsDir, app, columns_option
+from judgekit.cli.quiet import quiet
 from judgekit.data.records import InputError
-from judgekit.data.sets import DatasetError
+from judgekit.data.sets import CalibrationSet, DatasetError
+from judgekit.data.user_sets import is_user_set, load_user_set
 from judgekit.rubrics import (
     RubricError,
     load_rubric,
@@ -23,7 +25,12 @@ from judgekit.rubrics import (
 @app.command()
 def calibrate(
     rubric: Annotated[str, typer.Option(help="Rubric NAME or NAME@vN.")],
-    set_name: Annotated[str, typer.Option("--set", help="Calibration set name.")],
+    set_name: Annotated[
+        str,
+        typer.Option(
+            "--set", help="Registered set name, or your own labelled file (.jsonl/.csv/.parquet)."
+        ),
+    ],
     out: Annotated[Path, typer.Option(help="Folder for card.json, report.md, report.html.")],
     judgments: Annotated[
         Path | None,
@@ -69,40 +76,69 @@ def calibrate(
     fit_length: Annotated[
         bool, typer.Option(help="Also judge the dev split and fit the frozen length model.")
     ] = True,
+    label_column: Annotated[
+        str | None, typer.Option(help="Own file: column of the human label (the consensus).")
+    ] = None,
+    annotator_columns: Annotated[
+        str | None,
+        typer.Option(help="Own file: per-annotator label columns C1,C2,... (human ceiling)."),
+    ] = None,
+    group_column: Annotated[
+        str | None,
+        typer.Option(help="Own file, one row per vote: rows with equal values are one item."),
+    ] = None,
+    column: Annotated[
+        list[str] | None, typer.Option(help="Own file: map FIELD=COLUMN, e.g. question=prompt.")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs in the terminal.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict."""
     try:
         chosen = load_rubric(rubric, paths=rubrics_dir or [])
-        backend = None
-        if judgments is None:
-            backend = create_backend("vllm", model=model, max_model_len=max_model_len)
-        result = run_calibration(
-            set_name,
-            chosen,
-            backend=backend,
-            verdicts_file=judgments,
-            id_field=id_field,
-            verdict_field=verdict_field,
-            label_map=columns_option(label_map) if label_map else None,
-            judge_name=judge_name,
-            data_dir=data_dir,
-            metric=metric,
-            split=split,
-            heldout_fraction=heldout_fraction,
-            limit=limit,
-            seed=seed,
-            n_resamples=n_resamples,
-            thresholds=TrustThresholds(
-                min_kappa_ci_low=min_kappa_ci_low,
-                min_ceiling_ratio=min_ceiling_ratio,
-                max_invalid_rate=max_invalid_rate,
-                min_n=min_n,
-            ),
-            fit_length=fit_length,
-            cards_dir=cards_dir or default_cards_dir(),
-            out_dir=out,
-        )
+        dataset: str | CalibrationSet = set_name
+        if is_user_set(set_name):
+            dataset = load_user_set(
+                set_name,
+                chosen,
+                label_column=label_column,
+                annotator_columns=[c for c in (annotator_columns or "").split(",") if c],
+                group_column=group_column,
+                columns=columns_option(column),
+            )
+        # only a judge run here starts an engine; precomputed verdicts have nothing to hide
+        with quiet(out / "calibrate.log", verbose=verbose or judgments is not None):
+            backend = None
+            if judgments is None:
+                backend = create_backend("vllm", model=model, max_model_len=max_model_len)
+            result = run_calibration(
+                dataset,
+                chosen,
+                backend=backend,
+                verdicts_file=judgments,
+                id_field=id_field,
+                verdict_field=verdict_field,
+                label_map=columns_option(label_map) if label_map else None,
+                judge_name=judge_name,
+                data_dir=data_dir,
+                metric=metric,
+                split=split,
+                heldout_fraction=heldout_fraction,
+                limit=limit,
+                seed=seed,
+                n_resamples=n_resamples,
+                thresholds=TrustThresholds(
+                    min_kappa_ci_low=min_kappa_ci_low,
+                    min_ceiling_ratio=min_ceiling_ratio,
+                    max_invalid_rate=max_invalid_rate,
+                    min_n=min_n,
+                ),
+                fit_length=fit_length,
+                cards_dir=cards_dir or default_cards_dir(),
+                out_dir=out,
+            )
     except (InputError, RubricError, DatasetError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

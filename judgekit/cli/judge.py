@@ -7,7 +7,7 @@ from typing import Annotated
 
 import typer
 from pydantic import ValidationError
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeElapsedColumn
+from rich.console import Console
 
 from judgekit.backends import create_backend
 from judgekit.bias.length import LengthModel
@@ -22,7 +22,8 @@ from judgekit.calibrate.cards import (
 from judgekit.calibrate.length_card import load_length_model
 from judgekit.calibrate.project import CardChoice, ConfigError, choose_card
 from judgekit.ci import gates
-from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option, err
+from judgekit.cli.app import BackendKind, RubricsDir, app, columns_option
+from judgekit.cli.quiet import JudgeProgress, log_path, quiet, starting
 from judgekit.data.records import InputError, read_items
 from judgekit.judging.aggregate import Controls, EnsembleMethod, SwapMethod
 from judgekit.judging.run import judge as run_judge
@@ -161,6 +162,9 @@ def judge(
             "--length-correction without such a card is an error)."
         ),
     ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs instead of <stem>.log.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
@@ -184,56 +188,62 @@ def judge(
     except (InputError, RubricError, ValidationError, ConfigError, CardError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    if backend_kind == "openai":
-        if not base_url:
-            raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
-        backend = create_backend(
-            "openai",
-            base_url=tuple(base_url),
-            model=model,
-            api_key_env=api_key_env,
-            max_concurrency=max_concurrency,
-            prefill=prefill,
-            tokenizer=tokenizer,
+    if backend_kind == "openai" and not base_url:
+        raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
+    with quiet(log_path(output), verbose=verbose) as console:
+        with starting(console, "starting the judge"):
+            if backend_kind == "openai":
+                backend = create_backend(
+                    "openai",
+                    base_url=tuple(base_url),
+                    model=model,
+                    api_key_env=api_key_env,
+                    max_concurrency=max_concurrency,
+                    prefill=prefill,
+                    tokenizer=tokenizer,
+                )
+            else:
+                backend = create_backend(
+                    "vllm",
+                    model=model,
+                    max_model_len=max_model_len,
+                    **({"dtype": dtype} if dtype else {}),
+                    tensor_parallel_size=tensor_parallel_size,
+                    gpu_memory_utilization=gpu_memory_utilization,
+                )
+        length_model = _use_card(
+            console, named, chosen, backend.identity, choice, require_calibrated
         )
-    else:
-        backend = create_backend(
-            "vllm",
-            model=model,
-            max_model_len=max_model_len,
-            **({"dtype": dtype} if dtype else {}),
-            tensor_parallel_size=tensor_parallel_size,
-            gpu_memory_utilization=gpu_memory_utilization,
-        )
-    length_model = _use_card(named, chosen, backend.identity, choice, require_calibrated)
-    if length_correction is False:
-        length_model = None
-    elif length_correction and length_model is None:
-        typer.echo("error: --length-correction needs a card with a length model", err=True)
-        raise typer.Exit(2)
-    columns = BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-    with Progress(*columns, console=err, transient=True) as bar:
-        task = bar.add_task("judging", total=None)
-        try:
-            run = run_judge(
-                items,
-                chosen,
-                backend=backend,
-                variants=variant,
-                controls=controls,
-                output=output,
-                batch_size=batch_size,
-                write_every=write_every,
-                min_mass=min_mass,
-                progress=lambda done, total: bar.update(task, completed=done, total=total),
-                store=ResultStore(store) if store is not None else None,
-                length_model=length_model,
-                card=named.ref if named is not None else None,
-                if_exists="overwrite" if overwrite else ("resume" if resume else "error"),
+        if length_correction is False:
+            length_model = None
+        elif length_correction and length_model is None:
+            console.print(
+                "error: --length-correction needs a card with a length model", soft_wrap=True
             )
-        except InputError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
+            raise typer.Exit(2)
+        with JudgeProgress(console, len(items)) as bar:
+            try:
+                run = run_judge(
+                    items,
+                    chosen,
+                    backend=backend,
+                    variants=variant,
+                    controls=controls,
+                    output=output,
+                    batch_size=batch_size,
+                    write_every=write_every,
+                    min_mass=min_mass,
+                    progress=bar.update,
+                    on_batch=bar.batch,
+                    source=input,
+                    store=ResultStore(store) if store is not None else None,
+                    length_model=length_model,
+                    card=named.ref if named is not None else None,
+                    if_exists="overwrite" if overwrite else ("resume" if resume else "error"),
+                )
+            except InputError as error:
+                console.print(f"error: {error}", highlight=False, soft_wrap=True)
+                raise typer.Exit(2) from error
     summary = summarize(run)
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")
@@ -255,6 +265,7 @@ def judge(
 
 
 def _use_card(
+    console: Console,
     named: NamedCard | None,
     rubric: Rubric,
     identity: JudgeIdentity,
@@ -268,15 +279,15 @@ def _use_card(
         elif named is not None:
             check_card(named, rubric, identity)
     except NotCalibratedError as error:
-        typer.echo(f"error: {error}", err=True)
+        console.print(f"error: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(3) from error
     except CardError as error:
-        typer.echo(f"error: {error}", err=True)
+        console.print(f"error: {error}", highlight=False, soft_wrap=True)
         raise typer.Exit(2) from error
     if named is None:
         return None
     c = named.card
-    typer.echo(f"card {named.ref.path} ({choice.source}): {c.set_name}, {c.created}")
+    console.print(f"card {named.ref.path} ({choice.source}): {c.set_name}, {c.created}")
     if gate:
-        typer.echo(f"calibrated: card {c.key[:12]} passes the trust thresholds")
+        console.print(f"calibrated: card {c.key[:12]} passes the trust thresholds")
     return load_length_model(c)

@@ -40,7 +40,7 @@ class Source(StrictModel):
 
 
 class FileFormat(StrictModel):
-    kind: Literal["json", "jsonl", "parquet"]
+    kind: Literal["json", "jsonl", "parquet", "csv"]
     records: str | None = Field(
         default=None, description="Dotted path to the list of rows inside a JSON document."
     )
@@ -143,7 +143,10 @@ class CalibrationSetManifest(StrictModel):
 
     name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
     description: str
-    source: Source
+    source: Source | None = Field(
+        description="Where the file is published; None only for a user's own file "
+        "(``data.user_sets``), which is identified by its sha256 alone."
+    )
     licence: str = Field(min_length=1)
     sha256: str | None = Field(
         pattern=_SHA256, description="Hash of the file; null only where it could not be obtained."

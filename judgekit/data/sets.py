@@ -18,6 +18,7 @@ fields, labels, consensus) share the manifest and the row being read.
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import json
 import math
@@ -35,7 +36,13 @@ from typing import Any
 import numpy as np
 from pydantic import model_validator
 
-from judgekit.data.set_manifest import CalibrationSetManifest, DatasetError, FieldSpec, Human
+from judgekit.data.set_manifest import (
+    CalibrationSetManifest,
+    DatasetError,
+    FieldSpec,
+    FileFormat,
+    Human,
+)
 from judgekit.files import cache_dir, read_yaml_model, sha256_file
 from judgekit.schema import PairwiseItem, PointwiseItem, StrictModel
 
@@ -104,6 +111,8 @@ def load_manifest(path: Path | str) -> CalibrationSetManifest:
     manifest = read_yaml_model(path, CalibrationSetManifest, DatasetError)
     if manifest.name != path.stem:
         raise DatasetError(f"{path}: field name: {manifest.name!r} != file name")
+    if manifest.source is None:
+        raise DatasetError(f"{path}: field source: a registered set must say where it comes from")
     return manifest
 
 
@@ -138,6 +147,7 @@ def _mismatch(manifest: CalibrationSetManifest, what: str, actual: str) -> Datas
 def _download(manifest: CalibrationSetManifest, target: Path) -> None:
     """Fetch into a temp file beside ``target``, verify, then rename: never a partial file."""
     target.parent.mkdir(parents=True, exist_ok=True)
+    assert manifest.source is not None  # load_manifest requires it for registered sets
     url = manifest.source.url
     fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
     tmp = Path(tmp_name)
@@ -173,7 +183,7 @@ def _resolve_file(
             raise DatasetError(
                 f"{manifest.name}: {path} not found (data dir from "
                 f"{'the data_dir argument' if data_dir is not None else '$' + DATA_DIR_ENV}); "
-                f"download it from {manifest.source.url}"
+                f"download it from {manifest.source.url if manifest.source else '?'}"
             )
     else:
         path = cache_dir() / "data" / manifest.local_path
@@ -185,26 +195,28 @@ def _resolve_file(
     return path, actual
 
 
-def _read_rows(manifest: CalibrationSetManifest, path: Path) -> list[Any]:
-    kind = manifest.format.kind
+def read_rows(fmt: FileFormat, path: Path) -> list[Any]:
+    """The file's rows (objects), as the format says; also used for users' own files."""
+    kind = fmt.kind
     try:
         if kind == "parquet":
             import pyarrow.parquet as pq  # heavy; only parquet sets need it
 
             return pq.read_table(path).to_pylist()
+        if kind == "csv":
+            with path.open(encoding="utf-8", newline="") as handle:
+                return list(csv.DictReader(handle))
         text = path.read_text(encoding="utf-8")
         if kind == "jsonl":
             return [json.loads(line) for line in text.splitlines() if line.strip()]
         data = json.loads(text)
     except (OSError, ValueError) as err:
         raise DatasetError(f"{path}: cannot read as {kind}: {err}") from err
-    if manifest.format.records is not None:
+    if fmt.records is not None:
         try:
-            data = _lookup(data, manifest.format.records)
+            data = _lookup(data, fmt.records)
         except LookupError as err:
-            raise DatasetError(
-                f"{path}: format.records {manifest.format.records!r}: {err}"
-            ) from err
+            raise DatasetError(f"{path}: format.records {fmt.records!r}: {err}") from err
     if not isinstance(data, list):
         raise DatasetError(f"{path}: expected a list of rows, got {type(data).__name__}")
     return data
@@ -248,7 +260,8 @@ def _text(spec: FieldSpec, row: dict[str, Any], index: int) -> str:
 
 
 def _missing(value: Any) -> bool:
-    return value is None or (isinstance(value, float) and math.isnan(value))
+    """No label: null, NaN, or an empty cell (CSV)."""
+    return value is None or value == "" or (isinstance(value, float) and math.isnan(value))
 
 
 def _label(manifest: CalibrationSetManifest, value: Any) -> Human:
@@ -257,6 +270,11 @@ def _label(manifest: CalibrationSetManifest, value: Any) -> Human:
     if manifest.label_type == "ordinal":
         scale = manifest.scale
         assert scale is not None  # validated
+        if isinstance(value, str):  # CSV cells are text
+            try:
+                value = float(value)
+            except ValueError:
+                raise ValueError(f"ordinal label {value!r} is not a number") from None
         if isinstance(value, bool) or not isinstance(value, int | float):
             raise ValueError(f"ordinal label {value!r} is not a number")
         if not scale.min <= value <= scale.max:
@@ -317,9 +335,10 @@ def _keep(manifest: CalibrationSetManifest, row: dict[str, Any]) -> bool:
         return False
 
 
-def _records(
+def rows_to_records(
     manifest: CalibrationSetManifest, path: Path, rows: list[Any], metric: str | None
 ) -> tuple[CalibrationRecord, ...]:
+    """Rows -> records as the manifest maps them; errors name the file, row and field."""
     items: dict[str, PointwiseItem | PairwiseItem] = {}
     human: dict[str, list[Human]] = {}
     groups: dict[str, str] = {}
@@ -393,7 +412,7 @@ def load_calibration_set(
     else:
         key = manifest.metrics[metric]
     path, digest = _resolve_file(manifest, data_dir, allow_unverified)
-    records = _records(manifest, path, _read_rows(manifest, path), key)
+    records = rows_to_records(manifest, path, read_rows(manifest.format, path), key)
     if not records:
         raise DatasetError(f"{path}: no rows left after the manifest's `where` filter")
     return CalibrationSet(

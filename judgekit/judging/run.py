@@ -57,24 +57,29 @@ def judge(
     length_model: LengthModel | None = None,
     if_exists: IfExists = "error",
     card: CardRef | None = None,
+    on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    source: Path | str | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend.
 
     Judgments are written to ``output`` as they finish, ``write_every`` at a time (flushed and
-    fsynced; a streaming backend is given ``batch_size`` requests at once), with
-    a run manifest beside it. An existing ``output`` is refused unless ``if_exists`` says
+    fsynced; a streaming backend is given ``batch_size`` requests at once), with a run manifest
+    beside it. An existing ``output`` is refused unless ``if_exists`` says
     ``overwrite``, or ``resume``: then its rows are kept, checked to come from the same rubric and
     judge, and only the (item, variant, order) requests it lacks are judged.
     ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
     With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
-    and each finished batch is committed there, so a killed run resumes where it stopped.
+    and each written chunk is committed there, so a killed run resumes where it stopped.
     A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
-    per-item verdicts go to ``<output>.items.jsonl``. ``card`` names the calibration card the
-    caller used (its length model, its trust gate), recorded in the manifest.
+    per-item verdicts go to ``<stem>.items.jsonl``. ``card`` names the calibration card the
+    caller used (its length model, its trust gate), recorded in the manifest. ``on_batch`` sees
+    each chunk of judgments as it is written (the CLI's progress bar counts prefix-cache hits).
+    ``source`` names the input file in the manifest when items are passed already read (the
+    viewer reads it).
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     controls = controls or Controls()
-    source = str(items) if isinstance(items, str | Path) else None
+    source = str(items) if isinstance(items, str | Path) else source and str(source)
     if isinstance(items, str | Path):
         items = read_items(items, rubric.manifest.mode, columns)
     items = list(items)
@@ -103,6 +108,8 @@ def judge(
             judgments.extend(new)
             if writer is not None:
                 writer.write(new)
+            if on_batch is not None:
+                on_batch(new)
             if progress is not None:
                 progress(len(judgments), total)
     finally:
@@ -169,7 +176,11 @@ def _scored(
     """
     stream = getattr(backend, "score_stream", None)
     for batch in batches(planned, batch_size):
-        keys = [cache_key(p.request, rubric.hash, identity) for p in batch] if store else []
+        keys = (
+            [cache_key(p.request, rubric.hash, identity) for p in batch]
+            if store is not None
+            else []
+        )
         found = store.get_many(keys) if store is not None else {}
         if found:
             yield [(batch[i], found[key], True) for i, key in enumerate(keys) if key in found]
