@@ -169,6 +169,10 @@ class CalibrationCard(StrictModel):
     judge_fingerprint: str
     set_name: str
     set_sha256: str
+    consensus: str = Field(
+        default="majority",
+        description="How the human label per item was formed (calibrate.annotators method).",
+    )
     label_type: LabelType
     outputs_source: str
     split: SplitInfo
