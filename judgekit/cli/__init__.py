@@ -1,6 +1,14 @@
 """The ``judgekit`` command line: typer over the Python API, no logic of its own."""
 
-from judgekit.cli import annotators, calibrate, diff, judge, rubrics  # noqa: F401 (registers the commands)
+from judgekit.cli import (  # noqa: F401 (registers the commands)
+    annotators,
+    calibrate,
+    canaries,
+    diff,
+    drift,
+    judge,
+    rubrics,
+)
 from judgekit.cli.app import app, main
 
 __all__ = ["app", "main"]
