@@ -214,7 +214,7 @@ def consensus_records(
     """Records with the consensus replaced by ``method``'s, and the annotators dropped.
 
     Annotators whose reliability (under ``method``) is below ``min_reliability`` are dropped: the
-    model is refitted without them and their labels become missing in ``human``, so the human
+    model is refitted without them and their labels are removed from ``human``, so the human
     ceiling is computed over the kept annotators. The model sees human labels only (never a
     judge's), so fitting it on the whole set leaks nothing into a held-out split. Ordinal sets get
     the posterior mean value, as the majority consensus is their mean. With ``majority`` and no
@@ -234,7 +234,7 @@ def consensus_records(
     values: dict[str, Human] = {category(h): h for r in records for h in r.human if h is not None}
     out = []
     for record in records:
-        human = tuple(None if workers[j] in dropped else h for j, h in enumerate(record.human))
+        human = tuple(h for j, h in enumerate(record.human) if workers[j] not in dropped)
         item = by_id.get(record.id)
         consensus: Human | None
         if item is None:
