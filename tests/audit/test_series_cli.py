@@ -11,14 +11,15 @@ from typer.testing import CliRunner
 
 import judgekit
 from judgekit import cli
+from judgekit.cli import judge_options
 from judgekit.schema import JudgeIdentity, LabelLogprobs, PointwiseItem
 
 runner = CliRunner()
 
 
 class NightlyBackend:
-    """Puts mass on "4" vs "2" per item (from the prompt's hash) plus a nightly offset: a
-    scripted judge whose scores move when ``offset`` does."""
+    """Splits mass between the first and last label per prompt (from its hash) plus a nightly
+    offset: a scripted judge whose scores move when ``offset`` does."""
 
     def __init__(self, offset: float, dtype: str) -> None:
         self.offset = offset
@@ -31,7 +32,8 @@ class NightlyBackend:
         for r in requests:
             text = "".join(m.content for m in r.messages)
             p = min(0.95, max(0.05, (zlib.crc32(text.encode()) % 1000) / 1000 * 0.6 + self.offset))
-            out.append(LabelLogprobs({"4": math.log(p), "2": math.log(1 - p)}, 10, 0))
+            first, last = r.labels[0], r.labels[-1]
+            out.append(LabelLogprobs({first: math.log(1 - p), last: math.log(p)}, 10, 0))
         return out
 
     def close(self) -> None:
@@ -62,3 +64,44 @@ def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
     # the first four nights alone: no change point, exit 0
     stable = ["drift", "--alpha", "0.05"] + [a for p in paths[:4] for a in ("--runs", str(p))]
     assert runner.invoke(cli.app, stable).exit_code == 0
+
+
+def test_drift_cli_pin_then_check(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """--pin samples and judges anchors of a set; a re-check with the same judge passes (exit 0),
+    a shifted judge of another dtype alarms (exit 1) and the dtype is named."""
+    backend = NightlyBackend(0.05, "float32")
+    monkeypatch.setattr(judge_options, "make_backend", lambda *a, **k: backend)
+    anchors = tmp_path / "anchors.json"
+    pin = [
+        "drift",
+        "--pin",
+        "--anchors",
+        str(anchors),
+        "--rubric",
+        "pairwise_preference@v1",
+        "--set",
+        "pandalm",
+        "--data-dir",
+        str(shared_data),
+        "--n",
+        "12",
+        "--key",
+        "card-1",
+    ]
+    assert runner.invoke(cli.app, pin).exit_code == 0
+    stored = json.loads(anchors.read_text())
+    assert stored["key"] == "card-1" and len(stored["anchors"]) == 12
+    check = ["drift", "--anchors", str(anchors), "--out", str(tmp_path / "out")]
+    same = runner.invoke(cli.app, check)
+    assert same.exit_code == 0 and "no alarm" in same.output, same.output
+    backend.offset, backend.identity = (
+        0.4,
+        backend.identity.model_copy(update={"settings": {"dtype": "bfloat16"}}),
+    )
+    moved = runner.invoke(cli.app, check)
+    assert moved.exit_code == 1 and "dtype: 'float32' -> 'bfloat16'" in moved.output
+    report = json.loads((tmp_path / "out" / "drift.json").read_text())
+    # the shift moves mass to the last label in both orders: a position bias, which the order
+    # swap cancels on average, but every item moves and two labels flip
+    assert report["n_shifted"] == 12 and abs(report["mean_shift"]) < 0.05
+    assert report["n_flipped"] == 2 and report["reasons"] == ["flipped labels 2/12 > 0.05"]
