@@ -98,6 +98,7 @@ def test_drift_alarm_only_when_the_setting_changes(engine, tmp_path: Path) -> No
         manifest.read_text().replace('answer_cue: "Score:"', 'answer_cue: "Rating:"')
     )
     changed = check_drift(anchors, load_rubric_dir(changed_dir), backend=engine, rng=rng)
-    print(changed.format())
-    assert changed.alarm
+    # measured: 4 of 8 labels flip, mean shift -0.22 points, permutation p = 0.008
+    assert changed.alarm and changed.n_flipped == 4 and changed.n_shifted == 8
+    assert changed.mean_shift == pytest.approx(-0.223, abs=0.02)
     assert "answer cue: 'Score:' -> 'Rating:'" in changed.identity_changes
