@@ -175,7 +175,7 @@ def _items(suite: Suite, rubric: Rubric, questions: list[Question]) -> list[Item
     return items
 
 
-def _result(
+def attack_result(
     attack: Attack, attack_scores: np.ndarray, reference: np.ndarray | None
 ) -> AttackResult:
     if reference is None:  # pairwise: scores are P(attack preferred)
@@ -231,7 +231,7 @@ def run_canaries(
     if suite.mode == "pointwise":
         reference = np.array([scores[f"{q.id}::reference"] for q in questions])
     results = [
-        _result(a, np.array([scores[f"{q.id}::{a.name}"] for q in questions]), reference)
+        attack_result(a, np.array([scores[f"{q.id}::{a.name}"] for q in questions]), reference)
         for a in suite.attacks
     ]
     failed = [
