@@ -178,6 +178,10 @@ class CalibrationCard(StrictModel):
     )
     set_name: str
     set_sha256: str
+    consensus: str = Field(
+        default="majority",
+        description="How the human label per item was formed (calibrate.annotators method).",
+    )
     label_type: LabelType
     outputs_source: str
     split: SplitInfo

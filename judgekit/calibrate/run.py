@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from judgekit.backends.base import Backend
+from judgekit.calibrate.annotators import ConsensusMethod, consensus_records
 from judgekit.calibrate.cards import read_card, require_calibrated, save_card
 from judgekit.calibrate.length_card import fit_length_model
 from judgekit.calibrate.measure import (
@@ -100,6 +101,8 @@ def run_calibration(
     n_resamples: int = 2000,
     thresholds: TrustThresholds | None = None,
     fit_length: bool = True,
+    consensus: ConsensusMethod = "majority",
+    min_annotator_reliability: float | None = None,
     cards_dir: Path | str,
     out_dir: Path | str,
 ) -> CalibrationResult:
@@ -110,13 +113,30 @@ def run_calibration(
     judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
     With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
     the same run and the length model is fitted on them, stored in the card and applied frozen
-    to the calibrated split.
+    to the calibrated split. ``consensus`` replaces the set's plurality with an annotator
+    model's posterior label, fitted on the whole set's human labels (``calibrate.annotators``);
+    annotators below ``min_annotator_reliability`` are dropped first.
     """
     dataset = (
         set_name
         if isinstance(set_name, CalibrationSet)  # a user's own file (data.user_sets)
         else load_calibration_set(set_name, data_dir=data_dir, metric=metric)
     )
+    notes: list[str] = []
+    relabelled, _, dropped = consensus_records(
+        dataset.records,
+        consensus,
+        min_reliability=min_annotator_reliability,
+        label_type=dataset.manifest.label_type,
+        names=dataset.manifest.annotators.fields,
+        seed=seed,
+    )
+    dataset = replace(dataset, records=tuple(relabelled))
+    if dropped:
+        notes.append(
+            f"annotators dropped (reliability < {min_annotator_reliability} under {consensus}): "
+            + ", ".join(dropped)
+        )
     if dataset.manifest.mode != rubric.manifest.mode:
         raise InputError(
             f"set {dataset.manifest.name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
@@ -125,7 +145,6 @@ def run_calibration(
     records = _split_records(dataset, split, heldout_fraction, limit)
     outputs: JudgeOutputs
     length_model: LengthModel | None = None
-    notes: list[str] = []
     if verdicts_file is not None:
         mapping = label_map if label_map is not None else dataset.manifest.labels or {}
         verdicts = read_verdicts(
@@ -176,8 +195,7 @@ def run_calibration(
         thresholds=thresholds,
         length_model=length_model,
     )
-    if notes:
-        card = card.model_copy(update={"notes": [*card.notes, *notes]})
+    card = card.model_copy(update={"consensus": consensus, "notes": [*card.notes, *notes]})
     card_path = save_card(card, cards_dir)
     viewer = None
     if backend is not None:  # every verdict of the run, with the human labels, in the viewer

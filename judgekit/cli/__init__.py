@@ -1,8 +1,11 @@
 """The ``judgekit`` command line: typer over the Python API, no logic of its own."""
 
 from judgekit.cli import (  # noqa: F401 (registers the commands)
+    annotators,
     calibrate,
+    canaries,
     diff,
+    drift,
     judge,
     label_queue,
     render,

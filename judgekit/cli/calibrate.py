@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import create_backend
+from judgekit.calibrate.annotators import ConsensusMethod
 from judgekit.calibrate.cards import default_cards_dir
 from judgekit.calibrate.measure import SplitName, TrustThresholds
 from judgekit.calibrate.run import run_calibration
@@ -93,6 +94,12 @@ def calibrate(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show engine logs in the terminal.")
     ] = False,
+    consensus: Annotated[
+        ConsensusMethod, typer.Option(help="Human label per item: plurality or an annotator model.")
+    ] = "majority",
+    min_annotator_reliability: Annotated[
+        float | None, typer.Option(help="Drop annotators below this reliability first.")
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict."""
@@ -136,6 +143,8 @@ def calibrate(
                     min_n=min_n,
                 ),
                 fit_length=fit_length,
+                consensus=consensus,
+                min_annotator_reliability=min_annotator_reliability,
                 cards_dir=cards_dir or default_cards_dir(),
                 out_dir=out,
             )

@@ -1,0 +1,1 @@
+"""Audits of a judge beyond agreement: gaming canaries and drift over time."""

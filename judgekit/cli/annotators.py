@@ -1,0 +1,55 @@
+"""``judgekit annotators``: which human annotators of a calibration set to trust."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from judgekit.calibrate.annotator_report import (
+    build_report,
+    reliability_table,
+    write_annotator_report,
+)
+from judgekit.calibrate.annotators import METHODS, fit_annotators
+from judgekit.cli.app import app
+from judgekit.data.sets import DatasetError, load_calibration_set
+
+
+@app.command()
+def annotators(
+    set_name: Annotated[
+        str, typer.Option("--set", help="Calibration set name, or the path of a set manifest.")
+    ],
+    out: Annotated[Path, typer.Option(help="Folder for annotators.json/.md/.png.")],
+    model: Annotated[
+        list[str] | None,
+        typer.Option(help=f"Models to fit, first = reference (default: all of {list(METHODS)})."),
+    ] = None,
+    metric: Annotated[str | None, typer.Option(help="Metric of a multi-metric set.")] = None,
+    data_dir: Annotated[
+        Path | None, typer.Option(help="Local copies of the sets (else $JUDGEKIT_DATA_DIR).")
+    ] = None,
+    unsure_below: Annotated[
+        float, typer.Option(help="Consensus confidence below which an item is unsure.")
+    ] = 0.8,
+    seed: Annotated[int, typer.Option(help="Seed of MACE's random restarts.")] = 0,
+) -> None:
+    """Annotator reliability and posterior consensus (Dawid-Skene, GLAD, MACE, majority)."""
+    path = Path(set_name)
+    sets_dir, name = (
+        (path.parent, path.stem) if path.suffix in (".yaml", ".yml") else (None, set_name)
+    )
+    methods = model or ["dawid-skene", "glad", "mace", "majority"]
+    try:
+        dataset = load_calibration_set(name, data_dir=data_dir, metric=metric, sets_dir=sets_dir)
+        names = dataset.manifest.annotators.fields
+        fits = [fit_annotators(dataset.records, m, names=names, seed=seed) for m in methods]  # type: ignore[arg-type]
+    except (DatasetError, ValueError) as error:
+        typer.echo(f"error: {error}", err=True)
+        raise typer.Exit(2) from error
+    report = build_report(dataset.manifest.name, fits, confidence_threshold=unsure_below)
+    paths = write_annotator_report(report, out)
+    typer.echo(reliability_table(report))
+    typer.echo(f"{len(report.unsure)} of {report.n_items} items unsure; report {paths['markdown']}")
