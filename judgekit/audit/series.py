@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from judgekit.audit.drift import identity_changes
-from judgekit.calibrate.plots import _png
+from judgekit.calibrate.plots import figure_png
 from judgekit.ci.diff import run_item_scores
 from judgekit.data.records import InputError, manifest_path
 from judgekit.judging.run_manifest import RunManifest
@@ -81,7 +81,8 @@ def run_series(paths: Sequence[Path | str], *, alpha: float = 0.05) -> SeriesRep
         raise InputError("a series needs two or more runs")
     points, samples, rubric, previous = [], [], None, None
     for path in paths:
-        ref, digest, scores = run_item_scores(path)
+        run = run_item_scores(path)
+        ref, digest, scores = run.rubric_ref, run.rubric_hash, run.scores
         if rubric is not None and digest != rubric[1]:
             raise InputError(f"{path}: rubric {ref} ({digest[:12]}) differs from {rubric[0]}")
         rubric = (ref, digest)
@@ -140,7 +141,7 @@ def plot_series(report: SeriesReport) -> bytes:
     ax.set_xlabel("run")
     ax.set_ylabel("mean item score")
     ax.set_title(f"Score series: {report.rubric}")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def series_markdown(report: SeriesReport) -> str:

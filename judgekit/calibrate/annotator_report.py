@@ -9,7 +9,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from judgekit.calibrate.annotators import AnnotatorFit
-from judgekit.calibrate.plots import _png
+from judgekit.calibrate.plots import figure_png
 from judgekit.schema import StrictModel
 
 
@@ -147,7 +147,7 @@ def _plot(report: AnnotatorReport) -> bytes:
     ax.set_ylabel("agreement with posterior consensus")
     ax.set_title(f"Annotator reliability: {report.set_name}")
     ax.legend(fontsize="small", loc="lower right")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def write_annotator_report(report: AnnotatorReport, out_dir: Path | str) -> dict[str, Path]:

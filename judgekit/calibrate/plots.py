@@ -12,7 +12,7 @@ from matplotlib.figure import Figure
 _DPI = 100
 
 
-def _png(fig: Figure) -> bytes:
+def figure_png(fig: Figure) -> bytes:
     FigureCanvasAgg(fig)
     buffer = io.BytesIO()
     fig.savefig(buffer, format="png", dpi=_DPI, bbox_inches="tight")
@@ -35,7 +35,7 @@ def plot_confusion(counts: np.ndarray, rows: Sequence[str], columns: Sequence[st
     ax.set_xlabel("judge")
     ax.set_ylabel("human consensus")
     ax.set_title("Confusion matrix")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_reliability(
@@ -62,7 +62,7 @@ def plot_reliability(
     ax.set_ylabel("share agreeing with the human consensus")
     ax.set_title("Reliability")
     ax.legend(loc="upper left", fontsize="small")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_length(
@@ -88,7 +88,7 @@ def plot_length(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.set_title("Judge score vs length")
-    return _png(fig)
+    return figure_png(fig)
 
 
 def plot_variants(
@@ -111,7 +111,7 @@ def plot_variants(
     ax.set_xticks(range(len(names)), labels=list(names), rotation=20)
     ax.set_ylabel("kappa vs human consensus (95% CI)")
     ax.set_title("Agreement per prompt variant")
-    return _png(fig)
+    return figure_png(fig)
 
 
 # --------------------------------------------------------------------------- document model
