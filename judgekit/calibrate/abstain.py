@@ -20,6 +20,10 @@ from judgekit.calibrate.outputs import JudgeOutputs
 
 # Fixed before seeing data, as fixed-sequence testing requires: 1.00, 0.99, ..., 0.00.
 THRESHOLDS = np.round(np.linspace(1.0, 0.0, 101), 2)
+# Thresholds keeping fewer items are not tested: one error among a handful of items would stop
+# the sequence before the thresholds that matter. Counts depend on the confidences only, not on
+# agreement, so skipping by count keeps the fixed-sequence guarantee (conditional on them).
+MIN_KEPT = 20
 
 CONFIDENCE_RULE = (
     "probability of the predicted label x (1 + share of prompt variants whose AB and BA verdicts "
@@ -53,13 +57,17 @@ def min_testable(target: float, alpha: float) -> int:
 
 
 def select_threshold(
-    confidence: np.ndarray, agreed: np.ndarray, *, target: float, alpha: float = 0.1
+    confidence: np.ndarray,
+    agreed: np.ndarray,
+    *,
+    target: float,
+    alpha: float = 0.1,
+    min_kept: int = MIN_KEPT,
 ) -> ThresholdChoice:
     """The lowest threshold (most coverage) that fixed-sequence testing certifies.
 
-    ``confidence`` NaN (an invalid verdict) is never kept. Thresholds keeping fewer items than
-    ``min_testable`` are skipped rather than stopping the sequence: their test cannot reject
-    whatever the data, so they carry no information.
+    ``confidence`` NaN (an invalid verdict) is never kept. Thresholds keeping fewer than
+    ``max(min_kept, min_testable)`` items are skipped rather than tested (see ``MIN_KEPT``).
     """
     if not 0 < target < 1 or not 0 < alpha < 1:
         raise ValueError("target and alpha must be in (0, 1)")
@@ -71,7 +79,7 @@ def select_threshold(
     lower = clopper_pearson_lower(k_agreed, n_kept, alpha)
     chosen: int | None = None
     for i in range(len(THRESHOLDS)):
-        if n_kept[i] < min_testable(target, alpha):
+        if n_kept[i] < max(min_kept, min_testable(target, alpha)):
             continue
         if lower[i] < target:
             break

@@ -217,7 +217,9 @@ class EnsembleCard(StrictModel):
     reliability: list[ReliabilityBin] = Field(description="Learned ensemble on the card's split.")
     expected_calibration_error: float | None
     confidence_rule: str
-    calibration_confidence: list[float] = Field(description="Dev out-of-fold confidences.")
+    calibration_confidence: list[float | None] = Field(
+        description="Dev out-of-fold confidences (None: invalid verdict)."
+    )
     calibration_agreed: list[bool]
     abstention: list[AbstentionPolicy]
 

@@ -16,6 +16,7 @@ import numpy as np
 
 from judgekit.backends.base import Backend
 from judgekit.calibrate.cards import cards_for, default_cards_dir, require_calibrated, save_card
+from judgekit.calibrate.ensemble_fit import FittedEnsemble, fit_ensemble
 from judgekit.calibrate.length_card import fit_length_model, load_length_model
 from judgekit.calibrate.measure import (
     CalibrationCard,
@@ -101,6 +102,7 @@ def run_calibration(
     n_resamples: int = 2000,
     thresholds: TrustThresholds | None = None,
     fit_length: bool = True,
+    fit_learned_ensemble: bool = True,
     cards_dir: Path | str,
     out_dir: Path | str,
 ) -> CalibrationResult:
@@ -110,7 +112,8 @@ def run_calibration(
     judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
     With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
     the same run and the length model is fitted on them, stored in the card and applied frozen
-    to the calibrated split.
+    to the calibrated split. With ``fit_learned_ensemble`` the learned ensemble is fitted on the
+    same dev items and the card compares it with each variant, mean and majority.
     """
     dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
     if dataset.manifest.mode != rubric.manifest.mode:
@@ -121,6 +124,8 @@ def run_calibration(
     records = _split_records(dataset, split, heldout_fraction, limit)
     outputs: JudgeOutputs
     length_model: LengthModel | None = None
+    learned: FittedEnsemble | None = None
+    dev: list[CalibrationRecord] = []
     notes: list[str] = []
     if verdicts_file is not None:
         mapping = label_map if label_map is not None else dataset.manifest.labels or {}
@@ -136,7 +141,8 @@ def run_calibration(
             "file:" + sha256_file(verdicts_file)[:16],
         )
     elif backend is not None:
-        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
+        fit_dev = fit_length or fit_learned_ensemble
+        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_dev else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
         run = judge([r.item for r in judged.values()], rubric, backend=backend)
         outputs = outputs_from_run(run)
@@ -148,6 +154,17 @@ def run_calibration(
                 )
             except ValueError as err:
                 notes.append(f"length model: not fitted on dev ({err})")
+        if fit_learned_ensemble:
+            try:
+                learned = fit_ensemble(
+                    dev,
+                    outputs,
+                    "dev",
+                    rng=np.random.default_rng(seed),
+                    heldout_fraction=heldout_fraction,
+                )
+            except ValueError as err:
+                notes.append(f"learned ensemble: not fitted on dev ({err})")
     else:
         raise ValueError("give a backend to run the judge, or a verdicts file")
     card = calibrate(
@@ -165,6 +182,8 @@ def run_calibration(
         n_resamples=n_resamples,
         thresholds=thresholds,
         length_model=length_model,
+        ensemble=learned,
+        dev_records=dev,
     )
     if notes:
         card = card.model_copy(update={"notes": [*card.notes, *notes]})

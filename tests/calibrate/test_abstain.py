@@ -1,4 +1,4 @@
-"""Abstention threshold: exact bounds, and the guarantee checked statistically on a scripted judge."""
+"""Abstention threshold: exact bounds, and the guarantee checked on a scripted judge."""
 
 from __future__ import annotations
 
@@ -48,16 +48,17 @@ def test_confidence_discounts_order_disagreement():
 
 
 @pytest.mark.parametrize(
-    "target,shift,min_power", [(0.8, 0.0, 0.85), (0.7, 0.0, 0.9), (0.8, 0.1, 0.15), (0.9, 0.05, 0.1)]
+    "target,shift,min_power",
+    [(0.8, 0.0, 0.9), (0.7, 0.0, 0.95), (0.8, 0.1, 0.25), (0.9, 0.05, 0.15)],
 )
 def test_guarantee_holds_at_the_stated_rate(target, shift, min_power):
     """Scripted judge: confidence c ~ U(0.5, 1), right with probability c - shift (over-confident
     by ``shift``). True agreement above threshold t is (1 + t) / 2 - shift, so a threshold
     fails the guarantee when that is below the target. Over 1000 seeds the failure rate must stay
     within alpha (plus 3 binomial standard errors). ``min_power``: share of seeds that keep
-    anything (measured 0.91 / 0.97 / 0.25 / 0.21; fixed-sequence testing from the top loses
+    anything (measured 0.97 / 1.00 / 0.32 / 0.21; fixed-sequence testing from the top loses
     power when even the most confident items sit near the target). At (0.8, 0.0) the measured
-    failure rate is 0.062: close to alpha, so the test is not trivially conservative."""
+    failure rate is 0.067: close to alpha, so the test is not trivially conservative."""
     alpha, n, seeds = 0.1, 400, 1000
     failures = kept_any = 0
     for seed in range(seeds):
