@@ -134,3 +134,35 @@ def test_cascade_small_engine_then_replay_on_the_sample_file(judge_backend, tmp_
     assert big.n_items == len(items) - small.n_decided
     assert result.n_needs_human == 0
     assert all(r.decided_by in ("smollm2", "api") for r in result.items)
+
+
+def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from judgekit.cli import app
+
+    records = load_calibration_set("pandalm", data_dir=data).records
+    held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(r.item.model_dump_json() + "\n" for r in held[:40]))
+    card = tmp_path / "card.json"
+    card.write_text(pandalm_card.model_dump_json())
+    outputs = data / "pandalm" / "judge_outputs"
+    small = f"replay:{outputs / 'pandalm-7b-testset-v1.json'}:idx:pandalm_result={card}"
+    big = f"replay:{outputs / 'gpt-3.5-turbo-testset-v1.json'}:idx:gpt_result"
+    maps = [x for pair in PANDALM_MAP.items() for x in ("--label-map", "=".join(pair))]
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["cascade", "--rubric", RUBRIC, "-i", str(items), "-o", str(out), "--stage", small,
+         "--stage", big, "--target-agreement", "0.7", *maps],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 40 and "needs a human" in result.output
+    assert {r["decided_by"] for r in rows} <= {
+        "pandalm-7b-testset-v1",
+        "gpt-3.5-turbo-testset-v1",
+        None,
+    }
+    assert (tmp_path / "out.stages.json").is_file()
