@@ -18,6 +18,7 @@ import numpy as np
 from pydantic import Field
 
 from judgekit.backends.base import Backend
+from judgekit.judging.aggregate import Controls
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run import judge
 from judgekit.judging.store import ResultStore
@@ -40,12 +41,15 @@ StagePolicy = Callable[[JudgeRun], StageDecision]
 
 @dataclass(frozen=True)
 class Stage:
-    """One judge of a cascade. ``variants`` None: the rubric's (or the policy's) prompts."""
+    """One judge of a cascade. ``variants`` None: the rubric's prompts; ``controls`` None: the
+    defaults (both answer orders). A card's policy needs the prompts its ensemble was fitted on.
+    """
 
     name: str
     backend: Backend
     policy: StagePolicy | None = None
     variants: Sequence[str] | None = None
+    controls: Controls | None = None
 
 
 class CascadeItem(StrictModel):
