@@ -166,3 +166,12 @@ def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: P
         None,
     }
     assert (tmp_path / "out.stages.json").is_file()
+
+
+def test_report_renders_the_ensemble_section(pandalm_card, tmp_path: Path):
+    from judgekit.calibrate.report import write_report
+
+    paths = write_report(pandalm_card, tmp_path)
+    text = paths["markdown"].read_text()
+    assert "Prompt combinations (chosen:" in text and "Abstention" in text
+    assert paths["reliability_learned"].stat().st_size > 1000
