@@ -158,7 +158,10 @@ def ensemble_card(
         dev_probs = _oof_probs(outputs, fitted, learned_full) if name == LEARNED else probs
         dev_c = Calibrator(dev, _with_probs(outputs, dev_probs, name), label_type, rng, 1)
         c = Calibrator(joined, _with_probs(outputs, probs, name), label_type, rng, n_resamples)
-        held, _ = c.kappas()
+        try:
+            held: Interval | None = c.kappas()[0]
+        except ValueError:  # kappa undefined on this split (e.g. one category only)
+            held = None
         rows.append(
             MethodAgreement(
                 method=name,
