@@ -95,7 +95,11 @@ def _alone(stage: Any, held: list, store: Any, args: Any) -> dict[str, Any]:
     }
 
 
-def measure(set_name: str, small_backend: Any, args: Any) -> dict[str, Any]:
+def measure(
+    set_name: str, small_backend: Any, small: str, args: Any, *, one_prompt: bool = False
+) -> dict[str, Any]:
+    """``one_prompt``: the small judge is a replay (one verdict per item): one variant, one
+    order, as the replayed judge was run."""
     import numpy as np
 
     from judgekit.backends.replay import ReplayBackend
@@ -113,12 +117,22 @@ def measure(set_name: str, small_backend: Any, args: Any) -> dict[str, Any]:
     dev, held = _splits(set_name, args.n)
     items = [r.item for r in dev + held]
     start = time.perf_counter()
-    small_run = judge(items, rubric, backend=small_backend, store=store)
+    small_controls = Controls(swap=False) if one_prompt else None
+    small_variants = ["direct"] if one_prompt else None
+    small_run = judge(
+        items,
+        rubric,
+        backend=small_backend,
+        store=store,
+        variants=small_variants,
+        controls=small_controls,
+    )
     small_seconds = time.perf_counter() - start
     n_fresh = sum(not j.from_store for j in small_run.judgments)
-    small_card = _card(dev, held, outputs_from_run(small_run), "smollm2", args)
+    small_card = _card(dev, held, outputs_from_run(small_run), small, args)
     out: dict[str, Any] = {
         "set": set_name,
+        "small": small,
         "n_dev": len(dev),
         "n_heldout": len(held),
         "small_seconds": small_seconds,
@@ -126,7 +140,11 @@ def measure(set_name: str, small_backend: Any, args: Any) -> dict[str, Any]:
         "small_card": small_card,
     }
     small_all = Stage(
-        "smollm2", small_backend, card_policy(small_card, None), card_variants(small_card)
+        small,
+        small_backend,
+        card_policy(small_card, None),
+        card_variants(small_card),
+        small_controls,
     )
     out["small_alone"] = _alone(small_all, held, store, args)
     big_stage = None
@@ -143,10 +161,11 @@ def measure(set_name: str, small_backend: Any, args: Any) -> dict[str, Any]:
     for target in TARGETS:
         stages = [
             Stage(
-                "smollm2",
+                small,
                 small_backend,
                 card_policy(small_card, target, args.alpha),
                 card_variants(small_card),
+                small_controls,
             ),
             *([big_stage] if big_stage is not None else []),
         ]
@@ -184,14 +203,14 @@ def _rows(m: dict[str, Any]) -> list[dict[str, str]]:
             }
         )
 
-    row("small alone (SmolLM2)", m["small_alone"]["scores"], 1.0, 0.0, "-")
+    row(f"small alone ({m['small']})", m["small_alone"]["scores"], 1.0, 0.0, "-")
     if "big_alone" in m:
         row(f"big alone ({m['big_alone']['result'].stages[0].judge_model})",
             m["big_alone"]["scores"], 0.0, 1.0, "-")  # fmt: skip
     policies = {p.target: p for p in m["small_card"].ensemble.abstention}
     for target, c in m["cascades"].items():
         first = c["result"].stages[0]
-        kept = c["scores"]["per_stage"]["smollm2"]
+        kept = c["scores"]["per_stage"][m["small"]]
         p = policies[target]
         guarantee = (
             f"small keeps {first.n_decided}/{n}: agreement {_ci(kept)} vs >= {target:g} "
@@ -208,7 +227,8 @@ def markdown(m: dict[str, Any]) -> str:
     card = m["small_card"]
     section = card.ensemble
     lines = [
-        f"### {m['set']} (held-out {m['n_heldout']} items; dev {m['n_dev']} for fitting)",
+        f"### {m['set']}, small judge {m['small']} "
+        f"(held-out {m['n_heldout']} items; dev {m['n_dev']} for fitting)",
         "",
         "Small judge's combinations of its prompts (kappa, invalid counted as disagreement):",
         "",
@@ -250,7 +270,8 @@ def plot(measured: list[dict[str, Any]], path: Path) -> None:
         rows = _rows(m)
         x = [r["_cost"] for r in rows]
         for ax, key in zip(axes, ("_kappa", "_agreement"), strict=True):
-            ax.plot(x, [r[key] for r in rows], marker="o", linestyle="", label=m["set"])
+            label = f"{m['set']} ({m['small']} -> big)"
+            ax.plot(x, [r[key] for r in rows], marker="o", linestyle="", label=label)
             for r, xi in zip(rows, x, strict=True):
                 short = r["judge"].replace("cascade, target ", "t=").split(" (")[0]
                 ax.annotate(short, (xi, r[key]), textcoords="offset points", xytext=(4, 4),
@@ -272,15 +293,34 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--store", type=Path, default=None, help="result store (sqlite)")
     parser.add_argument("--out", type=Path, default=RESULTS)
+    parser.add_argument(
+        "--pandalm-7b-n",
+        type=int,
+        default=0,
+        help="also: PandaLM-7B's released verdicts (replayed) as the small judge on this many "
+        "PandaLM items per split, GPT-3.5 as the big one (0: skip)",
+    )
     args = parser.parse_args()
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from judgekit.backends import create_backend
+    from judgekit.backends.replay import ReplayBackend
+    from judgekit.calibrate.run import read_verdicts
 
     backend = create_backend("vllm")
     try:
-        measured = [measure(name, backend, args) for name in args.sets.split(",")]
+        measured = [measure(name, backend, "smollm2", args) for name in args.sets.split(",")]
     finally:
         backend.close()
+    if args.pandalm_7b_n:
+        verdicts = read_verdicts(
+            DATA / "pandalm/judge_outputs/pandalm-7b-testset-v1.json",
+            id_field="idx",
+            verdict_field="pandalm_result",
+            label_map=PANDALM_MAP,
+        )
+        replay = ReplayBackend(verdicts, model="pandalm-7b")
+        wide = argparse.Namespace(**{**vars(args), "n": args.pandalm_7b_n, "store": None})
+        measured.append(measure("pandalm", replay, "pandalm-7b", wide, one_prompt=True))
     args.out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(markdown(m) for m in measured)
     (args.out / "cascade.md").write_text(text)
@@ -288,6 +328,7 @@ def main() -> None:
     dump = [
         {
             "set": m["set"],
+            "small": m["small"],
             "small_seconds": m["small_seconds"],
             "small_fresh_judgments": m["small_fresh_judgments"],
             "small_card_ensemble": m["small_card"].ensemble.model_dump(mode="json"),
