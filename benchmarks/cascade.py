@@ -325,6 +325,16 @@ def main() -> None:
     text = "\n".join(markdown(m) for m in measured)
     (args.out / "cascade.md").write_text(text)
     plot(measured, args.out / "cascade.png")
+    from judgekit.calibrate.plots import plot_reliability
+
+    for m in measured:
+        bins = m["small_card"].ensemble.reliability
+        png = plot_reliability(
+            [b.mean_probability for b in bins],
+            [b.human_agreement for b in bins],
+            [b.n for b in bins],
+        )
+        (args.out / f"cascade_reliability_{m['set']}_{m['small']}.png").write_bytes(png)
     dump = [
         {
             "set": m["set"],
