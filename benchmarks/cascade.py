@@ -114,7 +114,7 @@ def measure(
 
     rubric = load_rubric(RUBRIC)
     store = ResultStore(args.store) if args.store else None
-    dev, held = _splits(set_name, args.n)
+    dev, held = _splits(set_name, args.set_n.get(set_name, args.n))
     items = [r.item for r in dev + held]
     start = time.perf_counter()
     small_controls = Controls(swap=False) if one_prompt else None
@@ -289,6 +289,13 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--n", type=int, default=60, help="items per split (dev and held-out)")
     parser.add_argument("--sets", default="pandalm,llmbar_natural")
+    parser.add_argument(
+        "--set-n",
+        action="append",
+        default=[],
+        metavar="SET=N",
+        help="items per split for one set (overrides --n), e.g. llmbar_natural=20",
+    )
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--store", type=Path, default=None, help="result store (sqlite)")
@@ -301,6 +308,7 @@ def main() -> None:
         "PandaLM items per split, GPT-3.5 as the big one (0: skip)",
     )
     args = parser.parse_args()
+    args.set_n = {k: int(v) for k, _, v in (x.partition("=") for x in args.set_n)}
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
     from judgekit.backends import create_backend
     from judgekit.backends.replay import ReplayBackend
