@@ -163,6 +163,73 @@ class OrdinalAgreement(StrictModel):
     pearson: Interval | None
 
 
+class LearnedEnsembleModel(StrictModel):
+    """A multinomial logistic regression fitted on dev, applied frozen (``ensemble_fit``).
+
+    Inputs per ``variant|order`` column: the centred log-probabilities of the labels (floored);
+    for pairs also tanh((len_a - len_b) / ``length_scale``). An item with no valid column has no
+    verdict (invalid), never the intercept's label.
+    """
+
+    kind: Literal["multinomial-logistic"] = "multinomial-logistic"
+    labels: list[str]
+    columns: list[str]
+    length_scale: float | None
+    features: list[str]
+    coefficients: list[list[float]] = Field(description="features x labels")
+    intercept: list[float]
+    l2: float
+    fitted_on: str
+    n: int
+    n_dropped: int = Field(description="Dev items left out of the fit (no label-set consensus).")
+    dev_log_loss: float
+    dev_cv_log_loss: dict[str, float] = Field(description="Out-of-fold log loss per L2 tried.")
+    dev_cv_accuracy: float
+
+
+class MethodAgreement(StrictModel):
+    """One way of combining the judge's prompts: dev (out-of-fold) and held-out kappa."""
+
+    method: str
+    dev_kappa: float | None
+    heldout_kappa: Interval | None
+    n_invalid: int
+
+
+class AbstentionPolicy(StrictModel):
+    """The confidence threshold for one target, chosen on dev, checked on the card's split."""
+
+    target: float
+    alpha: float
+    threshold: float | None = Field(description="None: no threshold met the target; keep nothing.")
+    n_calibration: int
+    n_kept_calibration: int
+    lower_bound: float | None = Field(description="Clopper-Pearson lower bound at the threshold.")
+    n: int
+    n_kept: int
+    coverage: float
+    agreement_kept: Interval | None
+    met: bool | None = Field(description="Realised agreement on kept items >= target.")
+    reason: str
+
+
+class EnsembleCard(StrictModel):
+    """Learned ensemble vs single variants, mean and majority; calibration; abstention."""
+
+    model: LearnedEnsembleModel
+    comparison: list[MethodAgreement]
+    chosen: str
+    reason: str
+    reliability: list[ReliabilityBin] = Field(description="Learned ensemble on the card's split.")
+    expected_calibration_error: float | None
+    confidence_rule: str
+    calibration_confidence: list[float | None] = Field(
+        description="Dev out-of-fold confidences (None: invalid verdict)."
+    )
+    calibration_agreed: list[bool]
+    abstention: list[AbstentionPolicy]
+
+
 class CalibrationCard(StrictModel):
     """Everything measured about one judge x rubric x calibration set x split, and the verdict."""
 
@@ -226,6 +293,9 @@ class CalibrationCard(StrictModel):
     notes: list[str]
     thresholds: TrustThresholds
     verdict: Verdict
+    ensemble: EnsembleCard | None = Field(
+        default=None, description="Learned frozen ensemble and abstention (issue 12)."
+    )
 
     def trust_figure(self) -> Interval | None:
         """The agreement figure the trust verdict is decided on (named by ``trust_metric``)."""

@@ -21,6 +21,8 @@ from judgekit.calibrate.card import (
     card_key,
     verdict_settings,
 )
+from judgekit.calibrate.ensemble_card import ensemble_card
+from judgekit.calibrate.ensemble_fit import FittedEnsemble
 from judgekit.calibrate.length_card import card_length_fields
 from judgekit.calibrate.outputs import JudgeOutputs
 from judgekit.calibrate.trust import TrustThresholds, decide_trust
@@ -50,6 +52,8 @@ def calibrate(
     thresholds: TrustThresholds | None = None,
     label_type: LabelType | None = None,
     length_model: LengthModel | None = None,
+    ensemble: FittedEnsemble | None = None,
+    dev_records: Sequence[CalibrationRecord] = (),
 ) -> CalibrationCard:
     """Compare a judge's verdicts with the human consensus on one split and decide trust.
 
@@ -63,6 +67,10 @@ def calibrate(
     ``length_model`` (from ``fit_length_model`` on dev, or ``load_length_model`` of an earlier
     card) is stored in the card as fitted on dev and applied as frozen: the card gets the
     split's length slope and agreement before and after the correction, never a refit.
+
+    ``ensemble`` (``fit_ensemble`` on dev) adds the card's ensemble section: every combination
+    compared on ``dev_records`` (out-of-fold for the learned one) and on this split, the choice,
+    calibration and abstention thresholds (``calibrate.ensemble_card``).
     """
     thresholds = thresholds or TrustThresholds()
     label_type = label_type or infer_label_type(records, outputs)
@@ -98,6 +106,19 @@ def calibrate(
                 f"length correction measured on split {split!r}, which holds the dev items it "
                 "was fitted on: the after-correction figures are in-sample there"
             )
+    section = None
+    if ensemble is not None:
+        merged = list({r.id: r for r in [*records, *dev_records]}.values())
+        section = ensemble_card(
+            merged,
+            outputs,
+            ensemble,
+            split=split,
+            label_type=label_type,
+            rng=rng,
+            heldout_fraction=heldout_fraction,
+            n_resamples=n_resamples,
+        )
     verdict = decide_trust(
         n=n,
         invalid_rate=n_invalid / n,
@@ -164,5 +185,6 @@ def calibrate(
         notes=c.notes,
         thresholds=thresholds,
         verdict=verdict,
+        ensemble=section,
     )
     return card

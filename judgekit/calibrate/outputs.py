@@ -25,6 +25,9 @@ class JudgeOutputs:
     ``p_a_ab`` / ``p_a_ba`` (preference for the original answer A, P(A) + P(tie)/2, in the AB
     and BA presentation orders, averaged over variants) and ``lengths`` (pointwise: characters of
     the answer, shape (n,); pairwise: characters of answers A and B, shape (n, 2)).
+    ``order_probs`` maps ``"variant|order"`` to that prompt's items x labels distributions (BA
+    unswapped to the original answer positions; pointwise order ``-``): the learned ensemble's
+    inputs (``calibrate.ensemble_fit``).
     """
 
     item_ids: tuple[str, ...]
@@ -37,6 +40,7 @@ class JudgeOutputs:
     p_a_ab: np.ndarray | None = None
     p_a_ba: np.ndarray | None = None
     lengths: np.ndarray | None = None
+    order_probs: dict[str, np.ndarray] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         n, k = len(self.item_ids), len(self.labels)
@@ -51,6 +55,9 @@ class JudgeOutputs:
         for name, arr in arrays.items():
             if arr is not None and arr.shape != (n,):
                 raise ValueError(f"{name} must have shape {(n,)}, got {arr.shape}")
+        for name, arr in self.order_probs.items():
+            if arr.shape != (n, k):
+                raise ValueError(f"order_probs[{name!r}] must be {(n, k)}, got {arr.shape}")
         if self.lengths is not None and self.lengths.shape not in ((n,), (n, 2)):
             raise ValueError(f"lengths must be (n,) or (n, 2), got {self.lengths.shape}")
 
@@ -93,11 +100,17 @@ def outputs_from_run(run: JudgeRun) -> JudgeOutputs:
         for v, name in enumerate(table.variants)
     }
     p_a_ab = p_a_ba = None
+    by_order = dict(table.probs)
     if {"AB", "BA"} <= table.probs.keys():
         ba = table.probs["BA"]
-        ba_unswapped = unswap(ba.reshape(-1, len(labels)), labels).reshape(ba.shape)
+        by_order["BA"] = unswap(ba.reshape(-1, len(labels)), labels).reshape(ba.shape)
         p_a_ab = row_mean(preference_for_a(table.probs["AB"], labels))
-        p_a_ba = row_mean(preference_for_a(ba_unswapped, labels))
+        p_a_ba = row_mean(preference_for_a(by_order["BA"], labels))
+    order_probs = {
+        f"{name}|{order}": probs[:, v]
+        for order, probs in by_order.items()
+        for v, name in enumerate(table.variants)
+    }
     return JudgeOutputs(
         item_ids=tuple(ids),
         labels=labels,
@@ -109,6 +122,7 @@ def outputs_from_run(run: JudgeRun) -> JudgeOutputs:
         p_a_ab=p_a_ab,
         p_a_ba=p_a_ba,
         lengths=answer_lengths(run.items),
+        order_probs=order_probs,
     )
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from judgekit.calibrate.ensemble_tables import ensemble_tables
 from judgekit.calibrate.measure import CalibrationCard, JudgeOutputs
 from judgekit.calibrate.outputs import preference_for_a
 from judgekit.calibrate.plots import plot_confusion, plot_length, plot_reliability, plot_variants
@@ -86,6 +87,16 @@ def _plots(
         bins = card.reliability
         plots["reliability"] = (
             "Reliability: judge probability of its label vs how often humans agreed",
+            plot_reliability(
+                [b.mean_probability for b in bins],
+                [b.human_agreement for b in bins],
+                [b.n for b in bins],
+            ),
+        )
+    if card.ensemble is not None and card.ensemble.reliability:
+        bins = card.ensemble.reliability
+        plots["reliability_learned"] = (
+            "Reliability after the learned ensemble (calibrated probabilities)",
             plot_reliability(
                 [b.mean_probability for b in bins],
                 [b.human_agreement for b in bins],
@@ -210,7 +221,7 @@ def write_report(
     """
     directory = Path(outputs_dir)
     directory.mkdir(parents=True, exist_ok=True)
-    tables = [headline_table(card), *card_tables(card)]
+    tables = [headline_table(card), *card_tables(card), *ensemble_tables(card)]
     plots = _plots(card, records, outputs)
     paths = {"card": directory / "card.json"}
     paths["card"].write_text(card.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -17,6 +17,7 @@ import numpy as np
 from judgekit.backends.base import Backend
 from judgekit.calibrate.annotators import ConsensusMethod, consensus_records
 from judgekit.calibrate.cards import read_card, require_calibrated, save_card
+from judgekit.calibrate.ensemble_fit import FittedEnsemble, fit_ensemble
 from judgekit.calibrate.length_card import fit_length_model
 from judgekit.calibrate.measure import (
     CalibrationCard,
@@ -103,6 +104,7 @@ def run_calibration(
     fit_length: bool = True,
     consensus: ConsensusMethod = "majority",
     min_annotator_reliability: float | None = None,
+    fit_learned_ensemble: bool = True,
     cards_dir: Path | str,
     out_dir: Path | str,
 ) -> CalibrationResult:
@@ -115,7 +117,9 @@ def run_calibration(
     the same run and the length model is fitted on them, stored in the card and applied frozen
     to the calibrated split. ``consensus`` replaces the set's plurality with an annotator
     model's posterior label, fitted on the whole set's human labels (``calibrate.annotators``);
-    annotators below ``min_annotator_reliability`` are dropped first.
+    annotators below ``min_annotator_reliability`` are dropped first. With
+    ``fit_learned_ensemble`` the learned ensemble is fitted on the same dev items and the card
+    compares it with each variant, mean and majority.
     """
     dataset = (
         set_name
@@ -145,6 +149,8 @@ def run_calibration(
     records = _split_records(dataset, split, heldout_fraction, limit)
     outputs: JudgeOutputs
     length_model: LengthModel | None = None
+    learned: FittedEnsemble | None = None
+    dev: list[CalibrationRecord] = []
     if verdicts_file is not None:
         mapping = label_map if label_map is not None else dataset.manifest.labels or {}
         verdicts = read_verdicts(
@@ -160,7 +166,8 @@ def run_calibration(
             {},
         )
     elif backend is not None:
-        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_length else []
+        fit_dev = fit_length or fit_learned_ensemble
+        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_dev else []
         judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
         out_dir = Path(out_dir)
         run = judge(
@@ -175,6 +182,17 @@ def run_calibration(
                 )
             except ValueError as err:
                 notes.append(f"length model: not fitted on dev ({err})")
+        if fit_learned_ensemble:
+            try:
+                learned = fit_ensemble(
+                    dev,
+                    outputs,
+                    "dev",
+                    rng=np.random.default_rng(seed),
+                    heldout_fraction=heldout_fraction,
+                )
+            except ValueError as err:
+                notes.append(f"learned ensemble: not fitted on dev ({err})")
     else:
         raise ValueError("give a backend to run the judge, or a verdicts file")
     card = calibrate(
@@ -194,6 +212,8 @@ def run_calibration(
         n_resamples=n_resamples,
         thresholds=thresholds,
         length_model=length_model,
+        ensemble=learned,
+        dev_records=dev,
     )
     card = card.model_copy(update={"consensus": consensus, "notes": [*card.notes, *notes]})
     card_path = save_card(card, cards_dir)

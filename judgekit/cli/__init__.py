@@ -4,6 +4,7 @@ from judgekit.cli import (  # noqa: F401 (registers the commands)
     annotators,
     calibrate,
     canaries,
+    cascade,
     diff,
     drift,
     judge,

@@ -1,0 +1,208 @@
+"""Small -> big judge cascades: each judge decides what it is confident about, the rest escalates.
+
+Every item goes to the first judge; the items it abstains on go to the next; the last judge
+decides the rest, or abstains too, which marks the item as needing a human. Whether a judge keeps
+an item is its stage's policy (e.g. ``calibrate.policy.card_policy``: a calibrated probability
+and a threshold certified on a calibration split); a stage without a policy decides every item it
+has a valid verdict for. Judges are any backends, a replay of precomputed verdicts included.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+from pydantic import Field
+
+from judgekit.backends.base import Backend
+from judgekit.judging.aggregate import Controls
+from judgekit.judging.results import JudgeRun
+from judgekit.judging.run import judge
+from judgekit.judging.store import ResultStore
+from judgekit.rubrics import Rubric
+from judgekit.schema import Item, StrictModel
+
+
+@dataclass(frozen=True)
+class StageDecision:
+    """Per item of a stage's run: final distribution (NaN = invalid), confidence, kept or not."""
+
+    probs: np.ndarray
+    confidence: np.ndarray
+    keep: np.ndarray
+    rule: str
+
+
+StagePolicy = Callable[[JudgeRun], StageDecision]
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One judge of a cascade. ``variants`` None: the rubric's prompts; ``controls`` None: the
+    defaults (both answer orders). A card's policy needs the prompts its ensemble was fitted on.
+    """
+
+    name: str
+    backend: Backend
+    policy: StagePolicy | None = None
+    variants: Sequence[str] | None = None
+    controls: Controls | None = None
+
+
+class CascadeItem(StrictModel):
+    """One item's outcome: the deciding judge (None: needs a human) and its verdict."""
+
+    item_id: str
+    decided_by: str | None
+    stage: int | None
+    label: str | None
+    label_probs: dict[str, float] | None
+    confidence: float | None
+    judges_seen: list[str]
+
+
+class StageReport(StrictModel):
+    """What one stage saw, decided and cost."""
+
+    name: str
+    judge_model: str
+    rule: str
+    n_items: int
+    n_decided: int
+    coverage_of_all: float
+    prompt_tokens: int = Field(description="Prompt tokens of every prompt the stage needed.")
+    n_from_store: int = Field(description="Judgments served by the result store (no cost now).")
+    seconds: float
+
+
+class CascadeResult(StrictModel):
+    items: list[CascadeItem]
+    stages: list[StageReport]
+    n_needs_human: int
+
+    def format(self) -> str:
+        """The per-stage cost table for the terminal."""
+        lines = [f"{'stage':<22} {'items':>6} {'decided':>8} {'of all':>7} {'tokens':>9} {'s':>8}"]
+        for s in self.stages:
+            lines.append(
+                f"{s.name:<22} {s.n_items:>6} {s.n_decided:>8} {s.coverage_of_all:>7.1%} "
+                f"{s.prompt_tokens:>9} {s.seconds:>8.1f}"
+            )
+        lines.append(f"needs a human: {self.n_needs_human} of {len(self.items)}")
+        return "\n".join(lines)
+
+
+def plain_decision(run: JudgeRun) -> StageDecision:
+    """No policy: the run's own verdicts; every valid one is kept."""
+    probs = run.item_probs
+    valid = np.isfinite(probs).all(axis=1)
+    top = np.where(valid, np.nan_to_num(probs, nan=-1.0).max(axis=1), np.nan)
+    return StageDecision(probs, top, valid, "every valid verdict (no policy)")
+
+
+def cascade(
+    items: Sequence[Item],
+    rubric: Rubric,
+    stages: Sequence[Stage],
+    *,
+    store: ResultStore | None = None,
+    output: Path | str | None = None,
+) -> CascadeResult:
+    """Run the stages in order on the items each previous stage did not keep.
+
+    ``output`` (JSONL) gets one row per item with its deciding judge; ``<output>.stages.json``
+    the per-stage table. Prompt tokens count every prompt the stage needed (what it costs
+    without a store; ``n_from_store`` says how many a ``store`` served), seconds are this run's.
+    """
+    if not stages:
+        raise ValueError("a cascade needs at least one stage")
+    remaining = list(items)
+    outcome: dict[str, CascadeItem] = {}
+    seen: dict[str, list[str]] = {item.id: [] for item in items}
+    reports = []
+    for index, stage in enumerate(stages):
+        if not remaining:
+            reports.append(_report(stage, None, 0, 0, len(items), "no items left"))
+            continue
+        run = judge(remaining, rubric, backend=stage.backend, variants=stage.variants, store=store)
+        decision = (stage.policy or plain_decision)(run)
+        kept = decision.keep & np.isfinite(decision.probs).all(axis=1)
+        for i, item in enumerate(remaining):
+            seen[item.id].append(stage.name)
+            if kept[i]:
+                outcome[item.id] = _row(item.id, stage.name, index, decision, i, rubric, seen)
+        reports.append(
+            _report(stage, run, len(remaining), int(kept.sum()), len(items), decision.rule)
+        )
+        remaining = [item for i, item in enumerate(remaining) if not kept[i]]
+    for item in remaining:
+        outcome[item.id] = CascadeItem(
+            item_id=item.id,
+            decided_by=None,
+            stage=None,
+            label=None,
+            label_probs=None,
+            confidence=None,
+            judges_seen=seen[item.id],
+        )
+    result = CascadeResult(
+        items=[outcome[item.id] for item in items],
+        stages=reports,
+        n_needs_human=len(remaining),
+    )
+    if output is not None:
+        _write(result, Path(output))
+    return result
+
+
+def _row(
+    item_id: str,
+    stage: str,
+    index: int,
+    decision: StageDecision,
+    i: int,
+    rubric: Rubric,
+    seen: dict[str, list[str]],
+) -> CascadeItem:
+    probs = decision.probs[i]
+    return CascadeItem(
+        item_id=item_id,
+        decided_by=stage,
+        stage=index,
+        label=rubric.labels[int(np.argmax(probs))],
+        label_probs=dict(zip(rubric.labels, map(float, probs), strict=True)),
+        confidence=float(decision.confidence[i]),
+        judges_seen=list(seen[item_id]),
+    )
+
+
+def _report(
+    stage: Stage, run: JudgeRun | None, n: int, decided: int, total: int, rule: str
+) -> StageReport:
+    judgments = run.judgments if run is not None else []
+    return StageReport(
+        name=stage.name,
+        judge_model=stage.backend.identity.model,
+        rule=rule,
+        n_items=n,
+        n_decided=decided,
+        coverage_of_all=decided / total if total else 0.0,
+        prompt_tokens=sum(j.num_prompt_tokens for j in judgments),
+        n_from_store=sum(j.from_store for j in judgments),
+        seconds=run.seconds if run is not None else 0.0,
+    )
+
+
+def _write(result: CascadeResult, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", encoding="utf-8") as f:
+        for row in result.items:
+            f.write(row.model_dump_json() + "\n")
+    stages = {
+        "stages": [s.model_dump() for s in result.stages],
+        "n_needs_human": result.n_needs_human,
+    }
+    path.with_name(path.stem + ".stages.json").write_text(json.dumps(stages, indent=2) + "\n")

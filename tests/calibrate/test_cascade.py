@@ -1,0 +1,177 @@
+"""Cascades: replay backends (released PandaLM-7B and GPT-3.5 verdicts) on a calibration set and
+on the sample file; one proof with the real engine as the small judge."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from judgekit.backends.replay import ReplayBackend
+from judgekit.calibrate.cascade_policy import card_policy, card_variants, cascade_agreement
+from judgekit.calibrate.run import read_verdicts, run_calibration
+from judgekit.data.records import read_items
+from judgekit.data.sets import load_calibration_set
+from judgekit.data.split import heldout_mask
+from judgekit.judging.cascade import Stage, cascade
+from judgekit.judging.run import judge
+from judgekit.rubrics import load_rubric
+
+REPO = Path(__file__).resolve().parents[2]
+DATA = Path(os.environ.get("JUDGEKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+RUBRIC = "pairwise_preference@v1"
+PANDALM_MAP = {"0": "tie", "1": "A", "2": "B"}
+
+
+@pytest.fixture(scope="module")
+def data() -> Path:
+    if not (DATA / "pandalm").is_dir():
+        pytest.skip(f"public data sets not found at {DATA}")
+    return DATA
+
+
+def _replay(data: Path, name: str, field: str) -> ReplayBackend:
+    path = data / "pandalm" / "judge_outputs" / f"{name}-testset-v1.json"
+    verdicts = read_verdicts(path, id_field="idx", verdict_field=field, label_map=PANDALM_MAP)
+    return ReplayBackend(verdicts, model=name, source=str(path))
+
+
+def test_replay_swaps_ba_and_refuses_non_labels():
+    rubric = load_rubric(RUBRIC)
+    items = read_items(REPO / "examples" / "sample_pairwise.jsonl", "pairwise")
+    verdicts = {items[0].id: "A", items[1].id: "tie"}  # the rest: no verdict
+    run = judge(
+        items[:3], rubric, backend=ReplayBackend(verdicts, model="api"), variants=["direct"]
+    )
+    by = {(j.item_id, j.order): j for j in run.judgments}
+    assert by[(items[0].id, "AB")].label == "A" and by[(items[0].id, "BA")].label == "B"
+    assert run.items_frame()["label"].iloc[0] == "A"  # unswapped: the orders agree
+    assert "not a label" in by[(items[1].id, "AB")].invalid_reason
+    assert "no replayed verdict" in by[(items[2].id, "AB")].invalid_reason
+    assert by[(items[0].id, "AB")].num_prompt_tokens > 50  # chars / 4 estimate
+
+
+@pytest.fixture(scope="module")
+def pandalm_card(data: Path, tmp_path_factory):
+    """PandaLM-7B's replayed verdicts calibrated (one variant) with the learned ensemble."""
+    rubric = load_rubric(RUBRIC)
+    out = tmp_path_factory.mktemp("card")
+    result = run_calibration(
+        "pandalm",
+        rubric,
+        backend=_replay(data, "pandalm-7b", "pandalm_result"),
+        data_dir=data,
+        limit=150,
+        n_resamples=200,
+        cards_dir=out / "cards",
+        out_dir=out / "report",
+    )
+    return result.card
+
+
+def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_card):
+    section = pandalm_card.ensemble
+    assert section is not None and section.model.n > 50
+    methods = {r.method for r in section.comparison}
+    assert {"plain mean", "majority", "learned ensemble"} <= methods
+    assert section.chosen in methods and "dev kappa" in section.reason
+    assert {p.target for p in section.abstention} == {0.7, 0.8, 0.9}
+
+
+def test_cascade_on_a_calibration_set(data: Path, pandalm_card, tmp_path: Path):
+    """PandaLM-7B (abstaining below the 0.7 threshold) -> GPT-3.5 (decides the rest)."""
+    rubric = load_rubric(RUBRIC)
+    records = load_calibration_set("pandalm", data_dir=data).records
+    held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
+    held = held[:120]
+    variants = card_variants(pandalm_card)
+    stages = [
+        Stage("pandalm-7b", _replay(data, "pandalm-7b", "pandalm_result"),
+              card_policy(pandalm_card, 0.7), variants),
+        Stage("gpt-3.5", _replay(data, "gpt-3.5-turbo", "gpt_result"), None, ["direct"]),
+    ]  # fmt: skip
+    out = tmp_path / "cascade.jsonl"
+    result = cascade([r.item for r in held], rubric, stages, output=out)
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 120 and {r["decided_by"] for r in rows} <= {"pandalm-7b", "gpt-3.5", None}
+    first, second = result.stages
+    assert first.n_items == 120 and second.n_items == 120 - first.n_decided
+    assert first.n_decided + second.n_decided + result.n_needs_human == 120
+    assert result.n_needs_human > 0  # GPT-3.5 ties are not labels of this rubric: a human decides
+    assert first.prompt_tokens > second.prompt_tokens > 0
+    table = json.loads(out.with_name("cascade.stages.json").read_text())
+    assert [s["name"] for s in table["stages"]] == ["pandalm-7b", "gpt-3.5"]
+    scores = cascade_agreement(result, held, rng=np.random.default_rng(0), n_resamples=200)
+    assert set(scores["per_stage"]) == {"pandalm-7b", "gpt-3.5"}
+    assert 0.4 < scores["agreement_decided"].estimate <= 1.0
+    assert "stage" in result.format() and "needs a human" in result.format()
+
+
+@pytest.mark.engine
+def test_cascade_small_engine_then_replay_on_the_sample_file(judge_backend, tmp_path: Path):
+    """The embedded SmolLM2 first (plain policy: keeps every valid verdict whose both orders
+    agree), then a replay judge with verdicts for every sample item decides the rest."""
+    rubric = load_rubric(RUBRIC)
+    items = read_items(REPO / "examples" / "sample_pairwise.jsonl", "pairwise")
+
+    def orders_agree(run):
+        from judgekit.judging.cascade import plain_decision
+
+        d = plain_decision(run)
+        ab, ba = run.order_preferences()
+        return d.__class__(d.probs, d.confidence, d.keep & ((ab > 0.5) == (ba > 0.5)), "agree")
+
+    stages = [
+        Stage("smollm2", judge_backend, orders_agree, ["direct"]),
+        Stage("api", ReplayBackend({i.id: "A" for i in items}, model="api"), None, ["direct"]),
+    ]
+    result = cascade(items, rubric, stages, output=tmp_path / "c.jsonl")
+    small, big = result.stages
+    assert small.n_items == len(items) and small.prompt_tokens > 0 and small.seconds > 0
+    assert big.n_items == len(items) - small.n_decided
+    assert result.n_needs_human == 0
+    assert all(r.decided_by in ("smollm2", "api") for r in result.items)
+
+
+def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: Path):
+    from typer.testing import CliRunner
+
+    from judgekit.cli import app
+
+    records = load_calibration_set("pandalm", data_dir=data).records
+    held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
+    items = tmp_path / "items.jsonl"
+    items.write_text("".join(r.item.model_dump_json() + "\n" for r in held[:40]))
+    card = tmp_path / "card.json"
+    card.write_text(pandalm_card.model_dump_json())
+    outputs = data / "pandalm" / "judge_outputs"
+    small = f"replay:{outputs / 'pandalm-7b-testset-v1.json'}:idx:pandalm_result={card}"
+    big = f"replay:{outputs / 'gpt-3.5-turbo-testset-v1.json'}:idx:gpt_result"
+    maps = [x for pair in PANDALM_MAP.items() for x in ("--label-map", "=".join(pair))]
+    out = tmp_path / "out.jsonl"
+    result = CliRunner().invoke(
+        app,
+        ["cascade", "--rubric", RUBRIC, "-i", str(items), "-o", str(out), "--stage", small,
+         "--stage", big, "--target-agreement", "0.7", *maps],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert len(rows) == 40 and "needs a human" in result.output
+    assert {r["decided_by"] for r in rows} <= {
+        "pandalm-7b-testset-v1",
+        "gpt-3.5-turbo-testset-v1",
+        None,
+    }
+    assert (tmp_path / "out.stages.json").is_file()
+
+
+def test_report_renders_the_ensemble_section(pandalm_card, tmp_path: Path):
+    from judgekit.calibrate.report import write_report
+
+    paths = write_report(pandalm_card, tmp_path)
+    text = paths["markdown"].read_text()
+    assert "Prompt combinations (chosen:" in text and "Abstention" in text
+    assert paths["reliability_learned"].stat().st_size > 1000
