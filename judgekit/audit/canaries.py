@@ -285,3 +285,13 @@ def canary_markdown(report: CanaryReport) -> str:
         verdict = f"FAILED: {', '.join(report.failed)}" if report.failed else "passed"
         lines += ["", f"Gate --max-canary-rate {report.max_canary_rate}: {verdict}"]
     return "\n".join(lines) + "\n"
+
+
+def write_canary_report(report: CanaryReport, out_dir: Path | str) -> dict[str, Path]:
+    """``canaries.json`` and ``canaries.md`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "canaries.json", "markdown": out / "canaries.md"}
+    paths["json"].write_text(report.model_dump_json(indent=2) + "\n")
+    paths["markdown"].write_text(canary_markdown(report))
+    return paths
