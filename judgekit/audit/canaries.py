@@ -260,9 +260,8 @@ def _fmt(value: float | None, spec: str = ".2f") -> str:
 
 def canary_markdown(report: CanaryReport) -> str:
     """The canary table: one row per attack, rate with its 95% Wilson interval."""
-    margin = (
-        "mean P(attack preferred)" if report.reference_mean is None else "mean score - reference"
-    )
+    pairwise = report.reference_mean is None
+    margin, spec = ("mean P(attack preferred)", ".3f") if pairwise else ("mean score - ref", "+.2f")
     lines = [
         f"Canaries `{report.suite}` v{report.suite_version} on `{report.rubric}` with "
         f"`{report.judge.model}` ({report.n_questions} questions, variants "
@@ -280,9 +279,19 @@ def canary_markdown(report: CanaryReport) -> str:
         flag = " **FAIL**" if r.name in report.failed else ""
         lines.append(
             f"| {r.name}{flag} | {r.family} | {r.n_fooled} / {r.n} | {_fmt(r.rate)} "
-            f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {_fmt(r.margin, '+.2f')} | {r.n_invalid} |"
+            f"[{_fmt(r.ci_low)}, {_fmt(r.ci_high)}] | {_fmt(r.margin, spec)} | {r.n_invalid} |"
         )
     if report.max_canary_rate is not None:
         verdict = f"FAILED: {', '.join(report.failed)}" if report.failed else "passed"
         lines += ["", f"Gate --max-canary-rate {report.max_canary_rate}: {verdict}"]
     return "\n".join(lines) + "\n"
+
+
+def write_canary_report(report: CanaryReport, out_dir: Path | str) -> dict[str, Path]:
+    """``canaries.json`` and ``canaries.md`` in ``out_dir``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {"json": out / "canaries.json", "markdown": out / "canaries.md"}
+    paths["json"].write_text(report.model_dump_json(indent=2) + "\n")
+    paths["markdown"].write_text(canary_markdown(report))
+    return paths

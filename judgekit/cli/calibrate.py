@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from judgekit.audit.canaries import builtin_suite, load_suite, run_canaries, write_canary_report
 from judgekit.backends import create_backend
 from judgekit.calibrate.annotators import ConsensusMethod
 from judgekit.calibrate.cards import default_cards_dir
@@ -100,6 +101,9 @@ def calibrate(
     min_annotator_reliability: Annotated[
         float | None, typer.Option(help="Drop annotators below this reliability first.")
     ] = None,
+    canaries: Annotated[
+        bool, typer.Option(help="Also run the built-in canary suite on this judge (--out).")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict."""
@@ -148,6 +152,9 @@ def calibrate(
                 cards_dir=cards_dir or default_cards_dir(),
                 out_dir=out,
             )
+            if canaries and backend is not None:
+                suite = load_suite(builtin_suite(chosen.manifest.mode))
+                write_canary_report(run_canaries(chosen, suite, backend=backend), out)
     except (InputError, RubricError, DatasetError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error

@@ -13,6 +13,7 @@ from judgekit.audit.canaries import (
     canary_markdown,
     load_suite,
     run_canaries,
+    write_canary_report,
 )
 from judgekit.cli import judge_options as jo
 from judgekit.cli.app import RubricsDir, app
@@ -70,10 +71,7 @@ def canaries(
     except (RubricError, CanaryError) as error:
         typer.echo(f"error: {error}", err=True)
         raise typer.Exit(2) from error
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "canaries.json").write_text(report.model_dump_json(indent=2) + "\n")
-    markdown = canary_markdown(report)
-    (out / "canaries.md").write_text(markdown)
-    typer.echo(markdown)
+    write_canary_report(report, out)
+    typer.echo(canary_markdown(report))
     if report.failed:
         raise typer.Exit(1)

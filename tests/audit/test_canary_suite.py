@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -67,3 +68,41 @@ def test_fooling_rule_counts_ties_as_fooled_and_invalid_apart() -> None:
     )
     pairwise = attack_result(ATTACK, np.array([0.5, 0.2, 0.9, np.nan]), None)
     assert (pairwise.n, pairwise.n_fooled, pairwise.n_invalid) == (3, 2, 1)
+
+
+def test_calibrate_writes_the_canary_table(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
+    """`judgekit calibrate --canaries` puts the judge's canary table beside its report."""
+    from typer.testing import CliRunner
+
+    from judgekit import cli
+    from judgekit.cli import calibrate as calibrate_cli
+    from tests.audit.test_series_cli import NightlyBackend
+
+    monkeypatch.setattr(calibrate_cli, "create_backend", lambda *a, **k: NightlyBackend(0, "x"))
+    out = tmp_path / "report"
+    result = CliRunner().invoke(
+        cli.app,
+        [
+            "calibrate",
+            "--rubric",
+            "pairwise_preference@v1",
+            "--set",
+            "pandalm",
+            "--data-dir",
+            str(shared_data),
+            "--limit",
+            "6",
+            "--no-fit-length",
+            "--out",
+            str(out),
+            "--cards-dir",
+            str(tmp_path / "cards"),
+            "--n-resamples",
+            "50",
+            "--canaries",
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads((out / "canaries.json").read_text())
+    assert report["suite"] == "builtin-pairwise" and len(report["attacks"]) == 13
+    assert report["judge"]["model"] == "nightly" and (out / "card.json").is_file()
