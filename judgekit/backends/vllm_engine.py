@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import uuid
 from collections.abc import Iterator, Sequence
 from importlib import metadata
 from pathlib import Path
@@ -253,13 +254,14 @@ class VLLMEngine:
             yield list(zip(multi, self.score([requests[i] for i in multi]), strict=True))
         if not single:
             return
-        request_ids = self._llm.enqueue(
-            [{"prompt_token_ids": ids} for _, _, ids in single],
-            [_label_params(slot.queries()[()]) for _, slot, _ in single],
-            use_tqdm=False,
-        )
-        waiting = dict(zip(request_ids, single, strict=True))
-        engine, done = self._llm.llm_engine, []
+        engine, run = self._llm.llm_engine, uuid.uuid4().hex
+        waiting = {}
+        for n, (i, slot, ids) in enumerate(single):
+            request_id = f"judgekit-{run}-{n}"
+            params = _label_params(slot.queries()[()])
+            engine.add_request(request_id, {"prompt_token_ids": ids}, params)
+            waiting[request_id] = (i, slot, ids)
+        done = []
         try:
             while engine.has_unfinished_requests():
                 for output in engine.step():
