@@ -60,9 +60,11 @@ from judgekit.backends.vllm_engine import cpu_dtype, is_cpu_build
 REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
-SYSTEMS = ("judgekit", "judgekit_nocache", "generate_parse", "server")
+SYSTEMS = ("judgekit", "raw_engine", "host", "judgekit_nocache", "generate_parse", "server")
 LABELS = {
     "judgekit": "judgekit default (prefix cache, 1-token labels)",
+    "raw_engine": "ceiling: raw vllm.LLM.generate on judgekit's token ids, all at once",
+    "host": "host side only: instant backend, one core (no engine)",
     "judgekit_nocache": "judgekit, prefix caching off",
     "generate_parse": "generate-then-parse (rationale + regex)",
     "server": "OpenAI server path (vLLM server + judgekit client)",
@@ -401,6 +403,8 @@ def worker(system: str, spec: dict[str, Any], out: Path) -> None:
     with mem:
         if system == "server":
             _server_worker(spec, workloads, result, mem)
+        elif system == "host":
+            _host_worker(spec, workloads, result, load_rubric)
         else:
             _engine_worker(system, spec, workloads, result, load_rubric)
     del result["save"]
@@ -466,6 +470,8 @@ def _engine_worker(
             judge(_warmup_items(rubric.manifest.mode), rubric, backend=engine, variants=variants)
             if system == "generate_parse":
                 row = _generate_parse(engine, rubric, items, spec)
+            elif system == "raw_engine":
+                row = _raw_engine(engine, rubric, items, spec)
             else:
                 profiler = _profiler(spec) if system == "judgekit" else None
                 t = time.perf_counter()
@@ -505,6 +511,106 @@ def _judge_row(run: Any, wall: float) -> dict[str, Any]:
         "failures": sum(not j.valid for j in run.judgments),
         "failure_kind": "invalid verdicts (label mass below threshold or error)",
     }
+
+
+def _raw_engine(engine: Any, rubric: Any, items: list[Any], spec: dict[str, Any]) -> dict:
+    """The ceiling: judgekit's exact token ids and label params, to ``LLM.generate`` at once.
+
+    Rendering and tokenising are done before the clock starts; what is timed is the engine alone,
+    so "judgekit / raw engine" is the share of the engine's speed judgekit keeps.
+    """
+    from vllm import SamplingParams
+
+    from judgekit.judging.plan import plan_requests
+
+    planned = plan_requests(rubric, items, variants=spec["variants"], swap=True)
+    prompts = [{"prompt_token_ids": engine.prompt(p.request).ids} for p in planned]
+    params = [
+        SamplingParams(
+            max_tokens=1,
+            temperature=0.0,
+            logprob_token_ids=list(engine.answer_slot(p.request).queries()[()]),
+        )
+        for p in planned
+    ]
+    t = time.perf_counter()
+    outputs = engine.llm.generate(prompts, params, use_tqdm=False)
+    wall = time.perf_counter() - t
+    prompt = sum(len(o.prompt_token_ids) for o in outputs)
+    cached = sum(o.num_cached_tokens or 0 for o in outputs)
+    return {
+        "items": len(items),
+        "requests": len(planned),
+        "wall_s": wall,
+        "items_per_s": len(items) / wall,
+        "requests_per_s": len(planned) / wall,
+        "prompt_tokens": prompt,
+        "cached_tokens": cached,
+        "unique_tokens": prompt - cached,
+        "unique_tokens_per_s": (prompt - cached) / wall,
+        "cache_hit_rate": cached / prompt if prompt else 0.0,
+        "generated_tokens": len(planned),
+        "failures": 0,
+        "failure_kind": "none read (raw outputs)",
+    }
+
+
+class InstantBackend:
+    """The engine's own request preparation (answer slot, prompt token ids) and no forward pass.
+
+    Every label gets log-probability log(1/k): what is timed is judgekit's host side, planning,
+    rendering, tokenising, scoring, aggregation and writing: what a GPU judge must never wait on.
+    """
+
+    def __init__(self, encoder: Any) -> None:
+        from judgekit.schema import JudgeIdentity
+
+        self.encoder = encoder
+        self.identity = JudgeIdentity(
+            backend="instant", model="instant", fingerprint="0", settings={}
+        )
+
+    def score(self, requests: Sequence[Any]) -> list[Any]:
+        from judgekit.schema import LabelLogprobs
+
+        prompts = self.encoder.prompts(requests)
+        return [
+            LabelLogprobs(
+                dict.fromkeys(request.labels, -math.log(len(request.labels))), len(p.ids), 0
+            )
+            for request, p in zip(requests, prompts, strict=True)
+        ]
+
+    def close(self) -> None:
+        """Nothing to release."""
+
+
+def _host_worker(
+    spec: dict[str, Any], workloads: dict[str, Any], result: dict[str, Any], load_rubric
+) -> None:
+    """judge() end to end on the instant backend, pinned to one core, output written to disk."""
+    from transformers import AutoTokenizer
+
+    from judgekit import judge
+    from judgekit.backends.embedded import embedded_model_dir
+    from judgekit.backends.prompt import ChatEncoder
+
+    os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})
+    model = spec["model"] or embedded_model_dir()
+    backend = InstantBackend(ChatEncoder(AutoTokenizer.from_pretrained(model)))
+    for name, (rubric_ref, items) in workloads.items():
+        rubric = load_rubric(rubric_ref)
+        with tempfile.TemporaryDirectory() as tmp:
+            t = time.perf_counter()
+            run = judge(items, rubric, backend=backend, variants=spec["variants"],
+                        output=Path(tmp) / "out.jsonl", batch_size=spec["batch_size"])  # fmt: skip
+            wall = time.perf_counter() - t
+        row = _judge_row(run, wall)
+        row["judgments_per_s"] = len(run.judgments) / wall
+        row["mean_prompt_tokens"] = row["prompt_tokens"] / max(len(run.judgments), 1)
+        result["workloads"][name] = row
+        _note(f"host/{name}: {row['judgments_per_s']:.0f} judgments/s on one core")
+        _checkpoint(result)
 
 
 def _generate_parse(engine: Any, rubric: Any, items: list[Any], spec: dict[str, Any]) -> dict:
@@ -811,6 +917,16 @@ def build_table(report: dict[str, Any]) -> str:
                 cells.insert(5, f"{100 * 2 * params * limit_tps / mfu_peak:.1f}%")
             lines.append("| " + " | ".join(cells) + " |")
         lines.append("")
+        raw = (report["systems"].get("raw_engine") or {}).get("workloads", {}).get(workload)
+        if base and raw:
+            ratio = base["items_per_s"] / raw["items_per_s"]
+            lines.append(f"judgekit / raw engine: {ratio:.2f}x (target >= 0.9x)\n")
+        host = (report["systems"].get("host") or {}).get("workloads", {}).get(workload)
+        if host:
+            lines.append(
+                f"host side: {host['judgments_per_s']:,.0f} judgments/s on one core, "
+                f"{host['mean_prompt_tokens']:.0f}-token prompts (target >= 3,000)\n"
+            )
     return "\n".join(lines)
 
 
@@ -850,7 +966,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="the --gpu-dummy path with a 2-layer, 256-wide model (CPU rehearsal)",
     )
-    parser.add_argument("--batch-size", type=int, default=64, help="judge() batch size")
+    parser.add_argument(
+        "--batch-size", type=int, default=1024, help="judge() requests submitted at once"
+    )
     parser.add_argument("--concurrency", type=int, default=64, help="server client concurrency")
     parser.add_argument("--limit-tokens", type=int, default=2048, help="limit prompt length")
     parser.add_argument("--max-model-len", type=int, default=4096)

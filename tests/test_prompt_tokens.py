@@ -110,3 +110,18 @@ def test_text_verdict_reports_no_measured_mass() -> None:
     assert (
         not unparsed.valid and unparsed.mass == 0.0 and "no label parsed" in unparsed.invalid_reason
     )
+
+
+def test_batched_cached_encoding_gives_the_ids_of_each_prompt_alone(encoder: ChatEncoder) -> None:
+    """prompts() renders the template once, caches shared text and batches the rest: same ids."""
+    items = [
+        PointwiseItem(id=str(i), question=f"q{i % 3}", answer=f"answer <|im_end|> {i} " * (i + 1))
+        for i in range(12)
+    ]
+    requests = [p.request for p in plan_requests(load_rubric("overall_quality@v2"), items)]
+    batched = [p.ids for p in encoder.prompts(requests)]
+    assert batched == [ChatEncoder(encoder.tokenizer).prompt(r).ids for r in requests]
+    plain = PointwiseItem(id="plain", question="What is 2+2?", answer="Four, since 2+2=4.")
+    clean = [p.request for p in plan_requests(load_rubric("overall_quality@v1"), [plain])]
+    tail = encoder.answer_slot(clean[0]).tail
+    assert encoder.prompts(clean)[0].ids == _whole_string_ids(encoder, clean[0], tail)

@@ -23,6 +23,8 @@ from judgekit.schema import LabelRequest, Message
 
 _MARK = "\ue000{}\ue001"
 _MARKS = re.compile("\ue000([0-9]+)\ue001")
+#: Distinct texts whose ids are kept between calls (template pieces, shared message content).
+_CACHE_LIMIT = 16384
 
 
 class PromptError(ValueError):
@@ -47,6 +49,48 @@ class ChatEncoder:
             getattr(tokenizer, "added_tokens_decoder", {})
         )
         self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
+        self._templates: dict[tuple[tuple[str, ...], bool], tuple[str, list[str]]] = {}
+        self._ids: dict[tuple[str, bool], list[int]] = {}
+
+    def _template(self, roles: tuple[str, ...], generation: bool) -> tuple[str, list[str]]:
+        """The chat rendered around content markers, and its pieces; once per roles + ending.
+
+        With markers for contents, the template's output depends only on the roles and on how
+        the assistant turn is opened, so it is rendered once, not once per prompt.
+        """
+        key = (roles, generation)
+        if key not in self._templates:
+            chat = [{"role": role, "content": _MARK.format(i)} for i, role in enumerate(roles)]
+            rendered = self.tokenizer.apply_chat_template(
+                chat,
+                tokenize=False,
+                add_generation_prompt=generation,
+                continue_final_message=not generation,
+            )
+            pieces = _MARKS.split(rendered)
+            order = [int(i) for i in pieces[1::2]]
+            if order != list(range(len(roles))):
+                raise PromptError(
+                    "the chat template changes or repeats message content "
+                    f"(markers in order {order}); judgekit cannot tokenise it safely"
+                )
+            self._templates[key] = (rendered, pieces)
+        return self._templates[key]
+
+    def _encode(self, texts: Sequence[str], plain: bool) -> list[list[int]]:
+        """Ids per text (``plain``: special-token strings split), each distinct text once.
+
+        Template text and shared message content (a variant's system text, the answer slot)
+        repeat across prompts and come from the cache; what is new is encoded in one batch call
+        of the fast tokenizer, which gives the same ids as encoding each text alone.
+        """
+        missing = list(dict.fromkeys(t for t in texts if (t, plain) not in self._ids))
+        if missing:
+            encoded = self.tokenizer(missing, add_special_tokens=False, split_special_tokens=plain)[
+                "input_ids"
+            ]
+            self._ids.update(((t, plain), ids) for t, ids in zip(missing, encoded, strict=True))
+        return [self._ids[t, plain] for t in texts]
 
     def encode_chat(self, messages: Sequence[Message], tail: str | None) -> PromptTokens:
         """Ids of ``messages[:-1]`` then an assistant turn starting with ``tail``.
@@ -54,37 +98,38 @@ class ChatEncoder:
         ``tail`` None opens the assistant turn with the template's generation prompt instead
         (free generation). ``messages[-1]`` (the rubric's answer cue) is replaced by ``tail``.
         """
-        contents = [m.content for m in messages[:-1]]
-        chat = [{"role": m.role, "content": _MARK.format(i)} for i, m in enumerate(messages[:-1])]
-        if tail is not None:
-            contents.append(tail)
-            chat.append({"role": "assistant", "content": _MARK.format(len(chat))})
-        rendered = self.tokenizer.apply_chat_template(
-            chat,
-            tokenize=False,
-            add_generation_prompt=tail is None,
-            continue_final_message=tail is not None,
-        )
-        pieces = _MARKS.split(rendered)
-        order = [int(i) for i in pieces[1::2]]
-        if order != list(range(len(contents))):
-            raise PromptError(
-                "the chat template changes or repeats message content "
-                f"(markers in order {order}); judgekit cannot tokenise it safely"
-            )
-        ids: list[int] = []
-        spans = []
-        for k, piece in enumerate(pieces):
-            if k % 2 == 0:
-                ids += self.tokenizer.encode(piece, add_special_tokens=False)
-            else:
-                start = len(ids)
-                ids += self.tokenizer.encode(
-                    contents[int(piece)], add_special_tokens=False, split_special_tokens=True
-                )
-                spans.append((start, len(ids)))
-        text = _MARKS.sub(lambda m: contents[int(m.group(1))], rendered)
-        return PromptTokens(ids, text, tuple(spans))
+        return self.encode_chats([(messages, tail)])[0]
+
+    def encode_chats(
+        self, chats: Sequence[tuple[Sequence[Message], str | None]]
+    ) -> list[PromptTokens]:
+        """``encode_chat`` for many chats, with one tokenizer call for all their new text."""
+        if len(self._ids) > _CACHE_LIMIT:
+            self._ids.clear()
+        shaped = []
+        for messages, tail in chats:
+            contents = [m.content for m in messages[:-1]]
+            roles = tuple(m.role for m in messages[:-1])
+            if tail is not None:
+                contents.append(tail)
+                roles += ("assistant",)
+            shaped.append((contents, *self._template(roles, tail is None)))
+        self._encode([c for contents, _, _ in shaped for c in contents], plain=True)
+        self._encode([p for _, _, pieces in shaped for p in pieces[0::2]], plain=False)
+        out = []
+        for contents, rendered, pieces in shaped:
+            ids: list[int] = []
+            spans = []
+            for k, piece in enumerate(pieces):
+                if k % 2 == 0:
+                    ids += self._ids[piece, False]
+                else:
+                    start = len(ids)
+                    ids += self._ids[contents[int(piece)], True]
+                    spans.append((start, len(ids)))
+            text = _MARKS.sub(lambda m, c=contents: c[int(m.group(1))], rendered)
+            out.append(PromptTokens(ids, text, tuple(spans)))
+        return out
 
     def answer_slot(self, request: LabelRequest) -> AnswerSlot:
         """Label token sequences in context, resolved once per (answer cue, label set)."""
@@ -98,7 +143,11 @@ class ChatEncoder:
 
     def prompt(self, request: LabelRequest) -> PromptTokens:
         """Exactly the prompt a backend sends for this request (ending in its answer slot)."""
-        return self.encode_chat(request.messages, self.answer_slot(request).tail)
+        return self.prompts([request])[0]
+
+    def prompts(self, requests: Sequence[LabelRequest]) -> list[PromptTokens]:
+        """``prompt`` for many requests at once (one tokenizer call for their new text)."""
+        return self.encode_chats([(r.messages, self.answer_slot(r).tail) for r in requests])
 
     def special_count(self, ids: Sequence[int]) -> int:
         return sum(i in self.special_ids for i in ids)

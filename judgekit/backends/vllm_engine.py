@@ -176,6 +176,11 @@ class VLLMEngine:
     def identity(self) -> JudgeIdentity:
         return self._identity
 
+    @property
+    def llm(self) -> Any:
+        """The underlying ``vllm.LLM`` (benchmarks compare judgekit with calling it directly)."""
+        return self._llm
+
     def answer_slot(self, request: LabelRequest) -> AnswerSlot:
         """Label token sequences in context, resolved once per (answer cue, label set)."""
         return self.encoder.answer_slot(request)
@@ -191,9 +196,10 @@ class VLLMEngine:
         errors: dict[int, LabelLogprobs] = {}
         todo: list[tuple[int, AnswerSlot, list[int]]] = []
         limit = self._options.max_model_len
-        for i, request in enumerate(requests):
+        prompts = self.encoder.prompts(requests)
+        for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
             slot = self.answer_slot(request)
-            ids = self.prompt(request).ids
+            ids = prompt.ids
             longest = max(len(s) for seqs in slot.sequences.values() for s in seqs)
             if len(ids) + longest > limit:
                 error = f"prompt has {len(ids)} tokens, max_model_len is {limit}"
