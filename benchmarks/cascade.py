@@ -3,7 +3,8 @@
 One command (embedded SmolLM2 as the small judge on the real vLLM engine; the released GPT-3.5
 verdicts on PandaLM replayed as the big judge; data from ``../shared/data``)::
 
-    python benchmarks/cascade.py --n 60 --store ~/.cache/judgekit/cascade_store.sqlite
+    PYTHONPATH=. python benchmarks/cascade.py --n 60 --set-n llmbar_natural=30 --pandalm-7b-n 250 \
+        --store ~/.cache/judgekit/cascade_store.sqlite
 
 Per set: the small judge judges ``--n`` dev and ``--n`` held-out items (3 prompt variants x 2
 orders); the learned ensemble and the abstention thresholds are fitted / chosen on dev only; the
@@ -218,7 +219,7 @@ def _rows(m: dict[str, Any]) -> list[dict[str, str]]:
             if p.threshold is not None
             else f"target {target:g} not certifiable on dev: small keeps nothing"
         )
-        escalated = (n - first.n_decided) / n
+        escalated = (n - first.n_decided) / n if "big_alone" in m else 0.0  # else: to a human
         row(f"cascade, target {target:g}", c["scores"], 1.0, escalated, guarantee)
     return rows
 
