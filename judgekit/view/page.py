@@ -73,12 +73,15 @@ def _histogram(run: Mapping[str, Any]) -> str:
 
 def _label_rates(run: Mapping[str, Any]) -> str:
     items = run["items"]
-    counts = [sum(e["label"] == label for e in items) for label in run["labels"]]
+    outcomes = list(run["labels"])
+    if run["mode"] == "pairwise" and "tie" not in outcomes:
+        outcomes.append("tie")  # a pair is a tie inside the tie band even without a tie label
+    counts = [sum(e["label"] == label for e in items) for label in outcomes]
     cis = [proportion_ci(k, len(items)) for k in counts]
     title = "Win rates" if run["mode"] == "pairwise" else "Label rates"
     return _bars(
         f"{title} with 95% Wilson CIs (of {len(items)} items, invalid included)",
-        run["labels"],
+        outcomes,
         [k / max(len(items), 1) for k in counts],
         [(c.low, c.high) for c in cis],
         top=1.0,
