@@ -69,8 +69,8 @@ LABELS = {
     "generate_parse": "generate-then-parse (rationale + regex)",
     "server": "OpenAI server path (vLLM server + judgekit client)",
 }
-POINTWISE_RUBRIC = "overall_quality@v1"
-PAIRWISE_RUBRIC = "pairwise_preference@v1"
+#: Rubric per workload; ``--rubric-version 2`` measures the variants-share-their-prefix layout.
+RUBRICS = {"pointwise": "overall_quality@v{}", "pairwise": "pairwise_preference@v{}"}
 SUMMARIZE = "Summarize the news article given as input in a few sentences."
 #: H100 SXM / H200 dense bf16 peak (no sparsity), FLOP/s.
 PEAK_FLOPS = {"H100": 989e12, "H200": 989e12}
@@ -381,8 +381,8 @@ def worker(system: str, spec: dict[str, Any], out: Path) -> None:
     from judgekit.rubrics import load_rubric
 
     workloads = {
-        "pointwise": (POINTWISE_RUBRIC, pointwise_items(spec["items"])[0]),
-        "pairwise": (PAIRWISE_RUBRIC, pairwise_items(spec["pairs"])[0]),
+        "pointwise": (spec["rubrics"]["pointwise"], pointwise_items(spec["items"])[0]),
+        "pairwise": (spec["rubrics"]["pairwise"], pairwise_items(spec["pairs"])[0]),
     }
     workloads = {k: v for k, v in workloads.items() if k in spec["workloads"]}
     result: dict[str, Any] = {"system": system, "workloads": {}}
@@ -463,7 +463,7 @@ def _engine_worker(
     result["engine_settings"] = dict(engine.identity.settings)
     try:
         if system == "judgekit" and spec["limit_tokens"] > 0:
-            result["limit"] = _limit(engine, spec, load_rubric(POINTWISE_RUBRIC))
+            result["limit"] = _limit(engine, spec, load_rubric(spec["rubrics"]["pointwise"]))
         for name, (rubric_ref, items) in workloads.items():
             rubric = load_rubric(rubric_ref)
             variants = spec["variants"]
@@ -970,6 +970,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--batch-size", type=int, default=1024, help="judge() requests submitted at once"
     )
     parser.add_argument("--concurrency", type=int, default=64, help="server client concurrency")
+    parser.add_argument(
+        "--rubric-version", type=int, default=1, choices=(1, 2), help="v2: variants share a prefix"
+    )
     parser.add_argument("--limit-tokens", type=int, default=2048, help="limit prompt length")
     parser.add_argument("--max-model-len", type=int, default=4096)
     parser.add_argument("--gpu-memory-utilization", type=float, default=0.85)
@@ -1010,8 +1013,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from judgekit.backends.embedded import embedded_model_dir
     from judgekit.rubrics import load_rubric
 
+    rubrics = {name: ref.format(args.rubric_version) for name, ref in RUBRICS.items()}
     variants = (
-        list(load_rubric(POINTWISE_RUBRIC).variants)
+        list(load_rubric(rubrics["pointwise"]).variants)
         if args.variants == "all"
         else [v.strip() for v in args.variants.split(",")]
     )
@@ -1054,6 +1058,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "items": items,
         "pairs": pairs,
         "variants": variants,
+        "rubrics": rubrics,
         "rationale_tokens": rationale,
         "batch_size": args.batch_size,
         "server_batch_size": max(args.batch_size, args.concurrency),
@@ -1088,7 +1093,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "items": items,
                 "unit": "items",
                 "source": point_source,
-                "rubric": POINTWISE_RUBRIC,
+                "rubric": rubrics["pointwise"],
                 "requests_note": f"{len(variants)} rubric variant(s) ({', '.join(variants)}) per "
                 "item: one request per item per variant; items grouped 16 per article "
                 "(shared prefix).",
@@ -1097,7 +1102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 "items": pairs,
                 "unit": "pairs",
                 "source": pair_source,
-                "rubric": PAIRWISE_RUBRIC,
+                "rubric": rubrics["pairwise"],
                 "requests_note": f"{len(variants)} rubric variant(s) ({', '.join(variants)}), both "
                 "orders (AB, BA): 2 requests per pair per variant.",
             },
