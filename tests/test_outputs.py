@@ -15,6 +15,8 @@ from judgekit.ci.diff import diff_runs
 from judgekit.data import records
 from judgekit.data.records import InputError, OutputExistsError, read_judgments
 from judgekit.judging.aggregate import Controls
+from judgekit.judging.plan import plan_requests
+from judgekit.rubrics import load_rubric
 from judgekit.schema import PointwiseItem
 from tests.scripted import ScriptedBackend
 
@@ -167,3 +169,33 @@ def test_diff_refuses_runs_judged_differently(
     assert (
         runner.invoke(cli.app, ["diff", str(base), str(other), "--allow-mismatch"]).exit_code == 0
     )
+
+
+class Streaming(ScriptedBackend):
+    """Streams results ``chunk`` at a time, noting how many rows the output held at each yield."""
+
+    def __init__(self, output: Path) -> None:
+        super().__init__(_score)
+        self.output, self.windows, self.rows_seen = output, [], []
+
+    def score_stream(self, requests, chunk):  # type: ignore[no-untyped-def]
+        self.windows.append(len(requests))
+        results = self.score(requests)
+        for start in range(0, len(requests), chunk):
+            self.rows_seen.append(len(self.output.read_text().splitlines()))
+            yield list(enumerate(results))[start : start + chunk]
+
+
+def test_streaming_backend_gets_the_whole_window_and_each_chunk_is_written_at_once(
+    tmp_path: Path,
+) -> None:
+    """No barrier: 18 requests go out in one call; the file grows by each chunk before the next."""
+    output = tmp_path / "out.jsonl"
+    backend = Streaming(output)
+    run = judgekit.judge(ITEMS, "overall_quality@v1", backend=backend, output=output, write_every=4)
+    assert backend.windows == [18]  # 6 items x 3 variants, all submitted at once
+    assert backend.rows_seen == [0, 4, 8, 12, 16]  # written (and fsynced) chunk by chunk
+    assert len(read_judgments(output)) == 18 == len(run.judgments)
+    # the run's in-memory judgments keep the plan's order whatever order results arrive in
+    plan = plan_requests(load_rubric("overall_quality@v1"), ITEMS)
+    assert [f"{j.item_id}|{j.variant}|-" for j in run.judgments] == [p.request.key for p in plan]
