@@ -356,5 +356,6 @@ def correct_distributions(
     log_p = np.log(np.clip(probs, 1e-6, 1.0))
     log_p[:, a] -= shift
     log_p[:, b] += shift
-    corrected = np.exp(log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True))
+    with np.errstate(invalid="ignore"):  # invalid (NaN) rows stay NaN
+        corrected = np.exp(log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True))
     return corrected, corrected @ np.asarray(values, dtype=float)
