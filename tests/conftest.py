@@ -59,3 +59,10 @@ def pandalm_answers(pandalm_pairs: list[PairwiseItem]) -> list[PointwiseItem]:
 def engine(judge_backend: object) -> object:
     """The real vLLM engine on the embedded SmolLM2 judge, from judgekit's pytest plugin."""
     return judge_backend
+
+
+@pytest.fixture(scope="session")
+def gpt35_args(shared_data: Path) -> list[str]:
+    """``judgekit calibrate`` options for the PandaLM authors' released GPT-3.5 verdicts."""
+    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
+    return ["--judgments", str(verdicts), "--id-field", "idx", "--verdict-field", "gpt_result"]

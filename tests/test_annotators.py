@@ -103,8 +103,9 @@ def test_pandalm_annotators_cli(shared_data: Path, tmp_path: Path) -> None:
     assert "annotator3" in (tmp_path / "annotators.md").read_text()
 
 
-def test_calibrate_with_dawid_skene_consensus(shared_data: Path, tmp_path: Path) -> None:
-    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
+def test_calibrate_with_dawid_skene_consensus(
+    shared_data: Path, gpt35_args: list[str], tmp_path: Path
+) -> None:
     result = runner.invoke(
         cli.app,
         [
@@ -113,12 +114,7 @@ def test_calibrate_with_dawid_skene_consensus(shared_data: Path, tmp_path: Path)
             "pairwise_preference@v1",
             "--set",
             "pandalm",
-            "--judgments",
-            str(verdicts),
-            "--id-field",
-            "idx",
-            "--verdict-field",
-            "gpt_result",
+            *gpt35_args,
             "--split",
             "all",
             "--data-dir",

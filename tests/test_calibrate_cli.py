@@ -14,9 +14,10 @@ REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
-def test_reproduces_released_gpt35_agreement(shared_data: Path, tmp_path: Path) -> None:
+def test_reproduces_released_gpt35_agreement(
+    shared_data: Path, gpt35_args: list[str], tmp_path: Path
+) -> None:
     """The PandaLM authors' GPT-3.5 verdicts vs the human majority: kappa 0.47 (README)."""
-    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
     result = runner.invoke(
         cli.app,
         [
@@ -25,12 +26,7 @@ def test_reproduces_released_gpt35_agreement(shared_data: Path, tmp_path: Path) 
             "pairwise_preference@v1",
             "--set",
             "pandalm",
-            "--judgments",
-            str(verdicts),
-            "--id-field",
-            "idx",
-            "--verdict-field",
-            "gpt_result",
+            *gpt35_args,
             "--judge-name",
             "gpt-3.5-turbo",
             "--split",

@@ -101,10 +101,11 @@ def _pandalm_csv(shared_data: Path, path: Path) -> Path:
     )
 
 
-def test_own_file_reproduces_registered_set_card(shared_data: Path, tmp_path: Path) -> None:
+def test_own_file_reproduces_registered_set_card(
+    shared_data: Path, gpt35_args: list[str], tmp_path: Path
+) -> None:
     """The same labels as a user CSV give the registered set's kappa and human ceiling."""
     path = _pandalm_csv(shared_data, tmp_path / "pandalm_own.csv")
-    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
     result = runner.invoke(
         cli.app,
         [
@@ -120,8 +121,8 @@ def test_own_file_reproduces_registered_set_card(shared_data: Path, tmp_path: Pa
             *("--column", "id=idx", "--column", "question=instruction"),
             *("--column", "context=input", "--column", "answer_a=response1"),
             *("--column", "answer_b=response2"),
-            *("--judgments", str(verdicts), "--id-field", "idx"),
-            *("--verdict-field", "gpt_result", "--label-map", "1=A", "--label-map", "2=B"),
+            *gpt35_args,
+            *("--label-map", "1=A", "--label-map", "2=B"),
             *("--split", "all", "--n-resamples", "300"),
             *("--out", str(tmp_path / "report"), "--cards-dir", str(tmp_path / "cards")),
         ],
