@@ -45,14 +45,17 @@ def model_dir() -> Path:
 
 
 @pytest.fixture(scope="module")
-def servers(model_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[str]]:
-    """Two vLLM OpenAI servers (eager, float32) on free loopback ports: their root URLs."""
+def servers(
+    model_dir: Path, engine, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[list[str]]:
+    """Two vLLM OpenAI servers (eager, the engine's dtype) on free loopback ports: root URLs."""
     logs = tmp_path_factory.mktemp("vllm-servers")
+    dtype = str(engine.identity.settings["dtype"])  # float32 on AVX2, bfloat16 on AVX-512
     with ExitStack() as stack:
         started = [
             stack.enter_context(
                 LocalVLLMServer(
-                    model_dir, served_model_name="smollm2", dtype="float32", max_model_len=2048,
+                    model_dir, served_model_name="smollm2", dtype=dtype, max_model_len=2048,
                     enforce_eager=True, env=SERVER_ENV, log=logs / f"server{i}.log",
                 )
             )
@@ -89,7 +92,9 @@ def _assert_agree(server: list[Judgment], engine: list[Judgment]) -> float:
             assert s.label_mass <= e.label_mass + tol, key
         assert s.valid == e.valid, key
         if s.valid:
-            assert s.label == e.label, key
+            top = sorted(e.label_probs.values(), reverse=True)
+            if top[0] - top[1] > 2 * tol:  # a near-tie may flip within the dtype's noise
+                assert s.label == e.label, key
             for label, p in s.label_probs.items():
                 worst = max(worst, abs(p - e.label_probs[label]))
     assert worst <= tol
