@@ -492,22 +492,31 @@ def _engine_worker(
         engine.close()
 
 
-def _judge_row(run: Any, wall: float) -> dict[str, Any]:
-    prompt = sum(j.num_prompt_tokens for j in run.judgments)
-    cached = sum(j.num_cached_tokens for j in run.judgments)
+def _row(
+    n_items: int, n_requests: int, wall: float, prompt: int, cached: int, generated: int
+) -> dict[str, Any]:
+    """The throughput figures every system's row shares."""
     return {
-        "items": len(run.items),
-        "requests": len(run.judgments),
+        "items": n_items,
+        "requests": n_requests,
         "wall_s": wall,
-        "runner_seconds": run.seconds,
-        "items_per_s": len(run.items) / wall,
-        "requests_per_s": len(run.judgments) / wall,
+        "items_per_s": n_items / wall,
+        "requests_per_s": n_requests / wall,
         "prompt_tokens": prompt,
         "cached_tokens": cached,
         "unique_tokens": prompt - cached,
         "unique_tokens_per_s": (prompt - cached) / wall,
         "cache_hit_rate": cached / prompt if prompt else 0.0,
-        "generated_tokens": len(run.judgments),
+        "generated_tokens": generated,
+    }
+
+
+def _judge_row(run: Any, wall: float) -> dict[str, Any]:
+    prompt = sum(j.num_prompt_tokens for j in run.judgments)
+    cached = sum(j.num_cached_tokens for j in run.judgments)
+    n = len(run.judgments)
+    return _row(len(run.items), n, wall, prompt, cached, n) | {
+        "runner_seconds": run.seconds,
         "failures": sum(not j.valid for j in run.judgments),
         "failure_kind": "invalid verdicts (label mass below threshold or error)",
     }
@@ -538,18 +547,8 @@ def _raw_engine(engine: Any, rubric: Any, items: list[Any], spec: dict[str, Any]
     wall = time.perf_counter() - t
     prompt = sum(len(o.prompt_token_ids) for o in outputs)
     cached = sum(o.num_cached_tokens or 0 for o in outputs)
-    return {
-        "items": len(items),
-        "requests": len(planned),
-        "wall_s": wall,
-        "items_per_s": len(items) / wall,
-        "requests_per_s": len(planned) / wall,
-        "prompt_tokens": prompt,
-        "cached_tokens": cached,
-        "unique_tokens": prompt - cached,
-        "unique_tokens_per_s": (prompt - cached) / wall,
-        "cache_hit_rate": cached / prompt if prompt else 0.0,
-        "generated_tokens": len(planned),
+    n = len(planned)
+    return _row(len(items), n, wall, prompt, cached, n) | {
         "failures": 0,
         "failure_kind": "none read (raw outputs)",
     }
@@ -628,18 +627,8 @@ def _generate_parse(engine: Any, rubric: Any, items: list[Any], spec: dict[str, 
     delta = {k: after[k] - before.get(k, 0) for k in after}
     prompt, cached = delta["generate_prompt_tokens"], delta["generate_cached_tokens"]
     failures = sum(v is None for v in verdicts)
-    return {
-        "items": len(items),
-        "requests": len(requests),
-        "wall_s": wall,
-        "items_per_s": len(items) / wall,
-        "requests_per_s": len(requests) / wall,
-        "prompt_tokens": prompt,
-        "cached_tokens": cached,
-        "unique_tokens": prompt - cached,
-        "unique_tokens_per_s": (prompt - cached) / wall,
-        "cache_hit_rate": cached / prompt if prompt else 0.0,
-        "generated_tokens": delta["generate_output_tokens"],
+    generated = delta["generate_output_tokens"]
+    return _row(len(items), len(requests), wall, prompt, cached, generated) | {
         "max_tokens": spec["rationale_tokens"],
         "failures": failures,
         "failure_kind": "parse failures (no label after the cue)",
