@@ -23,6 +23,7 @@ from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
     Progress,
+    ProgressColumn,
     SpinnerColumn,
     TextColumn,
     TimeElapsedColumn,
@@ -98,17 +99,17 @@ def _on_fd(stream: object, fd: int) -> bool:
         return False
 
 
+def _live(console: Console, *columns: ProgressColumn) -> Progress:
+    """A transient rich display on the terminal console that leaves sys.stdout/stderr alone
+    (rich would otherwise route them, the engine's logs, to the terminal)."""
+    return Progress(
+        *columns, console=console, transient=True, redirect_stdout=False, redirect_stderr=False
+    )
+
+
 def starting(console: Console, what: str) -> Progress:
     """A spinner while the engine starts (start/stop it); logs stay in the log file."""
-    spinner = Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        redirect_stdout=False,
-        redirect_stderr=False,
-    )
+    spinner = _live(console, SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn())
     spinner.add_task(what, total=None)  # a Progress without a task draws nothing
     return spinner
 
@@ -117,7 +118,8 @@ class JudgeProgress:
     """A progress bar over judgments: items done, judgments/s, ETA and prefix-cache hits."""
 
     def __init__(self, console: Console, n_items: int) -> None:
-        self._bar = Progress(
+        self._bar = _live(
+            console,
             TextColumn("items"),
             BarColumn(),
             MofNCompleteColumn(),
@@ -125,11 +127,6 @@ class JudgeProgress:
             TimeElapsedColumn(),
             TextColumn("ETA"),
             TimeRemainingColumn(),
-            console=console,
-            transient=True,
-            # rich would otherwise route sys.stdout/stderr (the engine's logs) to the terminal
-            redirect_stdout=False,
-            redirect_stderr=False,
         )
         self._task = self._bar.add_task("judging", total=n_items, rate="-", hits="-")
         self._n_items = n_items
