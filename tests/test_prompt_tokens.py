@@ -125,3 +125,79 @@ def test_batched_cached_encoding_gives_the_ids_of_each_prompt_alone(encoder: Cha
     clean = [p.request for p in plan_requests(load_rubric("overall_quality@v1"), [plain])]
     tail = encoder.answer_slot(clean[0]).tail
     assert encoder.prompts(clean)[0].ids == _whole_string_ids(encoder, clean[0], tail)
+
+
+class _CountingTokenizer:
+    """The real tokenizer, counting the characters it is asked to tokenise."""
+
+    def __init__(self, tokenizer) -> None:
+        self.tokenizer, self.chars = tokenizer, 0
+
+    def __call__(self, texts, **kwargs):
+        self.chars += sum(len(t) for t in texts)
+        return self.tokenizer(texts, **kwargs)
+
+    def __getattr__(self, name: str):
+        return getattr(self.tokenizer, name)
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_shared_prefixes_tokenised_once_give_each_text_its_own_ids(
+    encoder: ChatEncoder, shared_data, pandalm_pairs, version: int
+) -> None:
+    """SummEval (16 summaries per article) and PandaLM, all variants: the ids of each message's
+    text alone, while the tokenizer sees a fraction of the text (each article once per group)."""
+    from judgekit.data.sets import load_calibration_set
+
+    summeval = load_calibration_set("summeval", data_dir=shared_data, metric="relevance")
+    batches = [
+        (f"overall_quality@v{version}", [r.item for r in summeval.records[:48]]),
+        (f"pairwise_preference@v{version}", pandalm_pairs),
+    ]
+    tokenize = encoder.tokenizer
+    for ref, items in batches:
+        requests = [p.request for p in plan_requests(load_rubric(ref), items)]
+        counting = _CountingTokenizer(encoder.tokenizer)
+        prompts = ChatEncoder(counting).prompts(requests)
+        for request, prompt in zip(requests, prompts, strict=True):
+            contents = [m.content for m in request.messages[:-1]]
+            for content, (start, end) in zip(contents, prompt.plain_spans, strict=False):
+                alone = tokenize(content, add_special_tokens=False, split_special_tokens=True)
+                assert prompt.ids[start:end] == alone["input_ids"]
+        total = sum(len(m.content) for r in requests for m in r.messages)
+        if ref.startswith("overall"):
+            assert counting.chars < 0.4 * total, (ref, counting.chars, total)
+
+
+def test_a_cut_the_tokenizer_merges_across_is_dropped() -> None:
+    """A toy tokenizer that merges "x y" into one token: a cut there fails verification."""
+    from judgekit.backends.text_ids import TextIds
+
+    class Merging:
+        def __call__(self, texts, **_):
+            return {"input_ids": [self.encode(t) for t in texts]}
+
+        @staticmethod
+        def encode(text: str) -> list[int]:
+            return [0 if c == "\0" else ord(c) for c in text.replace("x y", "\0")]
+
+    plain = "a" * 300 + " b" * 100
+    texts = [plain + " one", plain + " two", plain + " three"]
+    good = TextIds(Merging(), plain=True)
+    assert good.encode(texts) == [Merging.encode(t) for t in texts]
+    assert [len(p.text) for p in good._prefixes] == [468]  # verified, reused by " three"
+    merging = "a" * 300 + "x y" * 60
+    texts = [merging + " one", merging + " two", merging + " three"]
+    bad = TextIds(Merging(), plain=True)
+    assert bad.encode(texts) == [Merging.encode(t) for t in texts]
+    assert bad._prefixes == []
+    # endings: a shared instruction is reused, a shared ending cut inside "x y" is not
+    ending = "Reply with the grade only: one number from 1 to 5, and nothing else at all."
+    texts = [f"{i} " * 40 + ending for i in range(3)]
+    ends = TextIds(Merging(), plain=True)
+    assert ends.encode(texts) == [Merging.encode(t) for t in texts]
+    assert [s.text for s in ends._suffixes] == [" from 1 to 5, and nothing else at all."]
+    texts = [f"{i} " * 40 + "x y" * 40 for i in range(3)]
+    bad_ends = TextIds(Merging(), plain=True)
+    assert bad_ends.encode(texts) == [Merging.encode(t) for t in texts]
+    assert bad_ends._suffixes == []

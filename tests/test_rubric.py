@@ -132,3 +132,23 @@ def test_pairwise_swap_exchanges_the_answers() -> None:
     assert ba.content.index("SECOND-ANSWER") < ba.content.index("FIRST-ANSWER")
     with pytest.raises(RubricError, match="pairwise but item 'x' has one answer"):
         rubric.render("direct", PointwiseItem(id="x", question="q", answer="a"))
+
+
+def test_templates_that_read_no_item_field_render_once(tmp_path: Path) -> None:
+    """v2's shared system text is rendered once; a template including one that reads an item
+    field is not (else every item would get the first item's text)."""
+    rubric = load_rubric("overall_quality@v2")
+    assert set(rubric._item_free) == {"shared.system.j2"}
+    items = [PointwiseItem(id=str(i), question=f"q{i}", answer=f"a{i}") for i in range(2)]
+    first, second = (rubric.render("direct", item) for item in items)
+    assert first[0] == second[0] and "q0" in first[1].content and "q1" in second[1].content
+    root = _copy(tmp_path)
+    folder = root / "overall_quality" / "v1"
+    (folder / "note.j2").write_text("Asked: {{ question }}")
+    manifest = yaml.safe_load((folder / "rubric.yaml").read_text())
+    system = folder / manifest["variants"]["direct"]["system"]
+    system.write_text(system.read_text() + '\n{% include "note.j2" %}')
+    edited = load_rubric_dir(folder)
+    assert system.name not in edited._item_free
+    systems = [edited.render("direct", item)[0].content for item in items]
+    assert systems[0].endswith("Asked: q0") and systems[1].endswith("Asked: q1")

@@ -19,12 +19,11 @@ from dataclasses import dataclass
 from typing import Any
 
 from judgekit.backends.base import AnswerSlot, resolve_answer_slot
+from judgekit.backends.text_ids import TextIds
 from judgekit.schema import LabelRequest, Message
 
 _MARK = "\ue000{}\ue001"
 _MARKS = re.compile("\ue000([0-9]+)\ue001")
-#: Distinct texts whose ids are kept between calls (template pieces, shared message content).
-_CACHE_LIMIT = 16384
 
 
 class PromptError(ValueError):
@@ -36,7 +35,6 @@ class PromptTokens:
     """A prompt as sent: its ids, and which id spans came from message content (plain text)."""
 
     ids: list[int]
-    text: str
     plain_spans: tuple[tuple[int, int], ...]
 
 
@@ -49,11 +47,12 @@ class ChatEncoder:
             getattr(tokenizer, "added_tokens_decoder", {})
         )
         self._slots: dict[tuple[str, tuple[str, ...]], AnswerSlot] = {}
-        self._templates: dict[tuple[tuple[str, ...], bool], tuple[str, list[str]]] = {}
-        self._ids: dict[tuple[str, bool], list[int]] = {}
+        self._templates: dict[tuple[tuple[str, ...], bool], list[str]] = {}
+        self._pieces = TextIds(tokenizer, plain=False)
+        self._contents: dict[int, TextIds] = {}
 
-    def _template(self, roles: tuple[str, ...], generation: bool) -> tuple[str, list[str]]:
-        """The chat rendered around content markers, and its pieces; once per roles + ending.
+    def _template(self, roles: tuple[str, ...], generation: bool) -> list[str]:
+        """The chat rendered around content markers, in pieces; once per roles + ending.
 
         With markers for contents, the template's output depends only on the roles and on how
         the assistant turn is opened, so it is rendered once, not once per prompt.
@@ -74,23 +73,14 @@ class ChatEncoder:
                     "the chat template changes or repeats message content "
                     f"(markers in order {order}); judgekit cannot tokenise it safely"
                 )
-            self._templates[key] = (rendered, pieces)
+            self._templates[key] = pieces
         return self._templates[key]
 
-    def _encode(self, texts: Sequence[str], plain: bool) -> list[list[int]]:
-        """Ids per text (``plain``: special-token strings split), each distinct text once.
-
-        Template text and shared message content (a variant's system text, the answer slot)
-        repeat across prompts and come from the cache; what is new is encoded in one batch call
-        of the fast tokenizer, which gives the same ids as encoding each text alone.
-        """
-        missing = list(dict.fromkeys(t for t in texts if (t, plain) not in self._ids))
-        if missing:
-            encoded = self.tokenizer(missing, add_special_tokens=False, split_special_tokens=plain)[
-                "input_ids"
-            ]
-            self._ids.update(((t, plain), ids) for t, ids in zip(missing, encoded, strict=True))
-        return [self._ids[t, plain] for t in texts]
+    def _content_ids(self, position: int) -> TextIds:
+        """Plain-text ids of the messages at one position (prefixes shared down the stream)."""
+        if position not in self._contents:
+            self._contents[position] = TextIds(self.tokenizer, plain=True)
+        return self._contents[position]
 
     def encode_chat(self, messages: Sequence[Message], tail: str | None) -> PromptTokens:
         """Ids of ``messages[:-1]`` then an assistant turn starting with ``tail``.
@@ -103,9 +93,7 @@ class ChatEncoder:
     def encode_chats(
         self, chats: Sequence[tuple[Sequence[Message], str | None]]
     ) -> list[PromptTokens]:
-        """``encode_chat`` for many chats, with one tokenizer call for all their new text."""
-        if len(self._ids) > _CACHE_LIMIT:
-            self._ids.clear()
+        """``encode_chat`` for many chats: batched tokenizer calls, shared text tokenised once."""
         shaped = []
         for messages, tail in chats:
             contents = [m.content for m in messages[:-1]]
@@ -113,22 +101,27 @@ class ChatEncoder:
             if tail is not None:
                 contents.append(tail)
                 roles += ("assistant",)
-            shaped.append((contents, *self._template(roles, tail is None)))
-        self._encode([c for contents, _, _ in shaped for c in contents], plain=True)
-        self._encode([p for _, _, pieces in shaped for p in pieces[0::2]], plain=False)
+            shaped.append((contents, self._template(roles, tail is None)))
+        content_ids: list[list[list[int]]] = [[] for _ in shaped]
+        for position in range(max((len(c) for c, _ in shaped), default=0)):
+            at = [k for k, (contents, _) in enumerate(shaped) if position < len(contents)]
+            ids_at = self._content_ids(position).encode([shaped[k][0][position] for k in at])
+            for k, ids in zip(at, ids_at, strict=True):
+                content_ids[k].append(ids)
+        templates = {p for _, pieces in shaped for p in pieces[0::2]}
+        piece_ids = dict(zip(templates, self._pieces.encode(list(templates)), strict=True))
         out = []
-        for contents, rendered, pieces in shaped:
+        for (_, pieces), own in zip(shaped, content_ids, strict=True):
             ids: list[int] = []
             spans = []
             for k, piece in enumerate(pieces):
                 if k % 2 == 0:
-                    ids += self._ids[piece, False]
+                    ids += piece_ids[piece]
                 else:
                     start = len(ids)
-                    ids += self._ids[contents[int(piece)], True]
+                    ids += own[int(piece)]
                     spans.append((start, len(ids)))
-            text = _MARKS.sub(lambda m, c=contents: c[int(m.group(1))], rendered)
-            out.append(PromptTokens(ids, text, tuple(spans)))
+            out.append(PromptTokens(ids, tuple(spans)))
         return out
 
     def answer_slot(self, request: LabelRequest) -> AnswerSlot:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 from datetime import datetime
+from functools import cache
 from importlib import metadata
 from pathlib import Path
 
@@ -60,13 +61,19 @@ class RunManifest(StrictModel):
 
 def package_versions() -> dict[str, str]:
     """Versions of the packages that change results, for those installed."""
-    found = {}
+    return dict(_installed_versions())
+
+
+@cache
+def _installed_versions() -> tuple[tuple[str, str], ...]:
+    """Read once per process: parsing package metadata was a fifth of a small run's host time."""
+    found = []
     for name in PACKAGES:
         try:
-            found[name] = metadata.version(name)
+            found.append((name, metadata.version(name)))
         except metadata.PackageNotFoundError:
             continue
-    return found
+    return tuple(found)
 
 
 def git_state(directory: Path | None = None) -> GitState | None:
