@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from judgekit import judge, summarize
-from judgekit.backends.vllm_engine import chat_encoder
+from judgekit.backends.vllm_engine import CPU_BLOCK_SIZE, chat_encoder
 from judgekit.bias import PointwiseLengthModel
 from judgekit.judging.plan import plan_requests
 from judgekit.rubrics import load_rubric
@@ -23,6 +23,8 @@ def _check_judgments(judgments: list[Judgment], labels: tuple[str, ...], rubric_
         assert j.rubric_hash == rubric_hash and j.judge_model and j.judge_fingerprint
         assert 0.0 < j.label_mass <= 1.0
         assert j.engine_settings["enable_prefix_caching"] is True
+        cpu = j.engine_settings["device"] == "cpu"
+        assert j.engine_settings["block_size"] == (CPU_BLOCK_SIZE if cpu else "vllm default")
         assert j.engine_settings["label_logprobs"] == "exact"
         if j.valid:
             assert j.label_probs is not None and set(j.label_probs) == set(labels)

@@ -39,6 +39,8 @@ INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 DTYPE_ENV = "JUDGEKIT_DTYPE"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
+#: The smallest block the CPU attention kernel supports (a multiple of 32).
+CPU_BLOCK_SIZE = 32
 
 
 class EngineOptions(BaseModel):
@@ -61,6 +63,12 @@ class EngineOptions(BaseModel):
         default=None, description="None = eager on CPU (fast start), compiled on GPU."
     )
     enable_prefix_caching: bool = True
+    block_size: int | None = Field(
+        default=None,
+        description="KV-cache block size: only whole blocks of a shared prefix are reused. "
+        f"None = {CPU_BLOCK_SIZE} on CPU (vLLM's CPU default of 128 recomputes up to 127 tokens "
+        "of every shared prefix), vLLM's default on GPU.",
+    )
     seed: int = 0
     load_format: str = Field(
         default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
@@ -138,6 +146,9 @@ class VLLMEngine:
             "seed": options.seed,
             "load_format": options.load_format,
         }
+        block_size = options.block_size or (CPU_BLOCK_SIZE if cpu else None)
+        if block_size:
+            kwargs["block_size"] = block_size
         if cpu:
             kwargs["distributed_executor_backend"] = "uni"
         else:
@@ -163,6 +174,7 @@ class VLLMEngine:
                 "max_model_len": options.max_model_len,
                 "tensor_parallel_size": options.tensor_parallel_size,
                 "enable_prefix_caching": options.enable_prefix_caching,
+                "block_size": block_size or "vllm default",
                 "enforce_eager": eager,
                 "label_logprobs": "exact",
                 "seed": options.seed,

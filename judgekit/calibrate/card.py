@@ -318,7 +318,14 @@ class CalibrationCard(StrictModel):
 # --------------------------------------------------------------------------- card key
 
 OPERATIONAL_SETTINGS = frozenset(
-    {"replicas", "served_by", "enable_prefix_caching", "enforce_eager", "gpu_memory_utilization"}
+    {
+        "replicas",
+        "served_by",
+        "enable_prefix_caching",
+        "block_size",
+        "enforce_eager",
+        "gpu_memory_utilization",
+    }
 )
 """Judge settings that only change how fast or where a judge runs, never its numbers."""
 
