@@ -98,7 +98,10 @@ def test_drift_alarm_only_when_the_setting_changes(engine, tmp_path: Path) -> No
         manifest.read_text().replace('answer_cue: "Score:"', 'answer_cue: "Rating:"')
     )
     changed = check_drift(anchors, load_rubric_dir(changed_dir), backend=engine, rng=rng)
-    # measured: 4 of 8 labels flip, mean shift -0.22 points, permutation p = 0.008
-    assert changed.alarm and changed.n_flipped == 4 and changed.n_shifted == 8
-    assert changed.mean_shift == pytest.approx(-0.223, abs=0.02)
+    # measured in float32: 4 of 8 labels flip, mean shift -0.22 points, permutation p = 0.008;
+    # bf16 (JUDGEKIT_DTYPE=bfloat16, AVX-512) moves one near-tied label more: 5 flips, -0.24
+    f32 = engine.identity.settings["dtype"] == "float32"
+    assert changed.alarm and changed.n_shifted == 8
+    assert changed.n_flipped == 4 if f32 else 3 <= changed.n_flipped <= 5
+    assert changed.mean_shift == pytest.approx(-0.223, abs=0.02 if f32 else 0.05)
     assert "answer cue: 'Score:' -> 'Rating:'" in changed.identity_changes
