@@ -173,14 +173,12 @@ class Rubric:
         Rendering the same system text again for every request was a third of the host's
         rendering time; the text is the same by construction.
         """
-        env = _environment(self.path)
-        fixed: dict[str | None, str] = {}
-        for system, user in self._templates.values():
-            for template in (system, user):
-                if template.name not in fixed and not _reads_item(env, str(template.name)):
-                    variables = {"labels": self.manifest.labels}
-                    fixed[template.name] = template.render(variables).strip()
-        return fixed
+        templates = {t.name: t for pair in self._templates.values() for t in pair}
+        return {
+            name: template.render({"labels": self.manifest.labels}).strip()
+            for name, template in templates.items()
+            if not _reads_item(template.environment, str(name))
+        }
 
     def _render(self, template: jinja2.Template, variables: dict[str, object]) -> str:
         fixed = self._item_free.get(template.name)
