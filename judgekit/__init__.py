@@ -1,12 +1,31 @@
 """judgekit: LLM-as-a-judge with versioned rubrics, label probabilities and bias controls.
 
-The package imports without vLLM; the engine is loaded only when a backend is created.
+The package imports without vLLM; the engine is loaded only when a backend is started.
 """
 
-from judgekit import _compat
 from judgekit._version import __version__
-from judgekit.backends import Backend, create_backend
-from judgekit.calibrate import check_calibrated, run_calibration
+from judgekit.backends import (
+    Backend,
+    BackendBase,
+    Capabilities,
+    JudgeSpec,
+    OpenAIJudge,
+    ReplayJudge,
+    VLLMJudge,
+    create_backend,
+    judge_spec,
+)
+from judgekit.calibrate import CalibrationResult, check_calibrated, run_calibration
+from judgekit.cards import (
+    CalibrationCard,
+    CalibrationOptions,
+    CardError,
+    NotCalibratedError,
+    TrustThresholds,
+    load_card,
+    read_card,
+)
+from judgekit.ci.diff import RunDiff, diff_runs
 from judgekit.ci.gates import (
     GateFailure,
     assert_invalid_judgment_rate_at_most,
@@ -14,35 +33,74 @@ from judgekit.ci.gates import (
     assert_mean_at_least,
     assert_win_rate_at_least,
 )
-from judgekit.data.records import read_items
-from judgekit.judging import Controls, JudgeRun, RunSummary, judge, summarize
+from judgekit.config import named_judge
+from judgekit.data.records import InputError, read_items
+from judgekit.judging import (
+    JudgeRun,
+    RunSummary,
+    item_verdicts,
+    items_frame,
+    judge,
+    judgments_frame,
+    read_run,
+    summarize,
+)
+from judgekit.judging.cascade import CascadeResult, Stage, cascade
+from judgekit.judging.store import ResultStore
+from judgekit.judging.write import write_run
 from judgekit.rubrics import Rubric, RubricError, list_rubrics, load_rubric
-from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
-
-_compat.install()
+from judgekit.schema import Controls, Judgment, PairwiseItem, PointwiseItem
 
 __all__ = [
     "Backend",
+    "BackendBase",
+    "CalibrationCard",
+    "CalibrationOptions",
+    "CalibrationResult",
+    "Capabilities",
+    "CardError",
+    "CascadeResult",
     "Controls",
     "GateFailure",
+    "InputError",
     "JudgeRun",
+    "JudgeSpec",
     "Judgment",
+    "NotCalibratedError",
+    "OpenAIJudge",
     "PairwiseItem",
     "PointwiseItem",
+    "ReplayJudge",
+    "ResultStore",
     "Rubric",
     "RubricError",
+    "RunDiff",
     "RunSummary",
+    "Stage",
+    "TrustThresholds",
+    "VLLMJudge",
     "__version__",
     "assert_invalid_judgment_rate_at_most",
     "assert_invalid_rate_at_most",
     "assert_mean_at_least",
     "assert_win_rate_at_least",
+    "cascade",
     "check_calibrated",
     "create_backend",
+    "diff_runs",
+    "item_verdicts",
+    "items_frame",
     "judge",
+    "judge_spec",
+    "judgments_frame",
     "list_rubrics",
+    "load_card",
     "load_rubric",
+    "named_judge",
+    "read_card",
     "read_items",
+    "read_run",
     "run_calibration",
     "summarize",
+    "write_run",
 ]

@@ -131,6 +131,6 @@ def test_calibrate_with_dawid_skene_consensus(
     )
     assert result.exit_code == 0, result.output
     card = json.loads((tmp_path / "report" / "card.json").read_text())
-    assert card["consensus"] == "dawid-skene"
+    assert card["options"]["consensus"] == "dawid-skene"
     # Dawid-Skene's consensus equals the plurality on every PandaLM item: the same kappa
     assert card["n"] == 999 and card["kappa"]["estimate"] == pytest.approx(0.4705, abs=5e-4)

@@ -7,21 +7,24 @@ the model and fills the bias figures on a small PandaLM run.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import card_for, card_with_length
 from scipy.special import expit
 
-from judgekit.calibrate.cards import save_card
-from judgekit.calibrate.length_card import fit_length_model, load_length_model
-from judgekit.calibrate.measure import CalibrationCard, JudgeOutputs, calibrate
+from judgekit.bias.length import load_length_model as _load
+from judgekit.calibrate.length_card import fit_length_model
+from judgekit.calibrate.outputs import JudgeOutputs
 from judgekit.calibrate.report import write_report
 from judgekit.calibrate.run import run_calibration
+from judgekit.cards import CalibrationCard, CalibrationOptions, save_card
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import HeldOutError, heldout_mask
 from judgekit.rubrics import load_rubric
-from judgekit.schema import PairwiseItem, PointwiseItem
+from judgekit.schema import Controls, PairwiseItem, PointwiseItem
 
 RESAMPLES = 200
 VARIANTS = ("direct", "instruction_following", "expert")
@@ -29,19 +32,14 @@ VARIANTS = ("direct", "instruction_following", "expert")
 
 def _calibrate(records, outputs: JudgeOutputs, **kw) -> CalibrationCard:
     kw.setdefault("split", "heldout")
-    return calibrate(
-        records,
-        outputs,
-        rubric_ref="pairwise_preference@v1",
-        rubric_hash="r" * 64,
-        judge_model="scripted",
-        judge_fingerprint="f" * 64,
-        set_name="scripted",
-        set_sha256="s" * 64,
-        rng=np.random.default_rng(0),
-        n_resamples=RESAMPLES,
-        **kw,
-    )
+    model = kw.pop("length_model", None)
+    if model is not None:
+        return card_with_length(records, outputs, model, resamples=RESAMPLES, **kw)
+    return card_for(records, outputs, resamples=RESAMPLES, **kw)
+
+
+def load_length_model(card: CalibrationCard):  # type: ignore[no-untyped-def]
+    return _load(card.length_model)
 
 
 def _dev_scale(ids: list[str], diff: np.ndarray) -> float:
@@ -76,8 +74,10 @@ def _pairwise(
         records.append(
             CalibrationRecord(id=item_id, item=item, human=(truth,) * 3, consensus=truth)
         )
-    variant_scores = {
-        v: expit(logit_a + rng.normal(0, 0.2 + 0.2 * k, n)) for k, v in enumerate(VARIANTS)
+    variant_probs = {
+        v: np.column_stack([p, 1 - p])
+        for k, v in enumerate(VARIANTS)
+        if (p := expit(logit_a + rng.normal(0, 0.2 + 0.2 * k, n))) is not None
     }
     outputs = JudgeOutputs(
         item_ids=tuple(ids),
@@ -86,7 +86,7 @@ def _pairwise(
         probs=np.column_stack([p_a, 1 - p_a]),
         scores=p_a,
         source="scripted length-biased judge",
-        variant_scores=variant_scores,
+        variant_probs=variant_probs,
         lengths=lengths,
     )
     return records, outputs
@@ -175,9 +175,9 @@ def test_correction_flattens_a_noisy_judge_and_helps_agreement() -> None:
     assert before.ci_low > 1.0
     assert abs(after.slope) < before.slope / 4 and after.ci_high < before.ci_low
     (kappa,) = card.length_agreement
-    assert kappa.metric == "kappa (invalid counted as disagreement)"
-    assert kappa.before == card.kappa
-    assert kappa.after is not None and kappa.after.estimate > kappa.before.estimate + 0.2
+    assert kappa.metric == "kappa (ties and invalid verdicts as their own categories)"
+    assert kappa.after == card.kappa  # the headline is what a run with the card reports
+    assert kappa.before is not None and kappa.after.estimate > kappa.before.estimate + 0.2
 
 
 def test_variant_alpha_and_variance_decomposition() -> None:
@@ -235,12 +235,19 @@ def test_pointwise_frozen_correction() -> None:
     assert card.length_after.ci_low < 0 < card.length_after.ci_high
     metrics = [a.metric for a in card.length_agreement]
     assert metrics == [
-        "quadratic weighted kappa (valid verdicts)",
-        "kappa (invalid counted as disagreement)",
+        "kappa (ties and invalid verdicts as their own categories)",
+        "quadratic weighted kappa (decided verdicts)",
     ]
-    qwk = card.length_agreement[0]
+    qwk = card.length_agreement[1]
     assert qwk.before is not None and qwk.after is not None
-    assert qwk.after.estimate > qwk.before.estimate
+    # argmax labels: the pointwise correction moves the score, the labels stay as judged
+    assert qwk.after.estimate == qwk.before.estimate
+    # labels read at the score (nearest_score rule) move with it, towards the humans
+    nearest = replace(outputs, controls=Controls(pointwise_label="nearest_score"))
+    card = _calibrate(records, nearest, length_model=model, label_type="ordinal")
+    qwk = card.length_agreement[1]
+    assert qwk.before is not None and qwk.after is not None
+    assert qwk.after.estimate > qwk.before.estimate + 0.02
 
 
 def test_report_shows_the_bias_figures(tmp_path: Path) -> None:
@@ -270,9 +277,8 @@ def test_run_calibration_fits_length_on_dev(engine, shared_data: Path, tmp_path:
         "pandalm",
         load_rubric("pairwise_preference@v1"),
         backend=engine,
-        limit=12,
+        options=CalibrationOptions(limit=12, n_resamples=200),
         data_dir=shared_data,
-        n_resamples=200,
         cards_dir=tmp_path / "cards",
         out_dir=tmp_path / "report",
     )

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripted import lend
 from typer.testing import CliRunner
 
 from judgekit import cli
@@ -27,7 +28,7 @@ def test_reproduces_released_gpt35_agreement(
             "--set",
             "pandalm",
             *gpt35_args,
-            "--judge-name",
+            "--model",
             "gpt-3.5-turbo",
             "--split",
             "all",
@@ -54,8 +55,7 @@ def test_reproduces_released_gpt35_agreement(
 def test_embedded_judge_calibration_and_trust_gate(
     engine, shared_data: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.calibrate, "create_backend", lambda kind, **options: engine)
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
+    lend(monkeypatch, engine)
     monkeypatch.chdir(tmp_path)
     cards, out = tmp_path / "cards", tmp_path / "report"
     sample = str(REPO / "examples" / "sample_pairwise.jsonl")

@@ -18,28 +18,29 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers import card_for
 from scipy.special import expit, logit
 
-from judgekit.calibrate.cards import read_card, save_card
-from judgekit.calibrate.measure import (
-    CalibrationCard,
-    Interval,
-    JudgeOutputs,
-    TrustThresholds,
-    calibrate,
-    card_key,
-    decide_trust,
-)
-from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
+from judgekit.backends import ReplayJudge
+from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_run, outputs_from_verdicts
 from judgekit.calibrate.plots import plot_confusion, plot_reliability, plot_variants
 from judgekit.calibrate.report import write_report
 from judgekit.calibrate.run import run_calibration
+from judgekit.cards import (
+    CalibrationCard,
+    CalibrationOptions,
+    Interval,
+    TrustThresholds,
+    card_key,
+    decide_trust,
+    read_card,
+    save_card,
+)
 from judgekit.data.sets import CalibrationRecord, load_calibration_set
 from judgekit.data.split import heldout_mask
-from judgekit.judging.aggregate import Controls
-from judgekit.judging.run import JudgeRun
+from judgekit.judging import JudgeRun, build_run
 from judgekit.rubrics import load_rubric
-from judgekit.schema import JudgeIdentity, Judgment, PairwiseItem, PointwiseItem
+from judgekit.schema import Controls, JudgeIdentity, Judgment, PairwiseItem, PointwiseItem
 
 PANDALM_MAP = {"0": "tie", "1": "A", "2": "B"}
 RESAMPLES = 200
@@ -47,20 +48,7 @@ PNG = b"\x89PNG\r\n\x1a\n"
 
 
 def _calibrate(records, outputs: JudgeOutputs, split: str = "all", **kw) -> CalibrationCard:
-    return calibrate(
-        records,
-        outputs,
-        rubric_ref="pairwise_preference@v1",
-        rubric_hash="r" * 64,
-        judge_model=outputs.source,
-        judge_fingerprint="f" * 64,
-        set_name="pandalm",
-        set_sha256="s" * 64,
-        split=split,
-        rng=np.random.default_rng(0),
-        n_resamples=RESAMPLES,
-        **kw,
-    )
+    return card_for(records, outputs, split=split, resamples=RESAMPLES, **kw)
 
 
 @pytest.fixture(scope="module")
@@ -238,22 +226,33 @@ def test_dev_and_heldout_partition_the_set() -> None:
 
 def test_card_key_is_stable_and_covers_its_inputs() -> None:
     settings = {"dtype": "float32", "max_model_len": 4096, "vllm": "0.32.0"}
-    key = card_key("r", "f", settings, "pandalm", "heldout")
-    assert key == "42eaca3d2c2e6b304ca1995c4828080adde8774ef1c224eca270b91ce9640a6b"
+    options = CalibrationOptions().model_dump(mode="json") | {"set": "pandalm"}
+    key = card_key("r", "f", settings, options)
+    assert key == card_key("r", "f", dict(reversed(settings.items())), options)
     others = {
-        card_key("r2", "f", settings, "pandalm", "heldout"),
-        card_key("r", "f2", settings, "pandalm", "heldout"),
-        card_key("r", "f", {**settings, "dtype": "bfloat16"}, "pandalm", "heldout"),
-        card_key("r", "f", {**settings, "max_model_len": 2048}, "pandalm", "heldout"),
-        card_key("r", "f", {**settings, "vllm": "0.33.0"}, "pandalm", "heldout"),
-        card_key("r", "f", {**settings, "label_probs": "top-k"}, "pandalm", "heldout"),
-        card_key("r", "f", settings, "other", "heldout"),
-        card_key("r", "f", settings, "pandalm", "dev"),
+        card_key("r2", "f", settings, options),
+        card_key("r", "f2", settings, options),
+        card_key("r", "f", {**settings, "dtype": "bfloat16"}, options),
+        card_key("r", "f", {**settings, "max_model_len": 2048}, options),
+        card_key("r", "f", {**settings, "vllm": "0.33.0"}, options),
+        card_key("r", "f", {**settings, "label_probs": "top-k"}, options),
+        card_key("r", "f", settings, {**options, "set": "other"}),
+        card_key("r", "f", settings, {**options, "split": "dev"}),
+        # every option that changes what the card measures: a 60-item smoke card has its own key
+        card_key("r", "f", settings, {**options, "limit": 60}),
+        card_key("r", "f", settings, {**options, "consensus": "dawid-skene"}),
+        card_key("r", "f", settings, {**options, "heldout_fraction": 0.3}),
+        card_key("r", "f", settings, {**options, "min_annotator_reliability": 0.6}),
     }
-    assert key not in others and len(others) == 8
+    assert key not in others and len(others) == 12
     # purely operational settings never change a verdict, so they do not split cards
-    operational = {**settings, "enforce_eager": True, "enable_prefix_caching": False}
-    assert card_key("r", "f", operational, "pandalm", "heldout") == key
+    operational = {
+        **settings,
+        "enforce_eager": True,
+        "enable_prefix_caching": False,
+        "tensor_parallel_size": 2,
+    }
+    assert card_key("r", "f", operational, options) == key
 
 
 def test_save_card_newest_replaces_and_reads_back(tmp_path: Path) -> None:
@@ -273,21 +272,20 @@ def test_save_card_newest_replaces_and_reads_back(tmp_path: Path) -> None:
 
 def test_card_records_the_split_group(shared_data: Path, tmp_path: Path) -> None:
     """PandaLM held out by instruction (77 of 170; by item id it was 496 items)."""
+    verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
     result = run_calibration(
         "pandalm",
         load_rubric("pairwise_preference@v1"),
-        verdicts_file=shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json",
-        id_field="idx",
-        verdict_field="gpt_result",
+        backend=ReplayJudge(verdicts=str(verdicts), id_field="idx", verdict_field="gpt_result"),
+        options=CalibrationOptions(n_resamples=RESAMPLES, fit_dev=False, variants=["direct"]),
         data_dir=shared_data,
-        n_resamples=RESAMPLES,
         cards_dir=tmp_path / "cards",
         out_dir=tmp_path / "out",
     )
     split = result.card.split
     assert split.group_by == "template {instruction}\n\n{input}"
     assert (split.n_split, split.n_groups, result.card.n) == (440, 77, 440)
-    assert result.card.judge_settings == {}
+    assert result.card.judge_settings == {}  # a replay's source path and token estimate: none
 
 
 # --------------------------------------------------------------------------- judge runs
@@ -324,7 +322,7 @@ def scripted_run(pandalm) -> tuple[list[CalibrationRecord], JudgeRun]:
     identity = JudgeIdentity(
         backend="scripted", model="scripted", fingerprint="f" * 64, settings={}
     )
-    run = JudgeRun(rubric, identity, Controls(), [r.item for r in records], judgments, 1.0)
+    run = build_run(rubric, identity, Controls(), [r.item for r in records], judgments, seconds=1.0)
     return records, run
 
 
@@ -332,7 +330,7 @@ def test_outputs_from_run(scripted_run) -> None:
     records, run = scripted_run
     out = outputs_from_run(run)
     assert out.labels == ("A", "B") and out.values == (1.0, 0.0)
-    np.testing.assert_array_equal(out.probs, run.item_probs)
+    np.testing.assert_array_equal(out.probs, run.verdicts.probs)
     assert set(out.variant_scores) == {"direct", "instruction_following", "expert"}
     assert np.isnan(out.variant_scores["expert"]).sum() > 10
     assert not np.isnan(out.variant_scores["direct"]).any()
@@ -355,7 +353,8 @@ def test_calibrate_run_has_bias_figures(scripted_run) -> None:
     assert card.position.first_pick_before.estimate > 0.55
     assert card.length is not None and card.length.ci_low > 0  # the scripted length preference
     assert card.reliability and card.expected_calibration_error is not None
-    assert sum(b.n for b in card.reliability) == card.n - card.n_invalid
+    # reliability bins hold the decided items: valid and not a tie inside the tie band
+    assert sum(b.n for b in card.reliability) == round(card.coverage * card.n) < card.n
 
 
 # --------------------------------------------------------------------------- ordinal and binary

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted import lend
 from typer.testing import CliRunner
 
 import judgekit
@@ -137,7 +138,7 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
 
 
 def test_gates_exit_codes(engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
+    lend(monkeypatch, engine)
     sample = str(Path(__file__).resolve().parents[1] / "examples" / "sample_pointwise.jsonl")
     base = ["judge", "--rubric", "overall_quality@v1", "--input", sample, "--variant", "direct"]
     passed = runner.invoke(cli.app, [*base, "-o", str(tmp_path / "a.jsonl"), "--fail-under", "1"])
@@ -172,7 +173,7 @@ def test_diff_of_two_real_runs(engine, pandalm_pairs, tmp_path: Path) -> None:
         for side, path in (("1", baseline), ("2", candidate))
     ]
     result = diff_runs(baseline, candidate, rng=np.random.default_rng(0), n_resamples=500)
-    a, b = (r.items_frame().set_index("item_id")["score"] for r in runs)
+    a, b = (judgekit.items_frame(r).set_index("item_id")["score"] for r in runs)
     assert result.n_common == 12 and result.n_invalid_pairs == 0
     assert result.mean_diff == pytest.approx(float((b - a).mean()), abs=1e-12)
     assert result.mean_diff_ci[0] <= result.mean_diff <= result.mean_diff_ci[1]

@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
+from scripted import Lent, forbid_engines, lend
 from typer.testing import CliRunner
 
 from judgekit import cli
@@ -38,7 +39,7 @@ DOCUMENTED_COLUMNS = {
 @pytest.fixture
 def cli_on_engine(engine, monkeypatch: pytest.MonkeyPatch) -> None:
     """Let the CLI use the session's engine instead of starting a second one."""
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: engine)
+    lend(monkeypatch, engine)
 
 
 @pytest.mark.engine
@@ -119,7 +120,7 @@ def test_judge_pairwise_csv_output_with_column_mapping(cli_on_engine: None, tmp_
 def test_bad_input_names_file_row_and_field(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: object())
+    forbid_engines(monkeypatch)
     source = tmp_path / "items.jsonl"
     source.write_text('{"id": "a", "question": "q", "answer": "x"}\n{"id": "b", "question": "q"}\n')
     result = runner.invoke(
@@ -135,7 +136,7 @@ def test_bad_input_names_file_row_and_field(
         ],
     )
     assert result.exit_code == 2
-    assert f"{source}: row 1: field 'answer'" in result.output
+    assert f"{source}: row 2: field 'answer'" in result.output
 
 
 def test_rubrics_commands() -> None:
@@ -174,7 +175,8 @@ def test_all_invalid_pairwise_run_exits_through_its_gates(
     assert all(i["label"] is None and not i["valid"] and i["score"] is None for i in items)
     numbers = json.loads(summary.read_text())
     assert (numbers["n_valid_items"], numbers["invalid_item_rate"]) == (0, 1.0)
-    assert numbers["invalid_judgment_rate"] == 1.0 and numbers["label_rates"] == {}
+    assert numbers["invalid_judgment_rate"] == 1.0
+    assert numbers["label_rates"]["invalid"][0] == 1.0  # every item, in the denominator
     manifest = json.loads((tmp_path / "out.manifest.json").read_text())
     assert manifest["n_invalid_judgments"] == n_items * 2
 
@@ -186,17 +188,12 @@ def test_pairwise_rates_with_ties_and_resume_on_engine(
     """A / B / tie rates sum to one; --resume on a finished output judges nothing again."""
     calls: list[int] = []
 
-    class Counting:
-        identity = engine.identity
-
-        def score(self, requests):  # type: ignore[no-untyped-def]
+    class Counting(Lent):
+        def score_stream(self, requests, chunk):  # type: ignore[no-untyped-def]
             calls.append(len(requests))
-            return engine.score(requests)
+            return super().score_stream(requests, chunk)
 
-        def close(self) -> None:
-            pass
-
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: Counting())
+    lend(monkeypatch, Counting(engine))
     out, summary = tmp_path / "out.csv", tmp_path / "summary.json"
     sample = REPO / "examples" / "sample_pairwise.jsonl"
     base = ["judge", "--rubric", "pairwise_preference@v1", "--input", str(sample),
@@ -206,7 +203,7 @@ def test_pairwise_rates_with_ties_and_resume_on_engine(
     n_items = len(sample.read_text().splitlines())
     assert sum(calls) == n_items * 2
     rates = json.loads(summary.read_text())["label_rates"]
-    assert set(rates) == {"A", "B", "tie"}
+    assert set(rates) == {"A", "B", "tie", "invalid"}
     assert sum(r[0] for r in rates.values()) == pytest.approx(1.0)
     assert runner.invoke(cli.app, base).exit_code == 2  # existing output refused
     resumed = runner.invoke(cli.app, [*base, "--resume"])

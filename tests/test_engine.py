@@ -8,6 +8,7 @@ import math
 import numpy as np
 import pytest
 
+import judgekit
 from judgekit import judge, summarize
 from judgekit.backends.vllm_engine import CPU_BLOCK_SIZE, chat_encoder
 from judgekit.bias import PointwiseLengthModel
@@ -74,9 +75,9 @@ def test_pairwise_both_orders_on_pandalm(engine, pandalm_pairs: list[PairwiseIte
     assert {j.order for j in run.judgments} == {"AB", "BA"}
     _check_judgments(run.judgments, rubric.labels, rubric.hash)
     assert summarize(run).cache_hit_rate > 0.2
-    frame = run.items_frame()
+    frame = judgekit.items_frame(run)
     assert len(frame) == 20 and frame["p_A"].add(frame["p_B"]).dropna().round(9).eq(1).all()
-    verdicts = run.item_verdicts()
+    verdicts = judgekit.item_verdicts(run)
     assert all(v.controls["position_swap"] == "soft" and v.n_judgments == 6 for v in verdicts)
     # recompute the item verdict by hand: per variant, the geometric mean of P(A|AB) and the
     # un-swapped P(A|BA) (renormalised), then the mean over the three variants

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from judgekit.backends.vllm_engine import DTYPE_ENV, EngineOptions
+from judgekit.backends.spec import DTYPE_ENV
+from judgekit.backends.spec import VLLMJudge as EngineOptions
 
 
 def test_dtype_is_forced_by_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:

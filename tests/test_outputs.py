@@ -18,7 +18,7 @@ from judgekit.judging.aggregate import Controls
 from judgekit.judging.plan import plan_requests
 from judgekit.rubrics import load_rubric
 from judgekit.schema import PointwiseItem
-from tests.scripted import ScriptedBackend
+from tests.scripted import ScriptedBackend, lend
 
 runner = CliRunner()
 ITEMS = [PointwiseItem(id=str(i), question=f"q{i}", answer=f"answer {i}") for i in range(6)]
@@ -74,7 +74,7 @@ def test_existing_output_is_refused_then_overwritten(tmp_path: Path) -> None:
 
 def test_cli_refuses_existing_output(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = ScriptedBackend(_score)
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: backend)
+    lend(monkeypatch, backend)
     source = tmp_path / "items.jsonl"
     source.write_text("".join(i.model_dump_json() + "\n" for i in ITEMS))
     out = tmp_path / "o.jsonl"

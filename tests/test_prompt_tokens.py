@@ -74,8 +74,10 @@ def test_render_cli_prints_prompts_with_counts(encoder: ChatEncoder, tmp_path) -
     assert result.exit_code == 0, result.output
     headers = [line for line in result.output.splitlines() if line.startswith("=== ")]
     assert len(headers) == 6 and all("5 special" in h for h in headers)
-    # item b shares its variant's prompt up to the answer with item a
-    assert "shared prefix 0 " in headers[0] and "shared prefix 0 " not in headers[1]
+    # in file order, item by item; item b shares each variant's prompt up to the answer with a
+    assert [h.split("|")[0] for h in headers] == ["=== a"] * 3 + ["=== b"] * 3
+    assert all("shared prefix 0 " in h for h in headers[:3])
+    assert not any("shared prefix 0 " in h for h in headers[3:])
     assert "10=[33, 32]" in result.output and "--- ids: [1, " in result.output
 
 

@@ -27,11 +27,30 @@ def test_missing_column_and_duplicate_ids(tmp_path: Path) -> None:
     path.write_text(
         '{"id": 1, "question": "q", "answer": "x"}\n{"id": 1, "question": "q", "answer": "y"}\n'
     )
-    with pytest.raises(InputError, match=r"row 1: field 'id': '1' repeats row 0"):
+    with pytest.raises(InputError, match=r"row 2: field 'id': '1' repeats row 1"):
         read_items(path, "pointwise")
 
 
 def test_ids_default_to_row_numbers(tmp_path: Path) -> None:
     path = tmp_path / "i.csv"
     path.write_text("question,answer\nq,a\nq,b\n")
-    assert [item.id for item in read_items(path, "pointwise")] == ["0", "1"]
+    # rows are counted as people count lines: the first data row is row 1
+    assert [item.id for item in read_items(path, "pointwise")] == ["1", "2"]
+
+
+def test_ids_are_kept_exactly_as_written(tmp_path: Path) -> None:
+    """Old code: a JSONL id column with a missing value became floats, "1" read back as "1.0"."""
+    path = tmp_path / "i.jsonl"
+    path.write_text(
+        '{"id": 1, "question": "q", "answer": "a"}\n{"id": "007", "question": "q", "answer": "b"}\n'
+        '{"question": "q", "answer": ""}\n'
+    )
+    assert [item.id for item in read_items(path, "pointwise")] == ["1", "007", "3"]
+    assert read_items(path, "pointwise")[2].answer == ""  # an empty answer is an answer
+
+
+def test_header_only_file_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "i.csv"
+    path.write_text("id,question,answer\n")
+    with pytest.raises(InputError, match="no items"):
+        read_items(path, "pointwise")

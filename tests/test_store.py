@@ -14,7 +14,9 @@ JUDGE = JudgeIdentity(backend="vllm", model="m", fingerprint="f", settings={"dty
 
 def _request(text: str) -> LabelRequest:
     messages = (Message("user", text), Message("assistant", "Score:"))
-    return LabelRequest(key=text, messages=messages, labels=("1", "2"), prefix_key="p")
+    return LabelRequest(
+        item_id=text, variant="v", order=None, messages=messages, labels=("1", "2"), prefix_key="p"
+    )
 
 
 def test_key_covers_prompt_rubric_and_judge() -> None:

@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 import judgekit
 from judgekit import cli
 from judgekit.ci import gates
-from judgekit.judging.aggregate import Controls
 from judgekit.judging.decide import decide
 from judgekit.rubrics import Rubric
 from judgekit.rubrics.load import load_rubric_dir
-from judgekit.schema import PairwiseItem, PointwiseItem
-from tests.scripted import ScriptedBackend
+from judgekit.schema import Controls, PairwiseItem, PointwiseItem
+from tests.scripted import ScriptedBackend, lend
 
 REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
@@ -70,9 +69,11 @@ def test_all_items_invalid_summary_and_gates_do_not_raise() -> None:
         PAIRS, "pairwise_preference@v1", backend=ScriptedBackend(lambda *key: None)
     )
     summary = judgekit.summarize(run)
-    assert summary.n_valid_items == 0 and summary.label_rates == {}
+    assert summary.n_valid_items == 0 and summary.label_rates["invalid"][0] == 1.0
     assert summary.invalid_item_rate == 1.0 and summary.invalid_judgment_rate == 1.0
-    assert "none of the 4 items" in gates.win_rate_gate(run, 0.5, "A")
+    assert "of all 4 items is below 0.5 (100.0% of items invalid)" in gates.win_rate_gate(
+        run, 0.5, "A"
+    )
     assert gates.invalid_rate_gate(run, 0.5) == "invalid item rate 1.000 is above 0.5"
     assert "4 (0 valid" in summary.format()
 
@@ -91,19 +92,25 @@ def test_first_position_judge_gets_ties_not_a_wins(method: str) -> None:
     )
     rates = judgekit.summarize(run).label_rates
     assert rates["A"][0] == 0.0 and rates["B"][0] == 0.0 and rates["tie"][0] == 1.0
-    assert all(v.label == "tie" and v.tie for v in run.item_verdicts())
+    assert all(v.label == "tie" and v.tie for v in judgekit.item_verdicts(run))
     assert "win rate of A 0.000" in gates.win_rate_gate(run, 0.5, "A")
 
 
 def test_tie_band_decides_near_even_pairs() -> None:
     probs = np.array([[0.52, 0.48], [0.6, 0.4], [0.4, 0.6], [0.5, 0.5], [np.nan, np.nan]])
-    banded = decide(probs, ("A", "B"), "pairwise", tie_band=0.05)
+    banded = decide(probs, ("A", "B"), (1, 0), "pairwise", Controls(tie_band=0.05))
     assert banded.labels == ["tie", "A", "B", "tie", None]
     assert banded.ties.tolist() == [True, False, False, True, False]
-    exact = decide(probs, ("A", "B"), "pairwise", tie_band=0.0)
+    exact = decide(probs, ("A", "B"), (1, 0), "pairwise", Controls(tie_band=0.0))
     assert exact.labels == ["A", "A", "B", "tie", None]
     # A rubric tie label wins when it is the most probable, in any column.
-    with_tie = decide(np.array([[0.3, 0.45, 0.25]]), ("A", "tie", "B"), "pairwise", tie_band=0)
+    with_tie = decide(
+        np.array([[0.3, 0.45, 0.25]]),
+        ("A", "tie", "B"),
+        (1, 0.5, 0),
+        "pairwise",
+        Controls(tie_band=0),
+    )
     assert with_tie.labels == ["tie"]
 
 
@@ -137,7 +144,7 @@ def test_rubric_listing_a_tie_b_reads_roles_by_name(tmp_path: Path, method: str)
         variants=["direct"],
         controls=Controls(swap_method=method),
     )
-    verdicts = run.item_verdicts()
+    verdicts = judgekit.item_verdicts(run)
     assert [v.label for v in verdicts] == ["tie", "tie"]
     probs = verdicts[0].label_probs
     assert probs is not None and probs["A"] == pytest.approx(probs["B"])
@@ -152,7 +159,7 @@ def test_pointwise_exact_tie_has_no_label_but_a_score() -> None:
     run = judgekit.judge(
         ANSWERS, "overall_quality@v1", backend=ScriptedBackend(script), variants=["direct"]
     )
-    first, second = run.item_verdicts()[:2]
+    first, second = judgekit.item_verdicts(run)[:2]
     assert (first.label, first.tie, first.valid) == (None, True, True)
     assert first.score == pytest.approx(3 * 0.4 + 4 * 0.4 + 5 * 0.2)
     assert (second.label, second.tie) == ("4", False)
@@ -178,7 +185,7 @@ def test_variant_dropout_is_reported_and_gated() -> None:
         "strict": 1.0,
     }
     assert summary.n_partial_items == 4
-    verdict = run.item_verdicts()[0]
+    verdict = judgekit.item_verdicts(run)[0]
     assert verdict.partial and (verdict.n_variants, verdict.n_valid_variants) == (3, 1)
     assert gates.invalid_rate_gate(run, 0.1) is None
     failure = gates.invalid_judgment_rate_gate(run, 0.1)
@@ -187,7 +194,7 @@ def test_variant_dropout_is_reported_and_gated() -> None:
 
 def test_cli_gates_on_judgments(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     backend = ScriptedBackend(_two_of_three_fail)
-    monkeypatch.setattr(cli.judge, "create_backend", lambda kind, **options: backend)
+    lend(monkeypatch, backend)
     source = tmp_path / "items.jsonl"
     source.write_text("".join(a.model_dump_json() + "\n" for a in ANSWERS))
     base = ["judge", "--rubric", "overall_quality@v1", "--input", str(source)]

@@ -13,11 +13,11 @@ import re
 from pathlib import Path
 
 import pytest
+from scripted import ScriptedBackend
 from typer.testing import CliRunner
 
 import judgekit
 from judgekit import cli
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 from judgekit.view.data import load_run, page_model, to_json
 from judgekit.view.page import render_page
 from judgekit.view.queue import label_queue
@@ -32,23 +32,16 @@ P_FIRST = {
 }
 
 
-class ScriptedJudge:
-    """P(A shown first) from P_FIRST; the item 'flip' prefers position over content."""
+def _script(shift: float = 0.0):  # type: ignore[no-untyped-def]
+    """P(A shown first) from P_FIRST (minus ``shift``); 'flip' prefers position over content."""
 
-    identity = JudgeIdentity(backend="scripted", model="scripted", fingerprint="s", settings={})
+    def script(item: str, variant: str, order: str) -> dict[str, float]:
+        p = P_FIRST[item][variant] - shift
+        if order == "BA" and item != "flip":
+            p = 1 - p  # the same answer wins whichever side it is on
+        return {"A": p, "B": 1 - p}
 
-    def score(self, requests: list[LabelRequest]) -> list[LabelLogprobs]:
-        out = []
-        for request in requests:
-            item, variant, order = request.key.split("|")
-            p = P_FIRST[item][variant]
-            if order == "BA" and item != "flip":
-                p = 1 - p  # the same answer wins whichever side it is on
-            out.append(LabelLogprobs({"A": math.log(p), "B": math.log(1 - p)}, 100, 0))
-        return out
-
-    def close(self) -> None:
-        pass
+    return script
 
 
 @pytest.fixture
@@ -61,7 +54,9 @@ def scripted_run(tmp_path: Path) -> Path:
     ]
     items.write_text("".join(json.dumps(r) + "\n" for r in rows))
     output = tmp_path / "run.jsonl"
-    judgekit.judge(items, "pairwise_preference@v1", backend=ScriptedJudge(), output=output)
+    judgekit.judge(
+        items, "pairwise_preference@v1", backend=ScriptedBackend(_script()), output=output
+    )
     return output
 
 
@@ -100,15 +95,33 @@ def test_candidate_text_cannot_break_out_of_the_script(scripted_run: Path) -> No
     assert to_json({"a": "</x>"}) == '{"a": "\\u003c/x>"}'
 
 
-def test_view_cli_two_runs_and_change(scripted_run: Path, tmp_path: Path) -> None:
+def test_view_cli_two_runs_and_change(
+    scripted_run: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two runs side by side: signed changes (old code: |change|), each run's own answers, read
+    from another directory (old code: the input path was relative to where the run was made)."""
+    candidate = tmp_path / "candidate.csv"  # old code: a CSV run crashed the viewer
+    judgekit.judge(
+        scripted_run.with_name("pairs.jsonl"),
+        "pairwise_preference@v1",
+        backend=ScriptedBackend(_script(shift=0.1)),
+        output=candidate,
+    )
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)
     result = runner.invoke(
-        cli.app, ["view", str(scripted_run), str(scripted_run), "-o", str(tmp_path / "v.html")]
+        cli.app, ["view", str(scripted_run), str(candidate), "-o", str(tmp_path / "v.html")]
     )
     assert result.exit_code == 0, result.output
     page = (tmp_path / "v.html").read_text()
     model = json.loads(re.search(r"id=data>(.*?)</script>", page, re.S).group(1))  # type: ignore[union-attr]
-    assert len(model["runs"]) == 2 and model["changes"] == {"sure": 0.0, "flip": 0.0, "split": 0.0}
-    assert "Win rates with 95% Wilson CIs" in page and "<svg" in page
+    assert len(model["runs"]) == 2
+    changes = model["changes"]
+    assert changes["sure"] == pytest.approx(-0.1) and changes["flip"] == 0.0
+    second = {e["id"]: e for e in model["runs"][1]["items"]}
+    assert second["flip"]["answers"]["A"] == SCRIPT
+    assert "Win rates with 95% CIs (of all 3 items, invalid included)" in page and "<svg" in page
 
 
 def test_label_queue_ranks_by_priority(scripted_run: Path, tmp_path: Path) -> None:
@@ -120,10 +133,19 @@ def test_label_queue_ranks_by_priority(scripted_run: Path, tmp_path: Path) -> No
     assert flip["label"] == "" and flip["answer_a"] == SCRIPT and "score" not in flip
     out = tmp_path / "queue.csv"
     result = runner.invoke(
-        cli.app, ["label-queue", str(scripted_run), "--n", "3", "--out", str(out)]
+        cli.app, ["label-queue", str(scripted_run), "--n", "2", "--out", str(out)]
     )
     assert result.exit_code == 0, result.output
-    assert out.read_text().splitlines()[0] == (
+    lines = out.read_text().splitlines()
+    assert lines[0] == (
         "id,question,context,answer_a,answer_b,uncertainty,variant_disagreement,"
         "order_sensitivity,priority,label"
     )
+    # a person labels the first row; old code: the next label-queue run wiped it
+    out.write_text("\n".join([lines[0], lines[1].rsplit(",", 1)[0] + ",B", *lines[2:]]) + "\n")
+    again = runner.invoke(
+        cli.app, ["label-queue", str(scripted_run), "--n", "2", "--out", str(out)]
+    )
+    assert again.exit_code == 0 and "kept the 2 rows" in again.output and "added 1" in again.output
+    rows = out.read_text().splitlines()
+    assert len(rows) == 4 and rows[1].endswith(",B") and rows[3].startswith("sure,")

@@ -14,6 +14,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from scripted import lend
 from typer.testing import CliRunner
 
 import judgekit
@@ -130,14 +131,14 @@ def test_labelling_loop(
         writer.writeheader()
         writer.writerows(rows)
     labelled = sum(bool(r["label"]) for r in rows)
-    monkeypatch.setattr(cli.calibrate, "create_backend", lambda kind, **options: engine)
+    lend(monkeypatch, engine)
     out = tmp_path / "card"
     calibrated = runner.invoke(
         cli.app,
         [
             "calibrate",
             *("--rubric", "pairwise_preference@v1", "--set", str(queue)),
-            *("--label-column", "label", "--split", "all", "--no-fit-length"),
+            *("--label-column", "label", "--split", "all", "--no-fit-dev"),
             *("--out", str(out), "--cards-dir", str(tmp_path / "cards"), "--n-resamples", "200"),
         ],
     )

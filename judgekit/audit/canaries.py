@@ -28,10 +28,9 @@ from pydantic import Field
 
 from judgekit.backends.base import Backend
 from judgekit.files import read_yaml_model
-from judgekit.judging.aggregate import Controls
 from judgekit.judging.run import judge
 from judgekit.rubrics import Rubric
-from judgekit.schema import Item, JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
+from judgekit.schema import Controls, Item, JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
 from judgekit.stats import proportion_ci
 
 SUITES_DIR = Path(__file__).resolve().parent / "suites"
@@ -226,7 +225,7 @@ def run_canaries(
         variants=variants,
         controls=Controls(),
     )
-    scores = dict(zip((i.id for i in run.items), run.item_scores, strict=True))
+    scores = dict(zip(run.verdicts.item_ids, run.verdicts.scores, strict=True))
     reference = None
     if suite.mode == "pointwise":
         reference = np.array([scores[f"{q.id}::reference"] for q in questions])

@@ -26,10 +26,9 @@ from pydantic import Field
 
 from judgekit.backends.base import Backend
 from judgekit.data.sets import CalibrationRecord
-from judgekit.judging.aggregate import Controls
 from judgekit.judging.run import judge
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
+from judgekit.schema import Controls, JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
 from judgekit.stats import permutation_test, sign_test
 
 
@@ -129,10 +128,10 @@ def _verdicts(
     controls: Controls,
 ) -> tuple[list[AnchorItem], JudgeIdentity]:
     run = judge(list(items), rubric, backend=backend, variants=variants, controls=controls)
-    labels = [v.label for v in run.item_verdicts()]
+    v = run.verdicts
     return [
         AnchorItem(item=item, score=None if np.isnan(s) else float(s), label=label)
-        for item, s, label in zip(run.items, run.item_scores, labels, strict=True)
+        for item, s, label in zip(items, v.scores, v.labels, strict=True)
     ], run.judge
 
 

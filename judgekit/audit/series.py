@@ -19,9 +19,8 @@ from scipy import stats
 
 from judgekit.audit.drift import identity_changes
 from judgekit.calibrate.plots import figure_png
-from judgekit.ci.diff import run_item_scores
-from judgekit.data.records import InputError, manifest_path
-from judgekit.judging.run_manifest import RunManifest
+from judgekit.data.records import InputError
+from judgekit.judging.read import read_run
 from judgekit.schema import StrictModel
 from judgekit.stats import mean_ci
 
@@ -81,20 +80,16 @@ def run_series(paths: Sequence[Path | str], *, alpha: float = 0.05) -> SeriesRep
         raise InputError("a series needs two or more runs")
     points, samples, rubric, previous = [], [], None, None
     for path in paths:
-        run = run_item_scores(path)
-        ref, digest, scores = run.rubric_ref, run.rubric_hash, run.scores
+        run = read_run(path, content=False)
+        ref, digest, scores = run.rubric.ref, run.rubric.hash, run.verdicts.scores
         if rubric is not None and digest != rubric[1]:
             raise InputError(f"{path}: rubric {ref} ({digest[:12]}) differs from {rubric[0]}")
         rubric = (ref, digest)
-        valid = scores.dropna().to_numpy()
+        valid = scores[np.isfinite(scores)]
         if valid.size < 2:
             raise InputError(f"{path}: fewer than two valid item scores")
-        meta = manifest_path(path)
-        judge = RunManifest.model_validate_json(meta.read_text()).judge if meta.is_file() else None
-        changed = (
-            identity_changes(previous, judge) if previous is not None and judge is not None else []
-        )
-        previous = judge or previous
+        changed = identity_changes(previous, run.judge) if previous is not None else []
+        previous = run.judge
         ci = mean_ci(valid)
         points.append(
             RunPoint(

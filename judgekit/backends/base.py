@@ -9,32 +9,82 @@ same numbers for the same logits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 TokenSeq = tuple[int, ...]
 
 
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do beyond ``score``; the runner reads these, never probes with getattr.
+
+    ``streaming``: ``score_stream`` hands results back as requests finish, so the runner submits
+    many requests at once and writes as they come (no batch barrier). ``generation``: free text
+    (``generate_text``) for rationales and the generate-then-parse baseline.
+    """
+
+    streaming: bool = False
+    generation: bool = False
+
+
 @runtime_checkable
 class Backend(Protocol):
-    """Requests in, same-order label log-probabilities out.
+    """Requests in, same-order label log-probabilities out; every method is part of the contract.
 
-    A backend may also define ``prepare(requests)``: the runner calls it once before reading
-    ``identity``, so choices the backend makes from the requests (a probed prompt ending) are part
-    of the identity that keys stored results. And ``score_stream(requests, chunk)``, yielding
-    lists of (index, result) as requests finish: the runner then submits many requests at once
-    and writes results as they come, with no batch barrier.
+    ``prepare(requests)`` is called once before ``identity`` is read, so choices the backend makes
+    from the requests (a probed prompt ending) are part of the identity that keys stored results.
+    ``score_stream(requests, chunk)`` yields lists of (index, result) as requests finish.
+    ``stats()`` returns counters for the run's report (None when there are none).
+    ``BackendBase`` gives the defaults for a backend that needs no preparation and cannot stream.
     """
 
     @property
     def identity(self) -> JudgeIdentity: ...
 
+    @property
+    def capabilities(self) -> Capabilities: ...
+
+    def prepare(self, requests: Sequence[LabelRequest]) -> None: ...
+
     def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]: ...
 
+    def score_stream(
+        self, requests: Sequence[LabelRequest], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
+
+    def stats(self) -> dict[str, Any] | None: ...
+
     def close(self) -> None: ...
+
+
+class BackendBase:
+    """Defaults for the optional parts of ``Backend``: nothing to prepare, no streaming (one
+    ``score`` call, handed back ``chunk`` results at a time), no stats."""
+
+    capabilities = Capabilities()
+
+    def prepare(self, requests: Sequence[LabelRequest]) -> None:
+        """Nothing to choose from the requests."""
+
+    def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
+        raise NotImplementedError
+
+    def score_stream(
+        self, requests: Sequence[LabelRequest], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        results = list(enumerate(self.score(requests)))
+        for start in range(0, len(results), max(chunk, 1)):
+            yield results[start : start + chunk]
+
+    def stats(self) -> dict[str, Any] | None:
+        return None
+
+    def close(self) -> None:
+        """Nothing to release."""
 
 
 class LabelTokenError(ValueError):

@@ -50,13 +50,13 @@ import threading
 from collections import Counter
 from collections.abc import Callable, Coroutine, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, TypeVar
 
 import openai
-from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from judgekit.backends.base import LabelTokenError
+from judgekit.backends.base import BackendBase, LabelTokenError
 from judgekit.backends.prompt import ChatEncoder
+from judgekit.backends.spec import OpenAIJudge
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 T = TypeVar("T")
@@ -64,59 +64,6 @@ T = TypeVar("T")
 #: Tokens generated when the label is parsed from text (``label_source="text"``): room for
 #: a leading space or a repeated cue before the label.
 TEXT_MAX_TOKENS = 8
-
-
-class ServerOptions(BaseModel):
-    """How to reach the servers and read labels from them; result-changing ones go in every row."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    base_url: tuple[str, ...] = Field(
-        min_length=1, description="One or more OpenAI-compatible base URLs, e.g. http://h:8000/v1."
-    )
-    model: str | None = Field(
-        default=None, description="Served model name; None = the first model the servers list."
-    )
-    api_key_env: str = Field(
-        default="OPENAI_API_KEY",
-        description="Environment variable holding the API key; unset = 'EMPTY' (local servers).",
-    )
-    prefill: bool = Field(
-        default=True,
-        description="Continue the assistant answer cue (vLLM, SGLang). False: hosted APIs that "
-        "cannot continue a message; the cue is dropped and the instruction must do the work.",
-    )
-    tail: Literal["auto", "cue", "cue_space"] = Field(
-        default="auto",
-        description="Prompt ending: 'cue', 'cue_space' (cue + ' '), or 'auto' (probe once).",
-    )
-    tokenizer: str | None = Field(
-        default=None,
-        description="Local HF tokenizer dir of the judge: the answer slot is resolved exactly "
-        "as the offline engine does it (overrides 'tail').",
-    )
-    label_source: Literal["logprobs", "text"] = Field(
-        default="logprobs",
-        description="'text': for endpoints without logprobs, the generated text is parsed: an "
-        "exact label is a one-hot verdict with label mass 0.0 (no probability was measured); "
-        "counted in stats.fallbacks and recorded in every row (label_logprobs='text').",
-    )
-    top_logprobs: int = Field(default=20, ge=1, le=20)
-    probe_min_mass: float = Field(default=0.1, ge=0.0, le=1.0)
-    max_concurrency: int = Field(default=8, ge=1, description="In-flight requests per replica.")
-    timeout: float = Field(default=60.0, gt=0, description="Seconds per HTTP attempt.")
-    max_retries: int = Field(
-        default=4, ge=0, description="Retries per request after the first try."
-    )
-    backoff_base: float = Field(default=0.5, ge=0)
-    backoff_max: float = Field(
-        default=30.0, ge=0, description="Cap on one backoff wait, Retry-After included."
-    )
-
-    @field_validator("base_url", mode="before")
-    @classmethod
-    def _one_or_many(cls, value: Any) -> Any:
-        return (value,) if isinstance(value, str) else value
 
 
 @dataclass
@@ -176,14 +123,14 @@ class _Rejected(Exception):
         self.kind = kind
 
 
-class OpenAIServer:
+class OpenAIServer(BackendBase):
     """A judge served over the OpenAI chat-completions API; see the module docstring."""
 
-    def __init__(self, options: ServerOptions | None = None, **overrides: Any) -> None:
+    def __init__(self, options: OpenAIJudge | None = None, **overrides: Any) -> None:
         if options is None:
-            options = ServerOptions(**overrides)
+            options = OpenAIJudge(**overrides)
         elif overrides:
-            options = ServerOptions(**{**options.model_dump(), **overrides})
+            options = OpenAIJudge(**{**options.model_dump(), **overrides})
         if options.tokenizer is not None and options.tail != "auto":
             raise ValueError("give either tokenizer= or tail=, not both")
         self._options = options
@@ -257,10 +204,9 @@ class OpenAIServer:
         """
         self._run(self._resolve_slots(list(requests), [None] * len(requests)))
 
-    @property
-    def stats(self) -> ServerStats:
+    def stats(self) -> dict[str, Any]:
         """A snapshot of the wire counters (attempts, retries, faults by kind, fallbacks)."""
-        return copy.deepcopy(self._stats)
+        return copy.deepcopy(self._stats).as_dict()
 
     def replica_for(self, prefix_key: str) -> int:
         """Index of the base URL that serves this prefix group (while it accepts connections)."""
@@ -585,4 +531,4 @@ async def _close_all(clients: Sequence[Any]) -> None:
         await client.close()
 
 
-__all__ = ["TEXT_MAX_TOKENS", "OpenAIServer", "ServerOptions", "ServerStats"]
+__all__ = ["TEXT_MAX_TOKENS", "OpenAIServer", "ServerStats"]

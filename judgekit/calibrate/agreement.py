@@ -20,7 +20,8 @@ from judgekit.bias import (
     variance_decomposition,
     variant_agreement,
 )
-from judgekit.calibrate.card import (
+from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
+from judgekit.cards.model import (
     CeilingSummary,
     ConfusionTable,
     Interval,
@@ -32,7 +33,6 @@ from judgekit.calibrate.card import (
     SplitName,
     VariantAgreement,
 )
-from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import split_records
 from judgekit.schema import PairwiseItem
@@ -121,12 +121,19 @@ class Calibrator:
         self.scores = np.where(present, outputs.scores[safe], np.nan)
         self.valid = np.isfinite(self.probs).all(axis=1)
 
+        decided = outputs.decisions
+        tie_code = "tie"
+        judged = [
+            (decided.labels[row] if decided.labels[row] is not None else tie_code)
+            if row >= 0 and self.valid[i]
+            else None
+            for i, row in enumerate(joined.rows)
+        ]
         if label_type == "ordinal":
             # Categories in scale order, so weighted kappas measure distance along the scale.
             order = np.argsort(outputs.values, kind="stable")
             self.scale = np.asarray(outputs.values, dtype=float)[order]
             self.categories = [outputs.labels[i] for i in order]
-            self.judge_idx = _nearest(np.where(self.valid, self.scores, np.nan), self.scale)
             self.human_idx = _nearest(
                 np.array([float(r.consensus) for r in self.records]), self.scale
             )
@@ -134,13 +141,20 @@ class Calibrator:
             humans = {_category(r.consensus, outputs) for r in self.records}
             for r in self.records:
                 humans |= {_category(h, outputs) for h in r.human if h is not None}
-            extra = sorted(humans - set(outputs.labels))
-            self.categories = list(outputs.labels) + extra
-            code = {c: i for i, c in enumerate(self.categories)}
-            argmax = np.nan_to_num(self.probs, nan=-1.0).argmax(axis=1)
-            self.judge_idx = np.where(self.valid, argmax, -1)
+            self.categories = list(outputs.labels) + sorted(humans - set(outputs.labels))
+        # A judge tie is a category of its own unless the labels have one: against a human A/B
+        # label it is a disagreement, never a win for the first label.
+        if any(j == tie_code for j in judged) and tie_code not in self.categories:
+            self.categories.append(tie_code)
+        code = {c: i for i, c in enumerate(self.categories)}
+        if label_type != "ordinal":
             self.human_idx = np.array([code[_category(r.consensus, outputs)] for r in self.records])
         self.k = len(self.categories)
+        self.judge_idx = np.array([code[j] if j is not None else -1 for j in judged], dtype=int)
+        # decided: a valid verdict that is one of the rubric's labels (what agreement on decided
+        # items and coverage are measured on). A tie the labels do not offer (a pair inside the
+        # tie band of an A/B rubric, an exact pointwise tie) is undecided; a "tie" label is not.
+        self.decided = np.array([j in outputs.labels for j in judged], dtype=bool)
         # "invalid" is the last category: it never matches a human label, so it is disagreement.
         self.judge_all = np.where(self.valid, self.judge_idx, self.k)
 
@@ -172,10 +186,10 @@ class Calibrator:
         if headline is None:
             raise ValueError(f"the headline kappa is undefined on these data: {self.notes[-1]}")
         valid_only = self._boot(
-            "kappa on valid verdicts",
+            "kappa on decided verdicts",
             self._kappa_valid,
-            self.human_idx[self.valid],
-            self.judge_idx[self.valid],
+            self.human_idx[self.decided],
+            self.judge_idx[self.decided],
         )
         return headline, valid_only
 
@@ -214,8 +228,10 @@ class Calibrator:
         )
 
     def ordinal(self) -> OrdinalAgreement:
-        v = self.valid
-        h, j = self.human_idx[v], self.judge_idx[v]
+        """Weighted kappas on decided verdicts (a tie has no place on the scale); correlations
+        of the expected score on every valid verdict."""
+        d, v = self.decided, self.valid
+        h, j = self.human_idx[d], self.judge_idx[d]
         mean, score = self.human_mean()[v], self.scores[v]
         return OrdinalAgreement(
             weighted_kappa_linear=self._boot(
@@ -232,13 +248,13 @@ class Calibrator:
     def alpha(self, humans: np.ndarray) -> dict[str, Interval]:
         """Krippendorff's alpha with the judge as one more rater (invalid = missing)."""
         if self.label_type == "ordinal":
-            judge_rated = np.where(self.valid, self.scale[np.maximum(self.judge_idx, 0)], np.nan)
+            judge_rated = np.where(self.decided, self.scale[np.maximum(self.judge_idx, 0)], np.nan)
             rows = {
                 "ordinal": np.vstack([humans.T, judge_rated]),
                 "interval": np.vstack([humans.T, np.where(self.valid, self.scores, np.nan)]),
             }
         else:
-            judge_rated = np.where(self.valid, self.judge_idx, np.nan)
+            judge_rated = np.where(self.valid, self.judge_all, np.nan)
             rows = {"nominal": np.vstack([humans.T, judge_rated])}
         return self._alpha_cis(rows, krippendorff_alpha, "krippendorff alpha")
 
@@ -247,12 +263,12 @@ class Calibrator:
             return None
         if self.label_type == "ordinal":
             kind, labels = "ordinal", self.scale
-            judge = np.where(self.valid, self.scale[np.maximum(self.judge_idx, 0)], np.nan)
-            handling = "invalid verdicts left out (no place on an ordinal scale)"
+            judge = np.where(self.decided, self.scale[np.maximum(self.judge_idx, 0)], np.nan)
+            handling = "invalid verdicts and ties left out (no place on an ordinal scale)"
         else:
             kind, labels = "categorical", np.arange(self.k + 1, dtype=float)
             judge = self.judge_all.astype(float)
-            handling = "invalid verdicts counted as disagreement (own category)"
+            handling = "invalid verdicts and ties counted as disagreement (own categories)"
         try:
             c = human_ceiling(humans, judge, kind=kind, labels=labels)
         except ValueError as err:
@@ -274,20 +290,32 @@ class Calibrator:
     def _aligned(self, arr: np.ndarray) -> np.ndarray:
         return np.where(self.rows >= 0, arr[np.maximum(self.rows, 0)], np.nan)
 
-    def per_variant(self) -> list[VariantAgreement]:
-        """Kappa per prompt variant, the variant's verdict being the label nearest its score."""
-        values = np.asarray(self.outputs.values, dtype=float)
+    def _variant_codes(self, name: str) -> tuple[np.ndarray, np.ndarray]:
+        """A variant's category codes on this split under the run's decision rule (a tie is
+        the tie category, invalid ``k``) and which of its verdicts are valid."""
+        raw = self.outputs.variant_probs[name]
+        probs = np.column_stack([self._aligned(raw[:, k]) for k in range(raw.shape[1])])
+        decisions = self.outputs.decide(probs)
+        valid = np.isfinite(probs).all(axis=1)
         code = {c: i for i, c in enumerate(self.categories)}
-        to_category = np.array([code[label] for label in self.outputs.labels])
+        codes = np.array(
+            [
+                code.get(label if label is not None else "tie", self.k) if ok else self.k
+                for label, ok in zip(decisions.labels, valid, strict=True)
+            ],
+            dtype=int,
+        )
+        return codes, valid
+
+    def per_variant(self) -> list[VariantAgreement]:
+        """Kappa per prompt variant, each variant's labels read with the run's decision rule."""
         out = []
-        for name, raw in self.outputs.variant_scores.items():
-            score = self._aligned(raw)
-            valid = np.isfinite(score)
-            nearest = to_category[np.maximum(_nearest(score, values), 0)]
-            judged = np.where(valid, nearest, self.k)
+        for name in self.outputs.variant_probs:
+            judged, valid = self._variant_codes(name)
             kappa = self._boot(f"kappa ({name})", self._kappa_all, self.human_idx, judged)
             rho = None
             if self.label_type == "ordinal":
+                score = self._aligned(self.outputs.variant_scores[name])
                 rho = self._boot(
                     f"spearman ({name})", spearman, score[valid], self.human_mean()[valid]
                 )
@@ -350,18 +378,20 @@ class Calibrator:
     def variant_alpha(self) -> dict[str, Interval]:
         """Alpha with the variants as raters, on their verdicts and on their scores.
 
-        Verdicts are each variant's label nearest its score (as in ``per_variant``); the
-        interval-level alpha on scores also sees variants that agree on the label but not on
-        the confidence.
+        Verdicts are each variant's labels under the run's decision rule (ties and invalid
+        verdicts missing); the interval-level alpha on scores also sees variants that agree on
+        the label but not on the confidence.
         """
-        if len(self.outputs.variant_scores) < 2:
+        if len(self.outputs.variant_probs) < 2:
             return {}
-        scores = self.variant_matrix()
-        values = np.asarray(self.outputs.values, dtype=float)
-        idx = np.column_stack([_nearest(column, values) for column in scores.T])
-        verdicts = np.where(idx >= 0, values[np.maximum(idx, 0)], np.nan)
+        codes = np.column_stack([self._variant_codes(n)[0] for n in self.outputs.variant_probs])
+        rated = np.where(codes < len(self.outputs.labels), codes, -1)
+        if self.label_type == "ordinal":
+            verdicts = np.where(rated >= 0, self.scale[np.maximum(rated, 0)], np.nan)
+        else:
+            verdicts = np.where(rated >= 0, rated, np.nan).astype(float)
         level = "ordinal" if self.label_type == "ordinal" else "nominal"
-        rows = {level: verdicts.T, "interval": scores.T}
+        rows = {level: verdicts.T, "interval": self.variant_matrix().T}
         return self._alpha_cis(
             rows, lambda r, lv: variant_agreement(r.T, lv), "alpha across variants"
         )
@@ -388,7 +418,7 @@ class Calibrator:
 
     def variance(self) -> VarianceDecomposition | None:
         """Item vs variant vs residual variance of the per-variant scores."""
-        if len(self.outputs.variant_scores) < 2:
+        if len(self.outputs.variant_probs) < 2:
             return None
         try:
             return variance_decomposition(self.variant_matrix())
@@ -398,7 +428,7 @@ class Calibrator:
 
     def reliability(self) -> tuple[list[ReliabilityBin], float | None]:
         """Binned probability of the judge's predicted label vs how often humans agreed."""
-        v = self.valid
+        v = self.decided
         if not v.any():
             return [], None
         confidence = self.probs[v, self._label_columns()[self.judge_idx[v]]]

@@ -18,9 +18,8 @@ from judgekit.calibrate.abstain import (
     order_agreement,
     select_threshold,
 )
-from judgekit.calibrate.card import CalibrationCard, Interval
-from judgekit.calibrate.ensemble_fit import ensemble_probs
 from judgekit.calibrate.outputs import outputs_from_run
+from judgekit.cards.model import CalibrationCard, Interval
 from judgekit.data.sets import CalibrationRecord
 from judgekit.judging.cascade import CascadeResult, StageDecision, StagePolicy
 from judgekit.judging.results import JudgeRun
@@ -40,26 +39,18 @@ def card_threshold(card: CalibrationCard, target: float, alpha: float = 0.1) -> 
     return select_threshold(conf, np.array(section.calibration_agreed), target=target, alpha=alpha)
 
 
-def card_variants(card: CalibrationCard) -> list[str]:
-    """The prompt variants the card's ensemble reads (a stage must judge with exactly these)."""
-    if card.ensemble is None:
-        raise NoEnsembleError(f"card {card.key[:12]} has no learned ensemble")
-    return list(dict.fromkeys(c.rsplit("|", 1)[0] for c in card.ensemble.model.columns))
-
-
 def card_policy(card: CalibrationCard, target: float | None, alpha: float = 0.1) -> StagePolicy:
     """Decide with the card's frozen ensemble; keep items whose confidence clears the threshold
     certified for ``target`` (None: keep every valid verdict; no certified threshold: keep none).
     """
     if card.ensemble is None:
         raise NoEnsembleError(f"card {card.key[:12]} has no learned ensemble")
-    model = card.ensemble.model
     choice = card_threshold(card, target, alpha) if target is not None else None
 
     def decide(run: JudgeRun) -> StageDecision:
+        # the stage judged with the card's controls, so its verdicts are the card's
         outputs = outputs_from_run(run)
-        probs = ensemble_probs(model, outputs)
-        conf = confidence(probs, order_agreement(outputs))
+        conf = confidence(run.verdicts.probs, order_agreement(outputs))
         finite = np.isfinite(conf)
         if choice is None:
             keep, rule = finite, "learned ensemble, every valid verdict"
@@ -72,7 +63,7 @@ def card_policy(card: CalibrationCard, target: float | None, alpha: float = 0.1)
                 f"learned ensemble, confidence >= {choice.threshold:.2f} (target {target:g}, "
                 f"alpha {alpha:g}, dev lower bound {choice.lower_bound:.3f})"
             )
-        return StageDecision(probs, conf, keep, f"{rule}; confidence: {CONFIDENCE_RULE}")
+        return StageDecision(conf, keep, f"{rule}; confidence: {CONFIDENCE_RULE}")
 
     return decide
 

@@ -22,7 +22,9 @@ from judgekit.calibrate.abstain import (
     select_threshold,
 )
 from judgekit.calibrate.agreement import Calibrator, join_split
-from judgekit.calibrate.card import (
+from judgekit.calibrate.ensemble_fit import FittedEnsemble, ensemble_probs
+from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.cards.model import (
     AbstentionPolicy,
     EnsembleCard,
     Interval,
@@ -30,8 +32,6 @@ from judgekit.calibrate.card import (
     MethodAgreement,
     SplitName,
 )
-from judgekit.calibrate.ensemble_fit import FittedEnsemble, ensemble_probs
-from judgekit.calibrate.outputs import JudgeOutputs
 from judgekit.data.sets import CalibrationRecord
 from judgekit.stats import cohen_kappa, proportion_ci
 

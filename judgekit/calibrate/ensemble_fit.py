@@ -19,8 +19,8 @@ from scipy.optimize import minimize
 from scipy.special import log_softmax
 
 from judgekit.calibrate.agreement import join_split
-from judgekit.calibrate.card import LearnedEnsembleModel
 from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.cards.model import LearnedEnsembleModel
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from judgekit.calibrate.card import CalibrationCard, EnsembleCard
 from judgekit.calibrate.tables import Table
+from judgekit.cards.model import CalibrationCard, EnsembleCard
 
 
 def _ci(x: object) -> str:

@@ -7,25 +7,21 @@ it to calibration records and card fields.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from judgekit.bias import (
     PairwiseLengthModel,
-    PointwiseLengthModel,
     fit_pairwise_length,
     fit_pointwise_length,
 )
-from judgekit.bias.length import LengthModel, correct_distributions
-from judgekit.calibrate.agreement import Calibrator, Joined, join_split
-from judgekit.calibrate.card import AgreementChange, CalibrationCard, Interval
+from judgekit.bias.length import LengthModel, stored_length_model
+from judgekit.calibrate.agreement import Calibrator, join_split
 from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
+from judgekit.cards.model import AgreementChange, Interval
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
-
-LENGTH_UNIT = "characters of the answer text"
 
 
 def fit_length_model(
@@ -61,67 +57,37 @@ def fit_length_model(
     return fit_pointwise_length(scores, lengths, human)
 
 
-def _stored_length_model(model: LengthModel) -> dict[str, Any]:
-    kind = "pairwise" if isinstance(model, PairwiseLengthModel) else "pointwise"
-    return {
-        "kind": kind,
-        "fitted_on": "dev",
-        "n": model.n,
-        "length_unit": LENGTH_UNIT,
-        "coefficients": model.to_dict(),
-    }
-
-
-def load_length_model(card: CalibrationCard) -> LengthModel | None:
-    """The card's frozen length model, to correct later runs with exactly these coefficients."""
-    stored = card.length_model
-    if stored is None:
-        return None
-    kinds = {"pairwise": PairwiseLengthModel, "pointwise": PointwiseLengthModel}
-    return kinds[stored["kind"]].from_dict(stored["coefficients"])
-
-
-def _length_corrected(outputs: JudgeOutputs, model: LengthModel) -> JudgeOutputs:
-    """The verdicts with the frozen length effect removed (``correct_distributions``)."""
-    if outputs.lengths is None:
-        raise ValueError("the judge outputs carry no answer lengths")
-    probs, scores = correct_distributions(
-        outputs.probs, outputs.scores, outputs.labels, outputs.values, outputs.lengths, model
-    )
-    return replace(
-        outputs, probs=probs, scores=scores, source=f"{outputs.source}, length-corrected"
-    )
-
-
 def card_length_fields(
-    c: Calibrator,
-    joined: Joined,
+    after: Calibrator,
+    before: Calibrator | None,
     model: LengthModel,
-    before: list[tuple[str, Interval | None]],
+    headline: dict[str, Interval | None],
 ) -> dict[str, Any]:
-    """Card fields of a frozen length model: the model, slopes and agreement before/after."""
-    corrected = Calibrator(
-        joined, _length_corrected(c.outputs, model), c.label_type, c.rng, c.n_resamples
-    )
+    """Card fields of a frozen length model: the stored model, and when the card applies it,
+    the length slope and agreement of the same items before (``before``) and after it
+    (``headline``: the card's own figures, measured on the corrected verdicts)."""
     scale = model.scale if isinstance(model, PairwiseLengthModel) else None
-    after: dict[str, Interval | None] = {}
-    try:
-        kappa, _ = corrected.kappas()
-        after["kappa (invalid counted as disagreement)"] = kappa
-    except ValueError as err:
-        corrected.notes.append(str(err))
-    if c.label_type == "ordinal":
-        after["quadratic weighted kappa (valid verdicts)"] = (
-            corrected.ordinal().weighted_kappa_quadratic
-        )
-    fields = {
-        "length_model": _stored_length_model(model),
-        "length_before": c.length(scale),
-        "length_after": corrected.length(scale),
+    fields: dict[str, Any] = {"length_model": stored_length_model(model)}
+    if before is None:  # fitted but not applied: the verdicts keep their length effect
+        fields["length_before"] = after.length(scale)
+        return fields
+    figures: dict[str, Interval | None] = {}
+    for metric in headline:
+        try:
+            figures[metric] = (
+                before.ordinal().weighted_kappa_quadratic
+                if metric.startswith("quadratic")
+                else before.kappas()[0]
+            )
+        except ValueError as err:
+            before.notes.append(str(err))
+    fields |= {
+        "length_before": before.length(scale),
+        "length_after": after.length(scale),
         "length_agreement": [
-            AgreementChange(metric=metric, before=value, after=after.get(metric))
-            for metric, value in before
+            AgreementChange(metric=metric, before=figures.get(metric), after=value)
+            for metric, value in headline.items()
         ],
     }
-    c.notes += [f"length-corrected: {note}" for note in corrected.notes]
+    after.notes += [f"before the length correction: {note}" for note in before.notes]
     return fields

@@ -1,8 +1,16 @@
-"""One calibration: judge outputs + human records of a split -> a card with a trust verdict."""
+"""One calibration: the verdicts a run with the card makes + human records of a split -> a card.
+
+The verdicts measured are final: the controls, frozen corrections and decision rule the card
+applies (``CardControls``) already shaped them, so the card's kappa is the kappa of what a run
+with this card reports. Labels come from the one decision rule (``JudgeOutputs.decisions``): a
+judge tie is a tie (its own column in the confusion table, a disagreement with a human A or B),
+an invalid verdict is its own category; agreement on decided items is reported with coverage.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from typing import Any
 
@@ -10,181 +18,208 @@ import numpy as np
 
 from judgekit._version import __version__
 from judgekit.bias.length import LengthModel
-from judgekit.calibrate.agreement import Calibrator, infer_label_type, join_split
-from judgekit.calibrate.card import (
+from judgekit.calibrate.agreement import Calibrator, Joined, infer_label_type, join_split
+from judgekit.calibrate.length_card import card_length_fields
+from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.cards.model import (
     CalibrationCard,
+    CalibrationOptions,
+    CardControls,
+    EnsembleCard,
     Interval,
     LabelType,
-    Setting,
     SplitInfo,
-    SplitName,
     card_key,
     verdict_settings,
 )
-from judgekit.calibrate.ensemble_card import ensemble_card
-from judgekit.calibrate.ensemble_fit import FittedEnsemble
-from judgekit.calibrate.length_card import card_length_fields
-from judgekit.calibrate.outputs import JudgeOutputs
-from judgekit.calibrate.trust import TrustThresholds, decide_trust
+from judgekit.cards.trust import decide_trust
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import DEFAULT_SALT
-from judgekit.stats import (
-    proportion_ci,
-)
+from judgekit.schema import JudgeIdentity
+from judgekit.stats import proportion_ci
+
+KAPPA_ALL = "kappa (ties and invalid verdicts as their own categories)"
+QWK = "quadratic weighted kappa (decided verdicts)"
+
+
+@dataclass(frozen=True)
+class CardSubject:
+    """What a card is about: rubric, judge (with its name, if named) and the human-labelled set."""
+
+    rubric_ref: str
+    rubric_hash: str
+    judge: JudgeIdentity
+    set_name: str
+    set_sha256: str
+    judge_name: str | None = None
+    group_by: str = "item id"
 
 
 def calibrate(
     records: Sequence[CalibrationRecord],
     outputs: JudgeOutputs,
     *,
-    rubric_ref: str,
-    rubric_hash: str,
-    judge_model: str,
-    judge_fingerprint: str,
-    judge_settings: Mapping[str, Setting] | None = None,
-    set_name: str,
-    set_sha256: str,
-    split: SplitName,
-    heldout_fraction: float = 0.5,
-    group_by: str = "item id",
+    subject: CardSubject,
+    options: CalibrationOptions,
     rng: np.random.Generator,
-    n_resamples: int = 2000,
-    thresholds: TrustThresholds | None = None,
+    applies: CardControls | None = None,
     label_type: LabelType | None = None,
+    uncorrected: JudgeOutputs | None = None,
     length_model: LengthModel | None = None,
-    ensemble: FittedEnsemble | None = None,
-    dev_records: Sequence[CalibrationRecord] = (),
+    ensemble: EnsembleCard | None = None,
+    notes: Sequence[str] = (),
 ) -> CalibrationCard:
-    """Compare a judge's verdicts with the human consensus on one split and decide trust.
+    """Compare the judge's final verdicts with the human consensus on ``options.split``.
 
     Records without a consensus are left out (counted); records without a judge output count as
-    invalid verdicts. Pairwise and binary sets use the judge's argmax label, ordinal sets its
-    expected score rounded to the nearest label value. ``label_type`` defaults to pairwise for
-    pairwise items, else binary for two labels and ordinal otherwise. ``judge_settings`` (the
-    judge identity's settings; none for verdicts read from a file) are keyed in their verdict-
-    changing part; ``group_by`` names the records' split group key (the set's ``split_group``).
-
-    ``length_model`` (from ``fit_length_model`` on dev, or ``load_length_model`` of an earlier
-    card) is stored in the card as fitted on dev and applied as frozen: the card gets the
-    split's length slope and agreement before and after the correction, never a refit.
-
-    ``ensemble`` (``fit_ensemble`` on dev) adds the card's ensemble section: every combination
-    compared on ``dev_records`` (out-of-fold for the learned one) and on this split, the choice,
-    calibration and abstention thresholds (``calibrate.ensemble_card``).
+    invalid verdicts. ``label_type`` defaults to pairwise for pairwise items, else binary for two
+    labels and ordinal otherwise. ``applies`` (default: the outputs' controls, every variant)
+    is what a run with the card does. ``length_model`` is stored as fitted on dev; when
+    ``applies.length_correction``, ``uncorrected`` holds the same verdicts before it, for the
+    card's before/after figures. ``ensemble``: the learned-ensemble section
+    (``calibrate.ensemble_card``, computed on the raw outputs).
     """
-    thresholds = thresholds or TrustThresholds()
     label_type = label_type or infer_label_type(records, outputs)
-    joined = join_split(records, outputs, split, heldout_fraction)
+    joined = join_split(records, outputs, options.split, options.heldout_fraction)
     if len(joined.records) < 2:
         raise ValueError(
-            f"split {split!r} has {len(joined.records)} items with a consensus; need 2+"
+            f"split {options.split!r} has {len(joined.records)} items with a consensus; need 2+"
         )
-    c = Calibrator(joined, outputs, label_type, rng, n_resamples)
-    n = len(c.records)
-    n_invalid = int((~c.valid).sum())
-    kappa, kappa_valid = c.kappas()
-    correct = int((c.judge_all == c.human_idx).sum())
+    c = Calibrator(joined, outputs, label_type, rng, options.n_resamples)
+    c.notes.extend(notes)
+    applies = applies or CardControls(
+        controls=outputs.controls, variants=list(outputs.variant_probs) or []
+    )
+    fields = _agreement_fields(c, options)
+    headline = {KAPPA_ALL: fields["kappa"]}
+    if fields["ordinal"] is not None:
+        headline[QWK] = fields["ordinal"].weighted_kappa_quadratic
+    fields |= _length_fields(c, joined, uncorrected, length_model, applies, headline, rng)
+    if options.split != "heldout":
+        c.notes.append(
+            f"split {options.split!r} includes the dev items the card's controls were chosen "
+            "and its corrections fitted on: its figures are in-sample there"
+        )
     humans = c.human_matrix()
-    ordinal = c.ordinal() if label_type == "ordinal" else None
     ceiling = c.ceiling(humans)
-    if ordinal is not None:
-        trust_metric = "quadratic weighted kappa (valid verdicts)"
-        trust_kappa = ordinal.weighted_kappa_quadratic
-    else:
-        trust_metric, trust_kappa = "kappa (invalid counted as disagreement)", kappa
-    reliability, ece = c.reliability()
-    variant_alpha, variance = c.variant_alpha(), c.variance()
-    length_fields: dict[str, Any] = {}
-    if length_model is not None:
-        before = [
-            (trust_metric, trust_kappa),
-            *([("kappa (invalid counted as disagreement)", kappa)] if ordinal else []),
-        ]
-        length_fields = card_length_fields(c, joined, length_model, before)
-        if split != "heldout":
-            c.notes.append(
-                f"length correction measured on split {split!r}, which holds the dev items it "
-                "was fitted on: the after-correction figures are in-sample there"
-            )
-    section = None
-    if ensemble is not None:
-        merged = list({r.id: r for r in [*records, *dev_records]}.values())
-        section = ensemble_card(
-            merged,
-            outputs,
-            ensemble,
-            split=split,
-            label_type=label_type,
-            rng=rng,
-            heldout_fraction=heldout_fraction,
-            n_resamples=n_resamples,
-        )
     verdict = decide_trust(
-        n=n,
-        invalid_rate=n_invalid / n,
-        trust_kappa=trust_kappa,
-        trust_metric=trust_metric,
+        n=len(c.records),
+        invalid_rate=fields["invalid_rate"],
+        trust_kappa=fields["trust_kappa"],
+        trust_metric=fields["trust_metric"],
         ceiling_ratio=ceiling.ratio if ceiling else None,
         n_annotators=humans.shape[1],
-        thresholds=thresholds,
+        thresholds=options.thresholds,
     )
-    if split != "heldout":
+    if options.split != "heldout":
         verdict.reasons.append(
-            f"NOTE: split {split!r} includes development items; only held-out cards are used by "
-            "require_calibrated"
+            f"NOTE: split {options.split!r} includes development items; only held-out cards "
+            "are used by require_calibrated"
         )
-    settings = verdict_settings(judge_settings or {})
-    card = CalibrationCard(
-        key=card_key(rubric_hash, judge_fingerprint, settings, set_name, split),
+    settings = verdict_settings(subject.judge.settings)
+    key_options = options.model_dump(mode="json") | {"set": subject.set_name}
+    reliability, ece = c.reliability()
+    del fields["trust_kappa"]
+    return CalibrationCard(
+        key=card_key(
+            subject.rubric_hash,
+            subject.judge.fingerprint,
+            settings,
+            key_options | {"set_sha256": subject.set_sha256},
+        ),
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         judgekit_version=__version__,
-        rubric_ref=rubric_ref,
-        rubric_hash=rubric_hash,
-        judge_model=judge_model,
-        judge_fingerprint=judge_fingerprint,
+        rubric_ref=subject.rubric_ref,
+        rubric_hash=subject.rubric_hash,
+        judge_name=subject.judge_name,
+        judge_model=subject.judge.model,
+        judge_fingerprint=subject.judge.fingerprint,
         judge_settings=settings,
-        set_name=set_name,
-        set_sha256=set_sha256,
+        set_name=subject.set_name,
+        set_sha256=subject.set_sha256,
+        options=options,
         label_type=label_type,
         outputs_source=outputs.source,
         split=SplitInfo(
-            name=split,
-            heldout_fraction=heldout_fraction,
+            name=options.split,
+            heldout_fraction=options.heldout_fraction,
             salt=DEFAULT_SALT,
-            group_by=group_by,
+            group_by=subject.group_by,
             n_groups=joined.n_groups,
             n_set=len(records),
             n_split=joined.n_split,
         ),
-        n=n,
+        n=len(c.records),
         n_no_consensus=joined.n_no_consensus,
         n_annotators=humans.shape[1],
         n_missing_outputs=int((joined.rows < 0).sum()),
-        n_invalid=n_invalid,
-        invalid_rate=n_invalid / n,
-        headline="kappa: invalid verdicts counted as disagreement (their own category)",
-        kappa=kappa,
-        kappa_valid_only=kappa_valid,
-        trust_metric=trust_metric,
-        accuracy=Interval.of(proportion_ci(correct, n), n),
-        accuracy_valid_only=float(np.mean(c.judge_idx[c.valid] == c.human_idx[c.valid]))
-        if c.valid.any()
-        else None,
-        confusion=c.confusion(),
-        ordinal=ordinal,
+        applies=applies,
         alpha=c.alpha(humans) if humans.shape[1] >= 1 else {},
         human_ceiling=ceiling,
         per_variant=c.per_variant(),
         position=c.position(),
         length=c.length(),
-        **length_fields,
-        variant_alpha=variant_alpha,
-        variance=variance,
+        variant_alpha=c.variant_alpha(),
+        variance=c.variance(),
         reliability=reliability,
         expected_calibration_error=ece,
         notes=c.notes,
-        thresholds=thresholds,
+        thresholds=options.thresholds,
         verdict=verdict,
-        ensemble=section,
+        ensemble=ensemble,
+        **fields,
     )
-    return card
+
+
+def _agreement_fields(c: Calibrator, options: CalibrationOptions) -> dict[str, Any]:
+    """Headline kappa, accuracy, agreement on decided items with coverage, confusion, ordinal."""
+    n = len(c.records)
+    n_invalid = int((~c.valid).sum())
+    kappa, kappa_decided = c.kappas()
+    ordinal = c.ordinal() if c.label_type == "ordinal" else None
+    if ordinal is not None:
+        trust_metric = QWK
+        trust_kappa = ordinal.weighted_kappa_quadratic
+    else:
+        trust_metric, trust_kappa = KAPPA_ALL, kappa
+    correct = int((c.judge_all == c.human_idx).sum())
+    decided = c.decided
+    agree_decided = int((c.judge_idx[decided] == c.human_idx[decided]).sum())
+    return {
+        "n_invalid": n_invalid,
+        "invalid_rate": n_invalid / n,
+        "headline": "kappa: judge ties and invalid verdicts counted as disagreement "
+        "(categories of their own)",
+        "kappa": kappa,
+        "kappa_valid_only": kappa_decided,
+        "trust_metric": trust_metric,
+        "trust_kappa": trust_kappa,
+        "accuracy": Interval.of(proportion_ci(correct, n), n),
+        "accuracy_valid_only": agree_decided / int(decided.sum()) if decided.any() else None,
+        "agreement_decided": Interval.of(
+            proportion_ci(agree_decided, int(decided.sum())), int(decided.sum())
+        )
+        if decided.any()
+        else None,
+        "coverage": float(decided.mean()),
+        "confusion": c.confusion(),
+        "ordinal": ordinal,
+    }
+
+
+def _length_fields(
+    c: Calibrator,
+    joined: Joined,
+    uncorrected: JudgeOutputs | None,
+    model: LengthModel | None,
+    applies: CardControls,
+    headline: dict[str, Interval | None],
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The stored length model and, when applied, the figures before and after it."""
+    if model is None:
+        return {}
+    if not applies.length_correction or uncorrected is None:
+        return card_length_fields(c, None, model, headline)
+    before = Calibrator(joined, uncorrected, c.label_type, rng, c.n_resamples)
+    return card_length_fields(c, before, model, headline)

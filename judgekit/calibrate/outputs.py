@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 
 import numpy as np
 
-from judgekit.bias import (
-    unswap,
-)
+from judgekit.bias.ensemble import aggregate_variants
 from judgekit.bias.length import answer_lengths
-from judgekit.judging.aggregate import Controls, ItemTable, combine, item_table, row_mean
+from judgekit.judging.aggregate import ItemTable, item_table, per_variant, row_mean
+from judgekit.judging.decide import TIE, Decisions, decide
 from judgekit.judging.results import JudgeRun
+from judgekit.schema import Controls, Mode
 
 
 @dataclass(frozen=True)
@@ -21,13 +22,17 @@ class JudgeOutputs:
 
     ``probs`` rows are label distributions over ``labels`` (a NaN row is an invalid verdict);
     ``scores`` the expected value under ``values`` (pairwise: the preference for A). Optional
-    inputs of the bias figures: ``variant_scores`` (the score under each prompt variant),
+    inputs of the bias figures: ``variant_probs`` (each prompt variant's distributions, orders
+    combined),
     ``p_a_ab`` / ``p_a_ba`` (preference for the original answer A, P(A) + P(tie)/2, in the AB
     and BA presentation orders, averaged over variants) and ``lengths`` (pointwise: characters of
     the answer, shape (n,); pairwise: characters of answers A and B, shape (n, 2)).
     ``order_probs`` maps ``"variant|order"`` to that prompt's items x labels distributions (BA
     unswapped to the original answer positions; pointwise order ``-``): the learned ensemble's
-    inputs (``calibrate.ensemble_fit``).
+    inputs (``calibrate.ensemble_fit``). ``controls`` and ``mode`` give the decision rule the
+    labels are read with (``decisions``, ``judging.decide``): a calibration scores exactly the
+    labels a run with the same controls reports. ``mode`` None: pairwise when the labels include
+    A and B.
     """
 
     item_ids: tuple[str, ...]
@@ -36,11 +41,13 @@ class JudgeOutputs:
     probs: np.ndarray
     scores: np.ndarray
     source: str
-    variant_scores: dict[str, np.ndarray] = field(default_factory=dict)
+    variant_probs: dict[str, np.ndarray] = field(default_factory=dict)
     p_a_ab: np.ndarray | None = None
     p_a_ba: np.ndarray | None = None
     lengths: np.ndarray | None = None
     order_probs: dict[str, np.ndarray] = field(default_factory=dict)
+    controls: Controls = field(default_factory=Controls)
+    mode: Mode | None = None
 
     def __post_init__(self) -> None:
         n, k = len(self.item_ids), len(self.labels)
@@ -51,13 +58,16 @@ class JudgeOutputs:
         if self.probs.shape != (n, k):
             raise ValueError(f"probs must be {(n, k)} (items x labels), got {self.probs.shape}")
         arrays = {"scores": self.scores, "p_a_ab": self.p_a_ab, "p_a_ba": self.p_a_ba}
-        arrays |= {f"variant_scores[{v!r}]": s for v, s in self.variant_scores.items()}
         for name, arr in arrays.items():
             if arr is not None and arr.shape != (n,):
                 raise ValueError(f"{name} must have shape {(n,)}, got {arr.shape}")
-        for name, arr in self.order_probs.items():
-            if arr.shape != (n, k):
-                raise ValueError(f"order_probs[{name!r}] must be {(n, k)}, got {arr.shape}")
+        for what, table in (
+            ("order_probs", self.order_probs),
+            ("variant_probs", self.variant_probs),
+        ):
+            for name, arr in table.items():
+                if arr.shape != (n, k):
+                    raise ValueError(f"{what}[{name!r}] must be {(n, k)}, got {arr.shape}")
         if self.lengths is not None and self.lengths.shape not in ((n,), (n, 2)):
             raise ValueError(f"lengths must be (n,) or (n, 2), got {self.lengths.shape}")
 
@@ -65,6 +75,28 @@ class JudgeOutputs:
     def valid(self) -> np.ndarray:
         """Items with a verdict (a finite distribution)."""
         return np.isfinite(self.probs).all(axis=1)
+
+    @property
+    def rule_mode(self) -> Mode:
+        return self.mode or ("pairwise" if {"A", "B"} <= set(self.labels) else "pointwise")
+
+    @cached_property
+    def decisions(self) -> Decisions:
+        """The verdict label of each item under the one decision rule (ties as ties)."""
+        return decide(
+            self.probs, self.labels, self.values, self.rule_mode, self.controls, self.scores
+        )
+
+    def decide(self, probs: np.ndarray) -> Decisions:
+        """Labels of other distributions over the same labels (a variant's, an ensemble's)
+        under the same rule."""
+        return decide(probs, self.labels, self.values, self.rule_mode, self.controls)
+
+    @cached_property
+    def variant_scores(self) -> dict[str, np.ndarray]:
+        """Each variant's expected score (pairwise: P(A)), orders combined."""
+        values = np.asarray(self.values, dtype=float)
+        return {name: probs @ values for name, probs in self.variant_probs.items()}
 
 
 def preference_for_a(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
@@ -76,53 +108,55 @@ def preference_for_a(probs: np.ndarray, labels: Sequence[str]) -> np.ndarray:
 
 
 def outputs_from_run(run: JudgeRun) -> JudgeOutputs:
-    """A judge run's verdicts plus per-variant scores, per-order preferences and answer lengths.
+    """A judge run's final verdicts (as the run decided them) plus per-variant scores, per-order
+    preferences and answer lengths.
 
     Each variant's score goes through the run's own swap control (as the final verdict does) but
     no ensemble, so per-variant agreement shows what the ensemble averages over.
     """
+    if run.items is None:
+        raise ValueError("calibration needs the run's items (read_run(..., content=True))")
     labels = run.rubric.labels
-    ids = [item.id for item in run.items]
+    ids = list(run.verdicts.item_ids)
     values = np.asarray(run.rubric.values, dtype=float)
     table = item_table(run.judgments, labels, ids, run.rubric.variants)
-    per_variant_controls = Controls(swap=run.controls.swap, swap_method=run.controls.swap_method)
-    variant_scores = {
-        name: combine(
-            ItemTable(
-                table.item_ids,
-                (name,),
-                table.labels,
-                {o: p[:, [v]] for o, p in table.probs.items()},
-            ),
-            per_variant_controls,
-        )
-        @ values
+    swap_only = Controls(swap=run.controls.swap, swap_method=run.controls.swap_method)
+    variant_probs = {
+        name: aggregate_variants(per_variant(_one_variant(table, v), swap_only))
         for v, name in enumerate(table.variants)
     }
+    order_probs = table.order_probs()
     p_a_ab = p_a_ba = None
-    by_order = dict(table.probs)
     if {"AB", "BA"} <= table.probs.keys():
-        ba = table.probs["BA"]
-        by_order["BA"] = unswap(ba.reshape(-1, len(labels)), labels).reshape(ba.shape)
-        p_a_ab = row_mean(preference_for_a(table.probs["AB"], labels))
-        p_a_ba = row_mean(preference_for_a(by_order["BA"], labels))
-    order_probs = {
-        f"{name}|{order}": probs[:, v]
-        for order, probs in by_order.items()
-        for v, name in enumerate(table.variants)
-    }
+        stacked = {
+            o: np.stack([order_probs[f"{n}|{o}"] for n in table.variants], axis=1)
+            for o in ("AB", "BA")
+        }
+        p_a_ab = row_mean(preference_for_a(stacked["AB"], labels))
+        p_a_ba = row_mean(preference_for_a(stacked["BA"], labels))
     return JudgeOutputs(
         item_ids=tuple(ids),
         labels=labels,
         values=tuple(float(v) for v in values),
-        probs=run.item_probs,
-        scores=run.item_scores,
+        probs=run.verdicts.probs,
+        scores=run.verdicts.scores,
         source=f"judgekit run ({run.rubric.ref}, {run.judge.model})",
-        variant_scores=variant_scores,
+        variant_probs=variant_probs,
         p_a_ab=p_a_ab,
         p_a_ba=p_a_ba,
         lengths=answer_lengths(run.items),
         order_probs=order_probs,
+        controls=run.controls,
+        mode=run.rubric.manifest.mode,
+    )
+
+
+def _one_variant(table: ItemTable, v: int) -> ItemTable:
+    return ItemTable(
+        table.item_ids,
+        (table.variants[v],),
+        table.labels,
+        {o: p[:, [v]] for o, p in table.probs.items()},
     )
 
 
@@ -148,19 +182,24 @@ def outputs_from_verdicts(
     """Hard verdicts from any judge (e.g. an API judge's file) as one-hot distributions.
 
     A verdict that is None or not exactly one of ``labels`` (after stripping whitespace) is
-    invalid: it is kept and counted, never mapped to a default label.
+    invalid: it is kept and counted, never mapped to a default label. "tie" under labels A and B
+    without a tie label is an even split, which the decision rule reads as a tie (as a replay).
     """
     if len(ids) != len(verdicts):
         raise ValueError(f"{len(ids)} ids but {len(verdicts)} verdicts")
     labels = tuple(labels)
     values = tuple(float(v) for v in values) if values is not None else _default_values(labels)
     index = {label: k for k, label in enumerate(labels)}
+    even = {"A", "B"} <= set(labels) and TIE not in labels  # a tie is an even split of A and B
     probs = np.full((len(ids), len(labels)), np.nan)
     for i, verdict in enumerate(verdicts):
-        k = index.get(verdict.strip()) if isinstance(verdict, str) else None
-        if k is not None:
+        text = verdict.strip() if isinstance(verdict, str) else None
+        if text in index:
             probs[i] = 0.0
-            probs[i, k] = 1.0
+            probs[i, index[text]] = 1.0
+        elif text == TIE and even:
+            probs[i] = 0.0
+            probs[i, [index["A"], index["B"]]] = 0.5
     return JudgeOutputs(
         item_ids=tuple(ids),
         labels=labels,

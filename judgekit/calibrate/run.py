@@ -1,41 +1,48 @@
-"""One calibration end to end: set -> judge verdicts (run here, or from a file) -> card -> report.
+"""One calibration end to end, in steps that each take and return typed values:
 
-The judge sees the split being calibrated (held-out by default) and, to fit the length model,
-the dev split; fitting on held-out is refused (``datasets.require_dev``), so the card's headline
-numbers and its after-correction length slope are out of sample.
+set -> ``prepare_set`` (consensus, split, limit) -> ``judge_records`` (the judge on the split and,
+to fit on, the dev split; a file of another judge's verdicts is replayed through the same run)
+-> ``fit_dev`` (frozen length model, learned ensemble) -> ``choose_controls`` (on dev only: which
+combination, whether the length correction is applied) -> the final run (the verdicts a run with
+the card makes) -> ``measure.calibrate`` (the card) -> saved card, run files, viewer, report.
+
+Fitting on held-out is refused (``split.require_dev``), so the card's figures are out of sample.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import numpy as np
 
-from judgekit.backends.base import Backend
-from judgekit.calibrate.annotators import ConsensusMethod, consensus_records
-from judgekit.calibrate.cards import read_card, require_calibrated, save_card
+from judgekit.backends import Backend, JudgeSpec, ReplayJudge
+from judgekit.bias.length import LengthModel
+from judgekit.calibrate.annotators import consensus_records
+from judgekit.calibrate.ensemble_card import ensemble_card
 from judgekit.calibrate.ensemble_fit import FittedEnsemble, fit_ensemble
 from judgekit.calibrate.length_card import fit_length_model
-from judgekit.calibrate.measure import (
-    CalibrationCard,
-    JudgeOutputs,
-    LengthModel,
-    SplitName,
-    TrustThresholds,
-    calibrate,
-)
-from judgekit.calibrate.outputs import outputs_from_run, outputs_from_verdicts
-from judgekit.calibrate.project import choose_card
+from judgekit.calibrate.measure import CardSubject, calibrate
+from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_run
 from judgekit.calibrate.report import write_report
+from judgekit.cards.model import (
+    CalibrationCard,
+    CalibrationOptions,
+    CardControls,
+    EnsembleCard,
+    TrustThresholds,
+)
+from judgekit.cards.store import read_card, require_calibrated, save_card
+from judgekit.config import choose_card
 from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationRecord, CalibrationSet, load_calibration_set
 from judgekit.data.split import split_records
-from judgekit.files import sha256_file
+from judgekit.judging.aggregate import Corrections
+from judgekit.judging.results import JudgeRun, build_run
 from judgekit.judging.run import judge
-from judgekit.rubrics import Rubric
+from judgekit.judging.store import ResultStore
+from judgekit.judging.write import write_run
+from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import JudgeIdentity
 from judgekit.view import write_view
 
@@ -45,194 +52,289 @@ class CalibrationResult:
     card: CalibrationCard
     card_path: Path
     report: dict[str, Path]
+    run: JudgeRun
 
 
-def read_verdicts(
-    path: Path | str, *, id_field: str, verdict_field: str, label_map: Mapping[str, str]
-) -> dict[str, str | None]:
-    """Verdicts of another judge by item id; values outside ``label_map`` stay as written.
+@dataclass(frozen=True)
+class PreparedSet:
+    """The set after consensus, the split's records (first ``limit``) and the dev records judged
+    to fit on (empty when not fitting)."""
 
-    JSON (a list of objects) or JSONL. Unparseable verdicts are kept, to be counted invalid.
-    """
-    path = Path(path)
-    text = path.read_text(encoding="utf-8")
-    try:
-        rows = (
-            json.loads(text)
-            if path.suffix == ".json"
-            else [json.loads(line) for line in text.splitlines() if line.strip()]
-        )
-    except json.JSONDecodeError as err:
-        raise InputError(f"{path}: not valid JSON: {err}") from err
-    verdicts: dict[str, str | None] = {}
-    for n, row in enumerate(rows):
-        for field in (id_field, verdict_field):
-            if field not in row:
-                raise InputError(f"{path}: row {n}: field {field!r} missing")
-        raw = row[verdict_field]
-        verdict = None if raw is None else str(raw).strip()
-        verdicts[str(row[id_field])] = label_map.get(verdict, verdict) if verdict else None
-    return verdicts
+    dataset: CalibrationSet
+    records: list[CalibrationRecord]
+    dev: list[CalibrationRecord]
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def judged(self) -> list[CalibrationRecord]:
+        """Every record the judge sees, each once (split "dev"/"all" already holds dev)."""
+        return list({r.id: r for r in [*self.records, *self.dev]}.values())
 
 
-def _split_records(
-    dataset: CalibrationSet, split: SplitName, fraction: float, limit: int | None
-) -> list[CalibrationRecord]:
-    """The split's records (held-out or dev by group hash), the first ``limit`` if given."""
-    records = split_records(dataset.records, split, fraction)
-    return records[:limit] if limit is not None else records
-
-
-def run_calibration(
-    set_name: str | CalibrationSet,
+def prepare_set(
+    dataset: str | CalibrationSet,
     rubric: Rubric,
+    options: CalibrationOptions,
     *,
-    backend: Backend | None = None,
-    verdicts_file: Path | str | None = None,
-    id_field: str = "id",
-    verdict_field: str = "verdict",
-    label_map: Mapping[str, str] | None = None,
-    judge_name: str | None = None,
     data_dir: Path | str | None = None,
-    metric: str | None = None,
-    split: SplitName = "heldout",
-    heldout_fraction: float = 0.5,
-    limit: int | None = None,
-    seed: int = 0,
-    n_resamples: int = 2000,
-    thresholds: TrustThresholds | None = None,
-    fit_length: bool = True,
-    consensus: ConsensusMethod = "majority",
-    min_annotator_reliability: float | None = None,
-    fit_learned_ensemble: bool = True,
-    cards_dir: Path | str,
-    out_dir: Path | str,
-) -> CalibrationResult:
-    """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``) and the report.
-
-    ``set_name`` is a registered set's name, or a set already loaded (``load_user_set``).
-    Either ``backend`` (judgekit runs the judge on the split's items) or ``verdicts_file`` (any
-    judge's precomputed verdicts; ``label_map`` defaults to the set's own label mapping).
-    With a backend and ``fit_length``, the dev split's items (at most ``limit``) are judged in
-    the same run and the length model is fitted on them, stored in the card and applied frozen
-    to the calibrated split. ``consensus`` replaces the set's plurality with an annotator
-    model's posterior label, fitted on the whole set's human labels (``calibrate.annotators``);
-    annotators below ``min_annotator_reliability`` are dropped first. With
-    ``fit_learned_ensemble`` the learned ensemble is fitted on the same dev items and the card
-    compares it with each variant, mean and majority.
-    """
-    dataset = (
-        set_name
-        if isinstance(set_name, CalibrationSet)  # a user's own file (data.user_sets)
-        else load_calibration_set(set_name, data_dir=data_dir, metric=metric)
-    )
-    notes: list[str] = []
+) -> PreparedSet:
+    """Load the set, form each item's human label (``options.consensus``), take the split."""
+    if not isinstance(dataset, CalibrationSet):
+        dataset = load_calibration_set(dataset, data_dir=data_dir, metric=options.metric)
     relabelled, _, dropped = consensus_records(
         dataset.records,
-        consensus,
-        min_reliability=min_annotator_reliability,
+        options.consensus,  # type: ignore[arg-type]
+        min_reliability=options.min_annotator_reliability,
         label_type=dataset.manifest.label_type,
         names=dataset.manifest.annotators.fields,
-        seed=seed,
+        seed=options.seed,
     )
     dataset = replace(dataset, records=tuple(relabelled))
+    notes = []
     if dropped:
         notes.append(
-            f"annotators dropped (reliability < {min_annotator_reliability} under {consensus}): "
-            + ", ".join(dropped)
+            f"annotators dropped (reliability < {options.min_annotator_reliability} under "
+            f"{options.consensus}): " + ", ".join(dropped)
         )
     if dataset.manifest.mode != rubric.manifest.mode:
         raise InputError(
             f"set {dataset.manifest.name!r} is {dataset.manifest.mode} but rubric {rubric.ref} is "
             f"{rubric.manifest.mode}"
         )
-    records = _split_records(dataset, split, heldout_fraction, limit)
-    outputs: JudgeOutputs
-    length_model: LengthModel | None = None
-    learned: FittedEnsemble | None = None
-    dev: list[CalibrationRecord] = []
-    if verdicts_file is not None:
-        mapping = label_map if label_map is not None else dataset.manifest.labels or {}
-        verdicts = read_verdicts(
-            verdicts_file, id_field=id_field, verdict_field=verdict_field, label_map=mapping
-        )
-        ids = [r.id for r in records]
-        outputs = outputs_from_verdicts(
-            ids, [verdicts.get(i) for i in ids], rubric.labels, source=str(verdicts_file)
-        )
-        model, fingerprint, settings = (
-            judge_name or Path(verdicts_file).stem,
-            "file:" + sha256_file(verdicts_file)[:16],
-            {},
-        )
-    elif backend is not None:
-        fit_dev = fit_length or fit_learned_ensemble
-        dev = _split_records(dataset, "dev", heldout_fraction, limit) if fit_dev else []
-        judged = {r.id: r for r in [*records, *dev]}  # split "dev"/"all" already holds dev
-        out_dir = Path(out_dir)
-        run = judge(
-            [r.item for r in judged.values()], rubric, backend=backend, output=out_dir / "run.jsonl"
-        )
-        outputs = outputs_from_run(run)
-        model, fingerprint, settings = run.judge.model, run.judge.fingerprint, run.judge.settings
-        if fit_length:
-            try:
-                length_model = fit_length_model(
-                    dev, outputs, "dev", heldout_fraction=heldout_fraction
-                )
-            except ValueError as err:
-                notes.append(f"length model: not fitted on dev ({err})")
-        if fit_learned_ensemble:
-            try:
-                learned = fit_ensemble(
-                    dev,
-                    outputs,
-                    "dev",
-                    rng=np.random.default_rng(seed),
-                    heldout_fraction=heldout_fraction,
-                )
-            except ValueError as err:
-                notes.append(f"learned ensemble: not fitted on dev ({err})")
-    else:
-        raise ValueError("give a backend to run the judge, or a verdicts file")
-    card = calibrate(
-        records,
-        outputs,
-        rubric_ref=rubric.ref,
-        rubric_hash=rubric.hash,
-        judge_model=model,
-        judge_fingerprint=fingerprint,
-        judge_settings=settings,
-        set_name=dataset.manifest.name if metric is None else f"{dataset.manifest.name}:{metric}",
-        set_sha256=dataset.sha256,
-        split=split,
-        heldout_fraction=heldout_fraction,
-        group_by=dataset.manifest.split_group.describe(),
-        rng=np.random.default_rng(seed),
-        n_resamples=n_resamples,
-        thresholds=thresholds,
-        length_model=length_model,
-        ensemble=learned,
-        dev_records=dev,
+
+    def take(split: str) -> list[CalibrationRecord]:
+        chosen = split_records(dataset.records, split, options.heldout_fraction)
+        return chosen[: options.limit] if options.limit is not None else chosen
+
+    dev = take("dev") if options.fit_dev else []
+    return PreparedSet(dataset, take(options.split), dev, notes)
+
+
+def judge_records(
+    prepared: PreparedSet,
+    rubric: Rubric,
+    backend: Backend | JudgeSpec,
+    options: CalibrationOptions,
+    *,
+    store: ResultStore | None = None,
+    judge_name: str | None = None,
+) -> JudgeRun:
+    """The judge on every record of the split (and dev), each item in its set's group."""
+    items = [r.item.model_copy(update={"group": r.group}) for r in prepared.judged]
+    return judge(
+        items,
+        rubric,
+        backend=backend,
+        controls=options.controls,
+        variants=options.variants,
+        store=store,
+        judge_name=judge_name,
     )
-    card = card.model_copy(update={"consensus": consensus, "notes": [*card.notes, *notes]})
-    card_path = save_card(card, cards_dir)
-    viewer = None
-    if backend is not None:  # every verdict of the run, with the human labels, in the viewer
-        viewer = write_view(
-            [Path(out_dir) / "run.jsonl"],
-            Path(out_dir) / "view.html",
-            items=[r.item for r in dataset.records],
-            human={r.id: r.consensus for r in dataset.records if r.consensus is not None},
+
+
+@dataclass(frozen=True)
+class DevFits:
+    """What was fitted on dev: the frozen length model and the learned ensemble (None: not
+    fitted, the reason in ``notes``)."""
+
+    length_model: LengthModel | None
+    learned: FittedEnsemble | None
+    notes: list[str]
+
+
+def fit_dev(prepared: PreparedSet, outputs: JudgeOutputs, options: CalibrationOptions) -> DevFits:
+    """Fit the length model and the learned ensemble on the dev records only."""
+    notes: list[str] = []
+    length_model = learned = None
+    if not prepared.dev:
+        return DevFits(None, None, ["nothing fitted on dev (dev split not judged)"])
+    try:
+        length_model = fit_length_model(
+            prepared.dev, outputs, "dev", heldout_fraction=options.heldout_fraction
         )
-    report = write_report(card, Path(out_dir), records=records, outputs=outputs, viewer=viewer)
-    return CalibrationResult(card, card_path, report)
+    except ValueError as err:
+        notes.append(f"length model: not fitted on dev ({err})")
+    try:
+        learned = fit_ensemble(
+            prepared.dev,
+            outputs,
+            "dev",
+            rng=np.random.default_rng(options.seed),
+            heldout_fraction=options.heldout_fraction,
+        )
+    except ValueError as err:
+        notes.append(f"learned ensemble: not fitted on dev ({err})")
+    return DevFits(length_model, learned, notes)
+
+
+def choose_controls(
+    raw: JudgeRun, fits: DevFits, section: EnsembleCard | None
+) -> tuple[CardControls, Corrections]:
+    """What a run with the card applies, chosen on dev: the combination with the highest dev
+    kappa (a single variant, mean, majority or the learned ensemble) and the length correction
+    when it was fitted (never on top of the learned ensemble, which has its own length term)."""
+    controls, variants = raw.controls, sorted({j.variant for j in raw.judgments})
+    reasons = []
+    learned = None
+    if section is not None:
+        chosen = section.chosen
+        if chosen == "learned":
+            controls = controls.model_copy(update={"ensemble": "learned"})
+            learned = section.model
+            variants = section.model.variants
+        elif chosen in ("mean", "majority", "median"):
+            controls = controls.model_copy(update={"ensemble": chosen})
+        elif chosen in variants:
+            variants = [chosen]
+        reasons.append(f"combination: {chosen} ({section.reason})")
+    apply_length = fits.length_model is not None and controls.ensemble != "learned"
+    if fits.length_model is not None:
+        reasons.append(
+            "length correction: "
+            + (
+                "applied (frozen, fitted on dev)"
+                if apply_length
+                else "not applied: the learned ensemble has its own length term"
+            )
+        )
+    corrections = Corrections(
+        length_model=fits.length_model if apply_length else None, learned=learned
+    )
+    applies = CardControls(
+        controls=controls, variants=variants, length_correction=apply_length, reasons=reasons
+    )
+    return applies, corrections
+
+
+def run_calibration(
+    dataset: str | CalibrationSet,
+    rubric: str | Rubric,
+    *,
+    backend: Backend | JudgeSpec,
+    options: CalibrationOptions | None = None,
+    data_dir: Path | str | None = None,
+    cards_dir: Path | str,
+    out_dir: Path | str,
+    judge_name: str | None = None,
+    store: ResultStore | None = None,
+) -> CalibrationResult:
+    """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``), the final run
+    (``out_dir/run.jsonl`` with its items file and manifest), its viewer and the report.
+
+    ``dataset``: a registered set's name, or a set already loaded (``load_user_set``).
+    ``backend``: a judge (``JudgeSpec`` or a started backend; ``ReplayJudge`` for another judge's
+    verdicts, label mapping defaulting to the set's own).
+    """
+    options = options or CalibrationOptions()
+    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    prepared = prepare_set(dataset, rubric, options, data_dir=data_dir)
+    if isinstance(backend, ReplayJudge) and not backend.label_map:
+        mapping = prepared.dataset.manifest.labels or {}
+        backend = backend.model_copy(update={"label_map": {k: str(v) for k, v in mapping.items()}})
+    raw = judge_records(prepared, rubric, backend, options, store=store, judge_name=judge_name)
+    raw_outputs = outputs_from_run(raw)
+    fits = fit_dev(prepared, raw_outputs, options)
+    section = None
+    if fits.learned is not None:
+        section = ensemble_card(
+            prepared.judged,
+            raw_outputs,
+            fits.learned,
+            split=options.split,
+            label_type=_label_type(prepared),
+            rng=np.random.default_rng(options.seed),
+            heldout_fraction=options.heldout_fraction,
+            n_resamples=options.n_resamples,
+        )
+    applies, corrections = choose_controls(raw, fits, section)
+    final = build_run(
+        rubric,
+        raw.judge,
+        applies.controls,
+        raw.items or (),
+        [j for j in raw.judgments if j.variant in applies.variants],
+        corrections=corrections,
+        seconds=raw.seconds,
+        judge_name=judge_name,
+    )
+    uncorrected = None
+    if corrections.length_model is not None:
+        uncorrected = outputs_from_run(
+            build_run(
+                rubric,
+                raw.judge,
+                applies.controls,
+                raw.items or (),
+                final.judgments,
+                corrections=replace(corrections, length_model=None),
+            )
+        )
+    card = calibrate(
+        prepared.records,
+        outputs_from_run(final),
+        subject=CardSubject(
+            rubric_ref=rubric.ref,
+            rubric_hash=rubric.hash,
+            judge=raw.judge,
+            judge_name=judge_name,
+            set_name=_set_name(prepared, options),
+            set_sha256=prepared.dataset.sha256,
+            group_by=prepared.dataset.manifest.split_group.describe(),
+        ),
+        options=options,
+        rng=np.random.default_rng(options.seed),
+        applies=applies,
+        label_type=_label_type(prepared),
+        uncorrected=uncorrected,
+        length_model=fits.length_model,
+        ensemble=section,
+        notes=[*prepared.notes, *fits.notes, *_judged_note(prepared)],
+    )
+    return _write(card, final, prepared, Path(cards_dir), Path(out_dir))
+
+
+def _label_type(prepared: PreparedSet) -> str:
+    return prepared.dataset.manifest.label_type
+
+
+def _set_name(prepared: PreparedSet, options: CalibrationOptions) -> str:
+    name = prepared.dataset.manifest.name
+    return name if options.metric is None else f"{name}:{options.metric}"
+
+
+def _judged_note(prepared: PreparedSet) -> list[str]:
+    if not prepared.dev:
+        return []
+    return [
+        f"the judge also saw {len(prepared.dev)} dev items: the length model and the learned "
+        "ensemble were fitted, and the card's controls chosen, on them (never on the split "
+        "measured here)"
+    ]
+
+
+def _write(
+    card: CalibrationCard, final: JudgeRun, prepared: PreparedSet, cards_dir: Path, out: Path
+) -> CalibrationResult:
+    """Card to the card store; the final run, its viewer (with the human labels) and the report."""
+    card_path = save_card(card, cards_dir)
+    write_run(final, out / "run.jsonl")
+    viewer = write_view(
+        [out / "run.jsonl"],
+        out / "view.html",
+        items=[r.item for r in prepared.dataset.records],
+        human={r.id: r.consensus for r in prepared.dataset.records if r.consensus is not None},
+    )
+    report = write_report(
+        card, out, records=prepared.records, outputs=outputs_from_run(final), viewer=viewer
+    )
+    return CalibrationResult(card, card_path, report, final)
 
 
 def check_calibrated(
     rubric: Rubric,
     judge: JudgeIdentity,
     card: Path | str | None = None,
+    *,
     thresholds: TrustThresholds | None = None,
 ) -> CalibrationCard:
     """The trust gate: ``card`` (else the card pinned in the working directory's project

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from judgekit.calibrate.card import LengthFigure
 from judgekit.calibrate.measure import CalibrationCard, Interval
+from judgekit.cards.model import LengthFigure
 
 
 @dataclass(frozen=True)

@@ -1,23 +1,21 @@
 """Candidate vs baseline: two judge runs on the same items, compared item by item.
 
-Each run is read back from its judgments file and aggregated exactly as the run itself did
-(position swap, variant ensemble, as recorded in its manifest), so the per-item scores compared
-here are the ones the runs reported.
+Each run is read back with the one run reader (``judging.read.read_run``): the per-item scores
+compared are the final ones each run reported (swap, ensemble, a card's frozen corrections).
+Items that share a question are one cluster: the interval resamples clusters.
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from judgekit.data.records import InputError, manifest_path, read_judgments
-from judgekit.judging.aggregate import Controls, combine, item_table
-from judgekit.judging.run_manifest import RunManifest
-from judgekit.rubrics import load_rubric
+from judgekit.data.records import InputError
+from judgekit.judging.read import read_run
+from judgekit.judging.results import JudgeRun
 from judgekit.schema import StrictModel
 from judgekit.stats import bootstrap_ci, permutation_test, sign_test
 
@@ -100,59 +98,23 @@ class RunDiff(StrictModel):
         return "\n".join(rows) + "\n"
 
 
-@dataclass(frozen=True)
-class RunScores:
-    """A run read back from its judgments file: what it was, and its item scores."""
-
-    rubric_ref: str
-    rubric_hash: str
-    judge: dict[str, object]
-    controls: Controls
-    scores: pd.Series
-
-
-def run_item_scores(path: Path | str) -> RunScores:
-    """Rubric, judge identity, controls and the item score per item id of a judgments file.
-
-    JSONL or CSV as a run writes them, or Parquet converted from them; the controls come from
-    the manifest beside the file (the defaults when there is none).
-    """
-    path = Path(path)
-    judgments = read_judgments(path)
-    if not judgments:
-        raise InputError(f"{path}: no judgments")
-    first = judgments[0]
-    rubric = load_rubric(f"{first.rubric}@v{first.rubric_version}")
-    if rubric.hash != first.rubric_hash:
-        raise InputError(
-            f"{path}: judged with {rubric.ref} hash {first.rubric_hash[:12]}, "
-            f"but the installed {rubric.ref} has hash {rubric.hash[:12]}"
-        )
-    meta = manifest_path(path)
-    controls = (
-        RunManifest.model_validate_json(meta.read_text()).controls if meta.is_file() else Controls()
-    )
-    ids = list(dict.fromkeys(j.item_id for j in judgments))
-    probs = combine(item_table(judgments, rubric.labels, ids, rubric.variants), controls)
-    scores = probs @ np.asarray(rubric.values, dtype=float)
-    judge = {
-        "model": first.judge_model,
-        "fingerprint": first.judge_fingerprint,
-        "settings": first.engine_settings,
-    }
-    return RunScores(rubric.ref, rubric.hash, judge, controls, pd.Series(scores, index=ids))
-
-
-def _mismatches(a: RunScores, b: RunScores) -> list[str]:
-    """What differs between two runs' judges and controls (empty = comparable)."""
+def _mismatches(a: JudgeRun, b: JudgeRun) -> list[str]:
+    """What differs between two runs' judges, controls and corrections (empty = comparable)."""
     found = [
-        f"judge {key}: {a.judge[key]!r} vs {b.judge[key]!r}"
+        f"judge {key}: {getattr(a.judge, key)!r} vs {getattr(b.judge, key)!r}"
         for key in ("model", "fingerprint", "settings")
-        if a.judge[key] != b.judge[key]
+        if getattr(a.judge, key) != getattr(b.judge, key)
     ]
     if a.controls != b.controls:
         found.append(f"controls: {a.controls.model_dump()} vs {b.controls.model_dump()}")
+    keys = (a.card.key if a.card else None, b.card.key if b.card else None)
+    if keys[0] != keys[1]:
+        found.append(f"calibration card: {keys[0]} vs {keys[1]}")
     return found
+
+
+def _scores(run: JudgeRun) -> pd.Series:
+    return pd.Series(run.verdicts.scores, index=list(run.verdicts.item_ids))
 
 
 def diff_runs(
@@ -170,11 +132,11 @@ def diff_runs(
     settings) and the controls, else a difference in scores could be a difference in judging:
     ``allow_mismatch`` compares them anyway and lists what differs in ``mismatches``.
     """
-    base, cand = run_item_scores(baseline), run_item_scores(candidate)
-    ref_a, a, b = base.rubric_ref, base.scores, cand.scores
-    if base.rubric_hash != cand.rubric_hash:
+    base, cand = read_run(baseline, content=False), read_run(candidate, content=False)
+    ref_a, a, b = base.rubric.ref, _scores(base), _scores(cand)
+    if base.rubric.hash != cand.rubric.hash:
         raise InputError(
-            f"runs used different rubrics: {ref_a} ({base.rubric_hash[:12]}) vs {cand.rubric_ref}"
+            f"runs used different rubrics: {ref_a} ({base.rubric.hash[:12]}) vs {cand.rubric.ref}"
         )
     mismatches = _mismatches(base, cand)
     if mismatches and not allow_mismatch:

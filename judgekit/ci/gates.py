@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import numpy as np
 
+from judgekit.data.records import InputError
+from judgekit.judging.decide import INVALID, TIE
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.summary import summarize
+from judgekit.judging.views import items_frame
+from judgekit.rubrics import Rubric
 
 
 class GateFailure(AssertionError):
@@ -14,12 +18,12 @@ class GateFailure(AssertionError):
 
 def worst_items(run: JudgeRun, n: int = 10) -> str:
     """The n lowest-scoring items (invalid first) as a fixed-width table."""
-    frame = run.items_frame()
+    frame = items_frame(run)
     answers = {
         item.id: getattr(item, "answer", None) or getattr(item, "answer_b", "")
-        for item in run.items
+        for item in run.items or ()
     }
-    frame["answer"] = frame["item_id"].map(lambda i: " ".join(str(answers[i]).split())[:60])
+    frame["answer"] = frame["item_id"].map(lambda i: " ".join(str(answers.get(i, "")).split())[:60])
     frame = frame.sort_values("score", na_position="first").head(n)
     lines = [f"{'item':<24} {'score':>7} {'label':>6}  answer"]
     for row in frame.itertuples():
@@ -37,17 +41,32 @@ def mean_gate(run: JudgeRun, minimum: float) -> str | None:
     return None
 
 
+def check_win_label(rubric: Rubric, label: str) -> None:
+    """Refuse (before anything is judged) a win label that no verdict of the rubric can have."""
+    known = [*rubric.labels, *(x for x in (TIE, INVALID) if x not in rubric.labels)]
+    if rubric.manifest.mode != "pairwise":
+        raise InputError(f"--min-win-rate needs a pairwise rubric; {rubric.ref} is pointwise")
+    if label not in known:
+        raise InputError(f"--win-label {label!r}: verdicts of {rubric.ref} are {known}")
+
+
 def win_rate_gate(run: JudgeRun, minimum: float, label: str) -> str | None:
-    """Failure message if the share of items won by ``label`` is below ``minimum``."""
+    """Failure message if the share of *all* items won by ``label`` is below ``minimum``.
+
+    Invalid items stay in the denominator (``judging.decide.label_rates``): a candidate that
+    makes items invalid cannot pass this gate by it.
+    """
     summary = summarize(run)
     rates = summary.label_rates
-    if summary.n_valid_items == 0:
-        return f"no win rate for {label}: none of the {summary.n_items} items has a valid verdict"
     if label not in rates:
-        return f"no win rate for label {label!r}; labels are {sorted(rates)}"
+        raise ValueError(f"no win rate for label {label!r}; verdicts are {sorted(rates)}")
     rate, low, high = rates[label]
     if rate < minimum:
-        return f"win rate of {label} {rate:.3f} (95% CI {low:.3f}-{high:.3f}) is below {minimum:g}"
+        invalid = rates.get("invalid", (0.0, 0.0, 0.0))[0]
+        return (
+            f"win rate of {label} {rate:.3f} (95% CI {low:.3f}-{high:.3f}) of all "
+            f"{summary.n_items} items is below {minimum:g} ({invalid:.1%} of items invalid)"
+        )
     return None
 
 
@@ -89,7 +108,7 @@ def assert_mean_at_least(run: JudgeRun, minimum: float) -> None:
     enforce(run, [mean_gate(run, minimum)])
 
 
-def assert_win_rate_at_least(run: JudgeRun, minimum: float, label: str = "A") -> None:
+def assert_win_rate_at_least(run: JudgeRun, minimum: float, *, label: str = "A") -> None:
     """CI gate for pairwise runs: share of items whose verdict is ``label``."""
     enforce(run, [win_rate_gate(run, minimum, label)])
 

@@ -6,9 +6,10 @@ Registered through the ``pytest11`` entry point, so installing judgekit is enoug
         run = judgekit.judge("outputs.jsonl", "overall_quality@v1", backend=judge_backend)
         judgekit.assert_mean_at_least(run, 3.5)
 
-``pytest --judge-model /models/Qwen2.5-7B-Instruct`` picks the judge (default: embedded SmolLM2).
-``JUDGEKIT_DTYPE=float32`` (or ``bfloat16``) forces the engine's dtype for the whole session, so a
-suite can be run both ways on one machine (default: bf16 where the CPU has it natively).
+``pytest --judge small`` uses ``[judge.small]`` of judgekit.toml; ``--judge-model``,
+``--judge-dtype``, ``--judge-max-model-len``, ``--judge-tensor-parallel-size`` and
+``--judge-gpu-memory-utilization`` set (or override) the in-process judge (default: the embedded
+SmolLM2). ``JUDGEKIT_DTYPE=float32`` (or ``bfloat16``) forces the dtype where no option sets it.
 """
 
 from __future__ import annotations
@@ -17,28 +18,46 @@ from collections.abc import Iterator
 
 import pytest
 
-from judgekit.backends import Backend, create_backend
+from judgekit.backends import Backend, JudgeSpec, create_backend, judge_spec
+from judgekit.config import named_judge
+
+_ENGINE_OPTIONS = {
+    "model": str,
+    "dtype": str,
+    "max_model_len": int,
+    "tensor_parallel_size": int,
+    "gpu_memory_utilization": float,
+}
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("judgekit")
-    group.addoption(
-        "--judge-model",
-        default=None,
-        help="judge model for the judge_backend fixture (local dir or hub id; default: embedded)",
-    )
-    group.addoption(
-        "--judge-max-model-len", type=int, default=4096, help="judge engine context length"
-    )
+    group.addoption("--judge", default=None, help="a judge named in judgekit.toml ([judge.NAME])")
+    for name, kind in _ENGINE_OPTIONS.items():
+        group.addoption(
+            f"--judge-{name.replace('_', '-')}",
+            type=kind,
+            default=None,
+            help=f"{name.replace('_', ' ')} of the judge_backend fixture's engine",
+        )
+
+
+def session_judge(config: pytest.Config) -> JudgeSpec:
+    """The judge the session's options describe (one factory, as every command)."""
+    given = {
+        name: value
+        for name in _ENGINE_OPTIONS
+        if (value := config.getoption(f"--judge-{name.replace('_', '-')}")) is not None
+    }
+    name = config.getoption("--judge")
+    if name is None:
+        return judge_spec("vllm", **given)
+    return named_judge(name).model_copy(update=given)
 
 
 @pytest.fixture(scope="session")
 def judge_backend(request: pytest.FixtureRequest) -> Iterator[Backend]:
-    """One judge engine for the whole test session (starting one takes about a minute)."""
-    backend = create_backend(
-        "vllm",
-        model=request.config.getoption("--judge-model"),
-        max_model_len=request.config.getoption("--judge-max-model-len"),
-    )
+    """One judge for the whole test session (starting an engine takes about a minute)."""
+    backend = create_backend(session_judge(request.config))
     yield backend
     backend.close()

@@ -8,22 +8,25 @@ from typing import Annotated
 import typer
 
 from judgekit.audit.canaries import (
-    CanaryError,
     builtin_suite,
     canary_markdown,
     load_suite,
     run_canaries,
     write_canary_report,
 )
-from judgekit.cli import judge_options as jo
+from judgekit.backends import JudgeSpec, create_backend
 from judgekit.cli.app import RubricsDir, app
-from judgekit.rubrics import RubricError, load_rubric
+from judgekit.cli.judge_options import judge_options
+from judgekit.cli.quiet import quiet
+from judgekit.rubrics import load_rubric
 
 
 @app.command()
+@judge_options
 def canaries(
     rubric: Annotated[str, typer.Option(help="Rubric NAME or NAME@vN.")],
     out: Annotated[Path, typer.Option(help="Folder for canaries.json and canaries.md.")],
+    judge_spec: JudgeSpec,
     suite: Annotated[
         Path | None,
         typer.Option(help="Suite file (default: the built-in one of the rubric's mode)."),
@@ -35,42 +38,34 @@ def canaries(
     max_canary_rate: Annotated[
         float | None, typer.Option(help="Gate: exit 1 if any attack fools the judge more often.")
     ] = None,
-    model: jo.Model = None,
-    backend_kind: jo.Kind = "vllm",
-    base_url: jo.BaseUrl = None,
-    api_key_env: jo.ApiKeyEnv = "OPENAI_API_KEY",
-    max_model_len: jo.MaxModelLen = 4096,
-    dtype: jo.Dtype = "auto",
-    variant: jo.Variants = None,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Prompt variant(s) (default: all).")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs instead of OUT/canaries.log.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a built-in (or your) suite of gaming attacks against reference answers.
 
     Exit codes: 0 ran and the gate passed; 1 an attack's rate exceeds --max-canary-rate;
-    2 bad rubric or suite.
+    2 bad rubric or suite; 4 internal error.
     """
-    try:
-        chosen = load_rubric(rubric, paths=rubrics_dir or [])
-        loaded = load_suite(suite or builtin_suite(chosen.manifest.mode), attacks or [])
-        backend = jo.make_backend(
-            backend_kind,
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            max_model_len=max_model_len,
-            dtype=dtype,
-        )
-        report = run_canaries(
-            chosen,
-            loaded,
-            backend=backend,
-            variants=variant,
-            limit=limit,
-            max_canary_rate=max_canary_rate,
-        )
-    except (RubricError, CanaryError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    chosen = load_rubric(rubric, paths=rubrics_dir or [])
+    loaded = load_suite(suite or builtin_suite(chosen.manifest.mode), attacks or [])
+    with quiet(out / "canaries.log", verbose=verbose, fresh=True):
+        backend = create_backend(judge_spec)
+        try:
+            report = run_canaries(
+                chosen,
+                loaded,
+                backend=backend,
+                variants=variant,
+                limit=limit,
+                max_canary_rate=max_canary_rate,
+            )
+        finally:
+            backend.close()
     write_canary_report(report, out)
     typer.echo(canary_markdown(report))
     if report.failed:

@@ -10,40 +10,46 @@ from typing import Annotated
 
 import typer
 
-from judgekit.backends import create_backend
-from judgekit.backends.base import Backend
-from judgekit.backends.replay import ReplayBackend
-from judgekit.calibrate.card import CalibrationCard
-from judgekit.calibrate.cascade_policy import NoEnsembleError, card_policy, card_variants
-from judgekit.calibrate.run import read_verdicts
-from judgekit.cli.app import RubricsDir, app, columns_option
-from judgekit.data.records import InputError, read_items
+from judgekit.backends import JudgeSpec, VLLMJudge, judge_spec, open_backend
+from judgekit.calibrate.cascade_policy import card_policy
+from judgekit.cards import CardError, NamedCard, load_card
+from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
+from judgekit.cli.quiet import log_path, quiet
+from judgekit.config import named_judge
+from judgekit.data.records import OutputExistsError, read_items
 from judgekit.judging.cascade import Stage, cascade
 from judgekit.judging.store import ResultStore
-from judgekit.rubrics import RubricError, load_rubric
+from judgekit.rubrics import load_rubric
 
 
-def parse_stage(spec: str, label_map: dict[str, str]) -> tuple[str, Backend, Path | None]:
-    """``JUDGE[=CARD.json]``; JUDGE is ``vllm`` (embedded model), ``vllm:MODEL`` or
-    ``replay:FILE.json[:ID_FIELD:VERDICT_FIELD]`` (defaults ``id``, ``verdict``)."""
-    judge_spec, _, card = spec.partition("=")
-    kind, _, rest = judge_spec.partition(":")
+def parse_stage(spec: str, label_map: dict[str, str]) -> tuple[str, JudgeSpec, Path | None]:
+    """``JUDGE[=CARD.json]``; JUDGE is ``vllm`` (embedded model), ``vllm:MODEL``,
+    ``judge:NAME`` (judgekit.toml) or ``replay:FILE.json[:ID_FIELD:VERDICT_FIELD]``."""
+    judge_part, _, card = spec.partition("=")
+    kind, _, rest = judge_part.partition(":")
     if kind == "vllm":
-        backend = create_backend("vllm", model=rest or None)
-        name = rest or "embedded"
-    elif kind == "replay" and rest:
+        return rest or "embedded", VLLMJudge(model=rest or None), Path(card) if card else None
+    if kind == "judge" and rest:
+        return rest, named_judge(rest), Path(card) if card else None
+    if kind == "replay" and rest:
         path, *fields = rest.split(":")
         if len(fields) not in (0, 2):
-            raise typer.BadParameter(f"replay:FILE[:ID:VERDICT], got {spec!r}")
+            raise typer.BadParameter(
+                f"replay:FILE[:ID:VERDICT], got {spec!r}", param_hint="--stage"
+            )
         id_field, verdict_field = fields if fields else ("id", "verdict")
-        verdicts = read_verdicts(
-            path, id_field=id_field, verdict_field=verdict_field, label_map=label_map
+        replay = judge_spec(
+            "replay",
+            verdicts=path,
+            id_field=id_field,
+            verdict_field=verdict_field,
+            label_map=label_map,
+            model=Path(path).stem,
         )
-        name = Path(path).stem
-        backend = ReplayBackend(verdicts, model=name, source=path)
-    else:
-        raise typer.BadParameter(f"stage {spec!r}: expected vllm[:MODEL] or replay:FILE")
-    return name, backend, Path(card) if card else None
+        return Path(path).stem, replay, Path(card) if card else None
+    raise typer.BadParameter(
+        f"stage {spec!r}: expected vllm[:MODEL], judge:NAME or replay:FILE", param_hint="--stage"
+    )
 
 
 @app.command("cascade")
@@ -54,9 +60,10 @@ def cascade_command(
     stage: Annotated[
         list[str],
         typer.Option(
-            help="JUDGE[=CARD.json], smallest first: vllm, vllm:MODEL, "
-            "replay:FILE[:ID_FIELD:VERDICT_FIELD]. A card's learned ensemble and certified "
-            "threshold decide what the stage keeps; without a card it keeps every valid verdict."
+            help="JUDGE[=CARD.json], smallest first: vllm, vllm:MODEL, judge:NAME, "
+            "replay:FILE[:ID_FIELD:VERDICT_FIELD]. A stage with a card judges with the card's "
+            "controls and keeps what its certified threshold allows; without a card it keeps "
+            "every valid verdict."
         ),
     ],
     target_agreement: Annotated[
@@ -67,45 +74,51 @@ def cascade_command(
     label_map: Annotated[
         list[str] | None, typer.Option(help="Replay verdict VALUE=LABEL, e.g. 1=A.")
     ] = None,
-    column: Annotated[
-        list[str] | None, typer.Option(help="Map FIELD=COLUMN, e.g. question=prompt.")
-    ] = None,
+    column: Columns = None,
     store: Annotated[Path | None, typer.Option(help="Result store (sqlite).")] = None,
+    overwrite: Annotated[bool, typer.Option(help="Replace an existing --output.")] = False,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs instead of <stem>.log.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Run judges in order; each keeps what its card certifies, the rest goes to the next.
 
     The last stage also abstains when its card cannot certify an item: those need a human.
-    Writes OUTPUT (one row per item with the deciding judge) and OUTPUT.stages.json.
+    Writes OUTPUT (one row per item with the deciding judge) and OUTPUT.stages.json. Every
+    stage's card is checked against its judge before anything is judged (exit 2 on a mismatch
+    or, with --target-agreement, a missing card on any stage but the last, which decides what
+    reaches it); one engine is loaded at a time.
     """
-    try:
-        chosen = load_rubric(rubric, paths=rubrics_dir or [])
-        items = read_items(input, chosen.manifest.mode, columns_option(column))
-    except (InputError, RubricError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
-    mapping = columns_option(label_map)
-    stages = []
-    for spec in stage:
-        name, backend, card_path = parse_stage(spec, mapping)
-        if card_path is None:
-            stages.append(Stage(name, backend))
-            continue
-        card = CalibrationCard.model_validate_json(card_path.read_text())
-        try:
-            policy = card_policy(card, target_agreement, alpha)
-            stages.append(Stage(name, backend, policy, card_variants(card)))
-        except NoEnsembleError as error:
-            typer.echo(f"error: {error}", err=True)
-            raise typer.Exit(2) from error
-    result = cascade(
-        items,
-        chosen,
-        stages,
-        store=ResultStore(store) if store is not None else None,
-        output=output,
-    )
-    for s in stages:
-        s.backend.close()
+    if output.exists() and not overwrite:
+        raise OutputExistsError(f"{output} exists: pass --overwrite to replace it")
+    chosen = load_rubric(rubric, paths=rubrics_dir or [])
+    items = read_items(input, chosen.manifest.mode, pairs_option(column))
+    parsed = [parse_stage(spec, pairs_option(label_map, "--label-map")) for spec in stage]
+    with quiet(log_path(output), verbose=verbose, fresh=True):
+        stages = []
+        for n, (name, spec, card_path) in enumerate(parsed, start=1):
+            backend = open_backend(spec)  # no engine yet: its identity is enough to check
+            if card_path is None:
+                if target_agreement is not None and n < len(parsed):
+                    raise CardError(
+                        f"stage {name}: --target-agreement needs a calibration card "
+                        "(--stage JUDGE=CARD.json) to certify what it keeps; only the last "
+                        "stage may decide what reaches it without one"
+                    )
+                stages.append(Stage(name, backend))
+                continue
+            named: NamedCard = load_card(card_path, chosen, backend.identity)
+            stages.append(
+                Stage(name, backend, named, card_policy(named.card, target_agreement, alpha))
+            )
+        result = cascade(
+            items,
+            chosen,
+            stages,
+            store=ResultStore(store) if store is not None else None,
+            output=output,
+            overwrite=overwrite,
+        )
     typer.echo(result.format())
     typer.echo(f"rows written to {output}")

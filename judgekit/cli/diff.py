@@ -10,10 +10,6 @@ import typer
 
 from judgekit.ci.diff import diff_runs, write_diff
 from judgekit.cli.app import app
-from judgekit.data.records import InputError
-from judgekit.rubrics import (
-    RubricError,
-)
 
 
 @app.command()
@@ -41,13 +37,9 @@ def diff(
     ] = None,
 ) -> None:
     """Candidate vs baseline on the same items: paired difference, CI, tests, regressions."""
-    try:
-        result = diff_runs(
-            baseline, candidate, rng=np.random.default_rng(seed), allow_mismatch=allow_mismatch
-        )
-    except (InputError, RubricError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    result = diff_runs(
+        baseline, candidate, rng=np.random.default_rng(seed), allow_mismatch=allow_mismatch
+    )
     typer.echo(result.table())
     write_diff(result, json_out, markdown)
     if fail_below is not None and result.mean_diff_ci[1] < fail_below:

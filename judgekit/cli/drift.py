@@ -16,36 +16,50 @@ from judgekit.audit.drift import (
     sample_records,
 )
 from judgekit.audit.series import plot_series, run_series, series_markdown
-from judgekit.cli import judge_options as jo
+from judgekit.backends import JudgeSpec, open_backend
+from judgekit.cards import load_card
 from judgekit.cli.app import RubricsDir, app
-from judgekit.data.records import InputError
-from judgekit.data.sets import DatasetError, load_calibration_set
-from judgekit.rubrics import RubricError, load_rubric
+from judgekit.cli.judge_options import judge_options
+from judgekit.cli.quiet import quiet
+from judgekit.data.records import InputError, OutputExistsError
+from judgekit.data.sets import load_calibration_set
+from judgekit.rubrics import load_rubric
 
 _DEFAULT = DriftThresholds()
+_SIDECARS = (".items.", ".manifest.")
 
 
 @app.command()
+@judge_options
 def drift(
+    judge_spec: JudgeSpec,
+    runs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Runs' outputs in time order (a shell glob works; sidecars skipped)."),
+    ] = None,
     anchors: Annotated[
         Path | None, typer.Option(help="Anchors file: written with --pin, else re-judged.")
     ] = None,
     pin: Annotated[
         bool, typer.Option("--pin", help="Sample --n items of --set, judge them, write --anchors.")
     ] = False,
+    overwrite: Annotated[
+        bool, typer.Option(help="--pin: replace an existing anchors file.")
+    ] = False,
     rubric: Annotated[
         str | None, typer.Option(help="--pin: rubric NAME@vN (check: the anchors' own).")
     ] = None,
     set_name: Annotated[str | None, typer.Option("--set", help="--pin: calibration set.")] = None,
     n: Annotated[int, typer.Option(help="--pin: number of anchor items.")] = 30,
+    card: Annotated[
+        Path | None,
+        typer.Option(help="--pin: the calibration card the anchors belong to (checked; its key)."),
+    ] = None,
     key: Annotated[
-        str | None, typer.Option(help="--pin: key, e.g. the calibration card's key.")
+        str | None, typer.Option(help="--pin: key of the anchors (default: card's).")
     ] = None,
     data_dir: Annotated[Path | None, typer.Option(help="--pin: local copies of the sets.")] = None,
     metric: Annotated[str | None, typer.Option(help="--pin: metric of a multi-metric set.")] = None,
-    runs: Annotated[
-        list[Path] | None, typer.Option("--runs", help="Judgments files, in time order.")
-    ] = None,
     out: Annotated[Path | None, typer.Option(help="Folder for drift.json/.md (and .png).")] = None,
     max_flip_rate: Annotated[
         float, typer.Option(help="Alarm above this.")
@@ -58,57 +72,65 @@ def drift(
         float, typer.Option(help="Per-item shifts below this are numerical noise.")
     ] = _DEFAULT.tolerance,
     seed: Annotated[int, typer.Option(help="Sampling and permutation seed.")] = 0,
-    model: jo.Model = None,
-    backend_kind: jo.Kind = "vllm",
-    base_url: jo.BaseUrl = None,
-    api_key_env: jo.ApiKeyEnv = "OPENAI_API_KEY",
-    max_model_len: jo.MaxModelLen = 4096,
-    dtype: jo.Dtype = "auto",
-    variant: jo.Variants = None,
+    variant: Annotated[
+        list[str] | None, typer.Option(help="Prompt variant(s) (default: all).")
+    ] = None,
+    verbose: Annotated[
+        bool, typer.Option("--verbose", "-v", help="Show engine logs instead of <anchors>.log.")
+    ] = False,
     rubrics_dir: RubricsDir = None,
 ) -> None:
-    """Judge drift. Exit codes: 0 no alarm; 1 alarm or change point; 2 bad input."""
+    """Judge drift. Exit codes: 0 no alarm; 1 alarm or change point; 2 bad input; 4 internal."""
     rng = np.random.default_rng(seed)
-    try:
-        if runs:
-            _series(runs, alpha, out)
-            return
-        if anchors is None:
-            raise InputError("give --anchors FILE (with --pin to write it) or --runs")
-        backend = jo.make_backend(
-            backend_kind,
-            model=model,
-            base_url=base_url,
-            api_key_env=api_key_env,
-            max_model_len=max_model_len,
-            dtype=dtype,
-        )
-        if pin:
-            if rubric is None or set_name is None:
-                raise InputError("--pin needs --rubric and --set")
-            chosen = load_rubric(rubric, paths=rubrics_dir or [])
-            dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
-            items = [r.item for r in sample_records(dataset.records, n, rng)]
-            pinned = pin_anchors(
-                items, chosen, backend=backend, variants=variant, key=key, set_name=set_name
-            )
-            anchors.write_text(pinned.model_dump_json(indent=2) + "\n")
-            typer.echo(f"{len(items)} anchors pinned in {anchors} (key {pinned.key[:12]})")
-            return
+    if runs:
+        _series([r for r in runs if not any(s in r.name for s in _SIDECARS)], alpha, out)
+        return
+    if anchors is None:
+        raise InputError("give --anchors FILE (with --pin to write it) or runs to follow")
+    if pin:
+        if rubric is None or set_name is None:
+            raise InputError("--pin needs --rubric and --set")
+        if anchors.exists() and not overwrite:
+            raise OutputExistsError(f"{anchors} exists: pass --overwrite to replace it")
+        chosen = load_rubric(rubric, paths=rubrics_dir or [])
+        dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
+        items = [r.item for r in sample_records(dataset.records, n, rng)]
+    else:
         stored = Anchors.model_validate_json(anchors.read_text())
         chosen = load_rubric(rubric or stored.rubric, paths=rubrics_dir or [])
-        thresholds = DriftThresholds(
-            max_flip_rate=max_flip_rate,
-            max_mean_shift=max_mean_shift,
-            alpha=alpha,
-            tolerance=tolerance,
-        )
-        report = check_drift(
-            stored, chosen, backend=backend, variants=variant, thresholds=thresholds, rng=rng
-        )
-    except (InputError, RubricError, DatasetError, OSError, ValueError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    with quiet(anchors.with_suffix(".log"), verbose=verbose):
+        backend = open_backend(judge_spec)
+        try:
+            if pin:
+                named = load_card(card, chosen, backend.identity) if card is not None else None
+                pinned = pin_anchors(
+                    items,
+                    chosen,
+                    backend=backend,
+                    variants=variant,
+                    key=key or (named.card.key if named else None),
+                    set_name=set_name,
+                )
+                anchors.write_text(pinned.model_dump_json(indent=2) + "\n")
+            else:
+                report = check_drift(
+                    stored,
+                    chosen,
+                    backend=backend,
+                    variants=variant,
+                    thresholds=DriftThresholds(
+                        max_flip_rate=max_flip_rate,
+                        max_mean_shift=max_mean_shift,
+                        alpha=alpha,
+                        tolerance=tolerance,
+                    ),
+                    rng=rng,
+                )
+        finally:
+            backend.close()
+    if pin:
+        typer.echo(f"{len(items)} anchors pinned in {anchors} (key {pinned.key[:12]})")
+        return
     typer.echo(report.format())
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)

@@ -1,43 +1,116 @@
-"""Judge options shared by the audit commands (canaries, drift): one declaration, one factory."""
+"""The judge options every command takes, declared once: ``@judge_options`` adds them to a
+command and hands it one ``JudgeSpec`` (``judge_spec`` parameter) built by ``resolve_judge``.
+
+``--judge NAME`` starts from ``[judge.NAME]`` in judgekit.toml; any option given on the command
+line overrides that field. Without ``--judge``, the backend is ``--backend``, else ``replay`` when
+``--verdicts`` is given, ``openai`` when ``--base-url`` is, else the embedded judge on the
+in-process vLLM engine. An option that the chosen backend does not have is an error naming it
+(exit 2), never silently ignored.
+"""
 
 from __future__ import annotations
 
-from typing import Annotated
+import functools
+import inspect
+from collections.abc import Callable
+from typing import Annotated, Any
 
 import typer
 
-from judgekit.backends import Backend, create_backend
-from judgekit.cli.app import BackendKind
+from judgekit.backends.spec import BackendKind, JudgeSpec, judge_spec
+from judgekit.config import named_judge
 
-Model = Annotated[
-    str | None,
-    typer.Option(
-        help="Judge model dir or hub id (default: embedded SmolLM2); openai: served name."
+_PANEL = "Judge"
+
+
+def _option(help: str, *decls: str) -> Any:
+    return typer.Option(*decls, help=help, rich_help_panel=_PANEL)
+
+
+#: name -> (annotation, typer option); every default is None = "not given".
+JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
+    "judge": (str | None, _option("A judge named in judgekit.toml ([judge.NAME]).", "--judge")),
+    "backend": (
+        BackendKind | None,
+        _option(
+            "vllm (in-process engine), openai (servers) or replay (a verdicts file).", "--backend"
+        ),
     ),
-]
-Kind = Annotated[BackendKind, typer.Option("--backend", help="Offline vLLM or OpenAI servers.")]
-BaseUrl = Annotated[list[str] | None, typer.Option(help="--backend openai: server URL(s).")]
-ApiKeyEnv = Annotated[str, typer.Option(help="--backend openai: env variable with the API key.")]
-MaxModelLen = Annotated[int, typer.Option(help="Engine context length.")]
-Dtype = Annotated[str, typer.Option(help="Engine dtype.")]
-Variants = Annotated[
-    list[str] | None, typer.Option("--variant", help="Prompt variant(s) (default: all).")
-]
+    "model": (
+        str | None,
+        _option("Model dir or hub id (default: embedded SmolLM2); openai: served model name."),
+    ),
+    "dtype": (str | None, _option("Engine dtype (default: $JUDGEKIT_DTYPE, else 'auto').")),
+    "max_model_len": (int | None, _option("Engine context length (default 4096).")),
+    "tensor_parallel_size": (int | None, _option("GPUs per engine (tensor parallel).")),
+    "gpu_memory_utilization": (float | None, _option("Share of GPU memory the engine may use.")),
+    "enforce_eager": (
+        bool | None,
+        _option(
+            "Eager (fast start) or compiled engine (default: eager on CPU).",
+            "--enforce-eager/--compile",
+        ),
+    ),
+    "base_url": (list[str] | None, _option("openai: server URL(s); several = replicas.")),
+    "api_key_env": (str | None, _option("openai: environment variable holding the API key.")),
+    "max_concurrency": (int | None, _option("openai: in-flight requests per replica.")),
+    "prefill": (
+        bool | None,
+        _option(
+            "openai: continue the answer cue (vLLM/SGLang); --no-prefill for hosted APIs.",
+            "--prefill/--no-prefill",
+        ),
+    ),
+    "tokenizer": (str | None, _option("openai: local tokenizer dir of the served judge.")),
+    "verdicts": (
+        str | None,
+        _option(
+            "replay: JSON/JSONL file of another judge's verdicts.", "--verdicts", "--judgments"
+        ),
+    ),
+    "id_field": (str | None, _option("replay: id field of the verdicts file.")),
+    "verdict_field": (str | None, _option("replay: verdict field of the verdicts file.")),
+    "label_map": (list[str] | None, _option("replay: map VERDICT=LABEL, e.g. 1=A.")),
+}
 
 
-def make_backend(
-    kind: BackendKind,
-    *,
-    model: str | None,
-    base_url: list[str] | None,
-    api_key_env: str,
-    max_model_len: int,
-    dtype: str,
-) -> Backend:
-    if kind == "openai":
-        if not base_url:
-            raise typer.BadParameter("--backend openai needs --base-url", param_hint="--base-url")
-        return create_backend(
-            "openai", base_url=tuple(base_url), model=model, api_key_env=api_key_env
+def resolve_judge(**given: Any) -> JudgeSpec:
+    """One ``JudgeSpec`` from the judge options (None = not given)."""
+    name = given.pop("judge", None)
+    fields = {k: v for k, v in given.items() if v is not None and v != []}
+    if "base_url" in fields:
+        fields["base_url"] = tuple(fields["base_url"])
+    if "label_map" in fields:
+        fields["label_map"] = dict(pair.partition("=")[::2] for pair in fields["label_map"])
+    if name is not None:
+        base = named_judge(name)
+        backend = fields.pop("backend", base.backend)
+        if backend != base.backend:
+            raise typer.BadParameter(
+                f"judge {name!r} is a {base.backend} judge, not {backend}", param_hint="--backend"
+            )
+        return judge_spec(backend, **(base.model_dump(exclude={"backend"}) | fields))
+    inferred = "replay" if "verdicts" in fields else "openai" if "base_url" in fields else "vllm"
+    return judge_spec(fields.pop("backend", inferred), **fields)
+
+
+def judge_options(command: Callable[..., Any]) -> Callable[..., Any]:
+    """Add the judge options to ``command``, which receives ``judge_spec: JudgeSpec``."""
+    signature = inspect.signature(command, eval_str=True)
+    own = [p for p in signature.parameters.values() if p.name != "judge_spec"]
+    added = [
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=Annotated[kind, option]
         )
-    return create_backend("vllm", model=model, max_model_len=max_model_len, dtype=dtype)
+        for name, (kind, option) in JUDGE_OPTIONS.items()
+    ]
+
+    @functools.wraps(command)
+    def run(*args: Any, **kwargs: Any) -> Any:
+        given = {name: kwargs.pop(name, None) for name in JUDGE_OPTIONS}
+        return command(*args, judge_spec=resolve_judge(**given), **kwargs)
+
+    run.__signature__ = signature.replace(parameters=[*own, *added])  # type: ignore[attr-defined]
+    run.__annotations__ = {p.name: p.annotation for p in [*own, *added]}
+    del run.__wrapped__  # typer must read the new signature, not follow the wrapped one
+    return run

@@ -17,7 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 
-import click
+import typer
 from rich.console import Console
 from rich.progress import (
     BarColumn,
@@ -30,6 +30,7 @@ from rich.progress import (
     TimeRemainingColumn,
 )
 
+from judgekit.cli.app import INPUT_ERRORS
 from judgekit.schema import Judgment
 
 TAIL_LINES = 20
@@ -42,10 +43,12 @@ def log_path(output: Path | str) -> Path:
 
 
 @contextmanager
-def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
+def quiet(log_file: Path, *, verbose: bool = False, fresh: bool = False) -> Iterator[Console]:
     """Send fds 1/2, Python logging and warnings to ``log_file``; yield a terminal console.
 
     With ``verbose`` nothing is redirected. Say where the log is once, before anything starts.
+    ``fresh``: start the log anew (a run that replaces its output), else append to it. On an
+    unexpected error (not bad input, not a chosen exit code) the log's last lines are shown.
     """
     if verbose:
         yield Console(stderr=True)
@@ -64,7 +67,7 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
         if _on_fd(sys.stderr, 2)
         else terminal
     )
-    handle = log_file.open("a", encoding="utf-8")
+    handle = log_file.open("w" if fresh else "a", encoding="utf-8")
     os.dup2(handle.fileno(), 1)
     os.dup2(handle.fileno(), 2)
     logging.captureWarnings(True)
@@ -74,7 +77,8 @@ def quiet(log_file: Path, *, verbose: bool = False) -> Iterator[Console]:
     try:
         yield console
     except Exception as error:
-        failed = not isinstance(error, click.exceptions.Exit)  # typer.Exit: a chosen exit code
+        # typer.Exit is a chosen exit code; bad input is said in one line, with no log to read
+        failed = not isinstance(error, (typer.Exit, typer.TyperException, *INPUT_ERRORS))
         raise
     finally:
         sys.stdout.flush()

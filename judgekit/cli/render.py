@@ -9,10 +9,10 @@ import typer
 
 from judgekit.backends.prompt import render_requests
 from judgekit.backends.vllm_engine import chat_encoder
-from judgekit.cli.app import RubricsDir, app, columns_option
-from judgekit.data.records import InputError, read_items
+from judgekit.cli.app import RubricsDir, app, pairs_option
+from judgekit.data.records import read_items
 from judgekit.judging.plan import plan_requests
-from judgekit.rubrics import RubricError, load_rubric
+from judgekit.rubrics import load_rubric
 
 
 @app.command()
@@ -33,13 +33,11 @@ def render(
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Print each prompt's text (special tokens as ⟦…⟧), token ids, counts and shared prefix."""
-    try:
-        chosen = load_rubric(rubric, paths=rubrics_dir or [])
-        items = read_items(input, chosen.manifest.mode, columns_option(column))[:n]
-    except (InputError, RubricError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
-    requests = [p.request for p in plan_requests(chosen, items, variants=variant)]
+    chosen = load_rubric(rubric, paths=rubrics_dir or [])
+    items = read_items(input, chosen.manifest.mode, pairs_option(column))[:n]
+    requests = [
+        p.request for item in items for p in plan_requests(chosen, [item], variants=variant)
+    ]
     for prompt in render_requests(chat_encoder(model), requests):
         labels = ", ".join(
             f"{label}={'|'.join(str(list(s)) for s in seqs)}"

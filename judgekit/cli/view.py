@@ -10,16 +10,14 @@ from typing import Annotated
 
 import typer
 
-from judgekit.cli.app import app, columns_option
-from judgekit.data.records import InputError
-from judgekit.rubrics import RubricError
+from judgekit.cli.app import app
 from judgekit.view import write_view
 from judgekit.view.data import HUMAN_COLUMN
 
 
 @app.command()
 def view(
-    run: Annotated[Path, typer.Argument(help="A run's output (<stem>.jsonl).")],
+    run: Annotated[Path, typer.Argument(help="A run's output (JSONL, CSV or Parquet).")],
     run2: Annotated[Path | None, typer.Argument(help="A second run, shown side by side.")] = None,
     out: Annotated[
         Path | None, typer.Option("--out", "-o", help="HTML file (default: <stem>.html).")
@@ -27,24 +25,12 @@ def view(
     human_column: Annotated[
         str, typer.Option(help="Column of the items file holding a human label, if any.")
     ] = HUMAN_COLUMN,
-    column: Annotated[
-        list[str] | None, typer.Option(help="Map FIELD=COLUMN as the run was judged with.")
-    ] = None,
     serve: Annotated[bool, typer.Option(help="Also serve it on http://127.0.0.1.")] = False,
     port: Annotated[int, typer.Option(help="Port for --serve (0: any free one).")] = 0,
 ) -> None:
     """Write a self-contained HTML page: every item's verdict, distributions, prompt, filters."""
     target = out or run.with_suffix(".html")
-    try:
-        path = write_view(
-            [r for r in (run, run2) if r is not None],
-            target,
-            human_column=human_column,
-            columns=columns_option(column),
-        )
-    except (InputError, RubricError) as error:
-        typer.echo(f"error: {error}", err=True)
-        raise typer.Exit(2) from error
+    path = write_view([r for r in (run, run2) if r is not None], target, human_column=human_column)
     typer.echo(f"viewer written to {path}")
     if serve:
         handler = functools.partial(

@@ -17,37 +17,63 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import IO, Any, Literal
 
-import pandas as pd
 from pydantic import BaseModel, ValidationError
 
 from judgekit.schema import Item, Judgment, PairwiseItem, PointwiseItem
 
 Mode = Literal["pointwise", "pairwise"]
 FIELDS: dict[str, tuple[str, ...]] = {
-    "pointwise": ("id", "question", "answer", "context"),
-    "pairwise": ("id", "question", "answer_a", "answer_b", "context"),
+    "pointwise": ("id", "question", "answer", "context", "group"),
+    "pairwise": ("id", "question", "answer_a", "answer_b", "context", "group"),
 }
-OPTIONAL = {"context"}
+OPTIONAL = {"context", "group"}
 
 
 class InputError(ValueError):
     """An input file or one of its rows is unusable; the message says where."""
 
 
-def _frame(path: Path) -> pd.DataFrame:
+def read_rows(path: Path | str) -> list[dict[str, Any]]:
+    """A table's rows as written: JSONL/JSON values as parsed, CSV cells as text, Parquet values
+    as stored (no type inference, so an id column keeps "007" and 12 stays 12, never 12.0)."""
+    path = Path(path)
     suffix = path.suffix.lower()
     try:
         if suffix in {".jsonl", ".ndjson"}:
-            return pd.read_json(path, lines=True, dtype=False)
-        if suffix == ".json":
-            return pd.read_json(path, dtype=False)
-        if suffix == ".csv":
-            return pd.read_csv(path, dtype=str, keep_default_na=False)
-        if suffix in {".parquet", ".pq"}:
-            return pd.read_parquet(path)
+            with path.open(encoding="utf-8") as handle:
+                rows = [json.loads(line) for line in handle if line.strip()]
+        elif suffix == ".json":
+            rows = json.loads(path.read_text(encoding="utf-8"))
+        elif suffix == ".csv":
+            with path.open(encoding="utf-8", newline="") as handle:
+                rows = list(csv.DictReader(handle))
+        elif suffix in {".parquet", ".pq"}:
+            import pyarrow.parquet as pq
+
+            rows = pq.read_table(path).to_pylist()
+        else:
+            raise InputError(
+                f"{path}: unsupported input format {suffix!r} (jsonl, json, csv, parquet)"
+            )
     except (ValueError, OSError) as err:
+        if isinstance(err, InputError):
+            raise
         raise InputError(f"{path}: cannot read as {suffix[1:]}: {err}") from err
-    raise InputError(f"{path}: unsupported input format {suffix!r} (jsonl, json, csv, parquet)")
+    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
+        raise InputError(f"{path}: expected one object per row")
+    return rows
+
+
+def _missing(value: Any) -> bool:
+    """No value at all (an empty string is a value: a candidate may answer nothing)."""
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def _text(value: Any) -> str:
+    """A cell as text, exactly as written (12 -> "12", 1.5 -> "1.5", "007" stays)."""
+    if isinstance(value, bool | dict | list):
+        raise TypeError(f"expected text or a number, got {json.dumps(value)[:40]}")
+    return value if isinstance(value, str) else str(value)
 
 
 def read_items(
@@ -55,28 +81,33 @@ def read_items(
 ) -> list[Item]:
     """Items from a file; ``columns`` maps judgekit field -> column name (e.g. question=prompt).
 
-    Without an ``id`` column, items get their 0-based row number as id. Ids must be unique.
+    Without an ``id`` column, items get their 1-based row number as id. Ids must be unique and
+    are kept exactly as written. Rows are counted from 1 (the first data row), as people count
+    them; an error names the file, the row and the field.
     """
     path = Path(path)
-    frame = _frame(path)
+    rows = read_rows(path)
     mapping = {field: (columns or {}).get(field, field) for field in FIELDS[mode]}
     unknown = set(columns or {}) - set(FIELDS[mode])
     if unknown:
         raise InputError(f"{path}: unknown field(s) {sorted(unknown)} for {mode} items")
+    header = dict.fromkeys(key for row in rows for key in row)
     for field, column in mapping.items():
-        if column not in frame.columns and field not in OPTIONAL and field != "id":
+        if column not in header and field not in OPTIONAL and field != "id" and rows:
             raise InputError(
                 f"{path}: field {field!r}: column {column!r} not found; columns are "
-                f"{list(frame.columns)} (map one with --column {field}=NAME)"
+                f"{list(header)} (map one with --column {field}=NAME)"
             )
+    if not rows:
+        raise InputError(f"{path}: no items (the file has no data rows)")
     model = PointwiseItem if mode == "pointwise" else PairwiseItem
     items: list[Item] = []
     seen: dict[str, int] = {}
-    for row_number, row in enumerate(frame.to_dict(orient="records")):
+    for row_number, row in enumerate(rows, start=1):
         values: dict[str, Any] = {}
         for field, column in mapping.items():
             value = row.get(column)
-            if value is None or (isinstance(value, float) and pd.isna(value)):
+            if _missing(value) or (value == "" and field in ("id", *OPTIONAL)):
                 if field == "id":
                     value = str(row_number)
                 elif field in OPTIONAL:
@@ -85,9 +116,10 @@ def read_items(
                     raise InputError(
                         f"{path}: row {row_number}: field {field!r} ({column}) is empty"
                     )
-            if isinstance(value, int | float) or field == "id":
-                value = str(value)
-            values[field] = value
+            try:
+                values[field] = _text(value)
+            except TypeError as err:
+                raise InputError(f"{path}: row {row_number}: field {field!r}: {err}") from err
         try:
             item = model.model_validate(values)
         except ValidationError as err:
@@ -174,6 +206,59 @@ class JudgmentWriter:
         self.close()
 
 
+class RunFiles:
+    """A run's output and its sidecars, written so that nothing already there is lost.
+
+    ``new``: the output must not exist. ``overwrite``: everything goes to temporary files beside
+    the output, and ``commit`` replaces the old output and its sidecars together at the end, so a
+    run killed early leaves the previous run whole. ``append`` (resume): new rows go after the
+    existing ones; ``commit`` rewrites the output from the final rows (one row per request, the
+    retried ones replacing their failures).
+    """
+
+    def __init__(self, output: Path | str, mode: WriteMode) -> None:
+        self.output = Path(output)
+        self.mode = mode
+        self._temps: dict[Path, Path] = {}
+        if mode == "new" and self.output.exists():
+            raise OutputExistsError(
+                f"{self.output} exists: pass --overwrite to replace it or --resume to continue it"
+            )
+        self.rows_path = self._temp(self.output) if mode == "overwrite" else self.output
+
+    def _temp(self, final: Path) -> Path:
+        temp = final.with_name(f".{final.stem}.tmp{final.suffix}")
+        self._temps[final] = temp
+        return temp
+
+    def writer(self) -> JudgmentWriter:
+        return JudgmentWriter(self.rows_path, mode=self.mode)
+
+    def commit(
+        self,
+        items: Sequence[BaseModel],
+        manifest: BaseModel,
+        rows: Sequence[BaseModel] | None = None,
+    ) -> None:
+        """Write the sidecars (and, when given, the output's final ``rows``), then move every
+        temporary file into place."""
+        if rows is not None:
+            with JudgmentWriter(self._temp(self.output), mode="overwrite") as writer:
+                writer.write(rows)
+        with JudgmentWriter(self._temp(items_path(self.output)), mode="overwrite") as writer:
+            writer.write(items)
+        temp = self._temp(manifest_path(self.output))
+        temp.write_text(manifest.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        for final, temp in self._temps.items():
+            os.replace(temp, final)
+        self._temps.clear()
+
+    def discard(self) -> None:
+        """Remove temporary files of a run that did not finish (the old output stays)."""
+        for temp in self._temps.values():
+            temp.unlink(missing_ok=True)
+
+
 def drop_torn_tail(path: Path | str) -> int:
     """Cut a last line left half-written by a killed run (no final newline); bytes removed."""
     path = Path(path)
@@ -234,7 +319,7 @@ def read_judgments(path: Path | str) -> list[Judgment]:
         with path.open(encoding="utf-8", newline="") as handle:
             rows: list[Mapping[str, Any]] = list(csv.DictReader(handle))
     elif suffix in {".parquet", ".pq"}:
-        rows = _frame(path).to_dict(orient="records")
+        rows = read_rows(path)
     else:
         raise InputError(f"{path}: judgments must be .jsonl, .csv or .parquet")
     out = []

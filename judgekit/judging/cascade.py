@@ -1,10 +1,13 @@
 """Small -> big judge cascades: each judge decides what it is confident about, the rest escalates.
 
 Every item goes to the first judge; the items it abstains on go to the next; the last judge
-decides the rest, or abstains too, which marks the item as needing a human. Whether a judge keeps
-an item is its stage's policy (e.g. ``calibrate.policy.card_policy``: a calibrated probability
-and a threshold certified on a calibration split); a stage without a policy decides every item it
-has a valid verdict for. Judges are any backends, a replay of precomputed verdicts included.
+decides the rest, or abstains too, which marks the item as needing a human. A stage with a card
+judges exactly as a run with that card does (its controls, frozen corrections and decision rule:
+``judge(..., card=...)``); whether it keeps an item is its policy (e.g.
+``calibrate.cascade_policy.card_policy``: a threshold certified on the dev items that reach the
+stage); a stage without a policy keeps every valid verdict. Judges are any backends or judge
+specs, a replay of precomputed verdicts included; a spec's engine is started for its stage and
+closed before the next stage starts, so two engines never hold one GPU at once.
 """
 
 from __future__ import annotations
@@ -17,8 +20,9 @@ from pathlib import Path
 import numpy as np
 from pydantic import Field
 
-from judgekit.backends.base import Backend
-from judgekit.judging.aggregate import Controls
+from judgekit.backends import Backend, JudgeSpec
+from judgekit.cards.store import NamedCard
+from judgekit.data.records import OutputExistsError
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run import judge
 from judgekit.judging.store import ResultStore
@@ -28,9 +32,8 @@ from judgekit.schema import Item, StrictModel
 
 @dataclass(frozen=True)
 class StageDecision:
-    """Per item of a stage's run: final distribution (NaN = invalid), confidence, kept or not."""
+    """Per item of a stage's run: confidence (NaN = invalid), kept or not, and the rule."""
 
-    probs: np.ndarray
     confidence: np.ndarray
     keep: np.ndarray
     rule: str
@@ -41,15 +44,13 @@ StagePolicy = Callable[[JudgeRun], StageDecision]
 
 @dataclass(frozen=True)
 class Stage:
-    """One judge of a cascade. ``variants`` None: the rubric's prompts; ``controls`` None: the
-    defaults (both answer orders). A card's policy needs the prompts its ensemble was fitted on.
-    """
+    """One judge of a cascade: a backend or a spec (started for this stage only), and the card
+    whose controls it judges with (None: the defaults, both answer orders)."""
 
     name: str
-    backend: Backend
+    judge: Backend | JudgeSpec
+    card: NamedCard | None = None
     policy: StagePolicy | None = None
-    variants: Sequence[str] | None = None
-    controls: Controls | None = None
 
 
 class CascadeItem(StrictModel):
@@ -97,10 +98,9 @@ class CascadeResult(StrictModel):
 
 def plain_decision(run: JudgeRun) -> StageDecision:
     """No policy: the run's own verdicts; every valid one is kept."""
-    probs = run.item_probs
-    valid = np.isfinite(probs).all(axis=1)
-    top = np.where(valid, np.nan_to_num(probs, nan=-1.0).max(axis=1), np.nan)
-    return StageDecision(probs, top, valid, "every valid verdict (no policy)")
+    v = run.verdicts
+    top = np.where(v.valid, np.nan_to_num(v.probs, nan=-1.0).max(axis=1), np.nan)
+    return StageDecision(top, v.valid, "every valid verdict (no policy)")
 
 
 def cascade(
@@ -110,15 +110,19 @@ def cascade(
     *,
     store: ResultStore | None = None,
     output: Path | str | None = None,
+    overwrite: bool = False,
 ) -> CascadeResult:
     """Run the stages in order on the items each previous stage did not keep.
 
     ``output`` (JSONL) gets one row per item with its deciding judge; ``<output>.stages.json``
-    the per-stage table. Prompt tokens count every prompt the stage needed (what it costs
-    without a store; ``n_from_store`` says how many a ``store`` served), seconds are this run's.
+    the per-stage table; an existing output is refused unless ``overwrite``. Prompt tokens count
+    every prompt the stage needed (what it costs without a store; ``n_from_store`` says how many
+    a ``store`` served), seconds are this run's.
     """
     if not stages:
         raise ValueError("a cascade needs at least one stage")
+    if output is not None and Path(output).exists() and not overwrite:
+        raise OutputExistsError(f"{output} exists: pass --overwrite to replace it")
     remaining = list(items)
     outcome: dict[str, CascadeItem] = {}
     seen: dict[str, list[str]] = {item.id: [] for item in items}
@@ -127,13 +131,17 @@ def cascade(
         if not remaining:
             reports.append(_report(stage, None, 0, 0, len(items), "no items left"))
             continue
-        run = judge(remaining, rubric, backend=stage.backend, variants=stage.variants, store=store)
+        try:
+            run = judge(remaining, rubric, backend=stage.judge, card=stage.card, store=store)
+        finally:
+            if isinstance(stage.judge, Backend):
+                stage.judge.close()  # before the next stage starts its engine
         decision = (stage.policy or plain_decision)(run)
-        kept = decision.keep & np.isfinite(decision.probs).all(axis=1)
+        kept = decision.keep & run.verdicts.valid
         for i, item in enumerate(remaining):
             seen[item.id].append(stage.name)
             if kept[i]:
-                outcome[item.id] = _row(item.id, stage.name, index, decision, i, rubric, seen)
+                outcome[item.id] = _row(item.id, stage.name, index, run, decision, i, seen)
         reports.append(
             _report(stage, run, len(remaining), int(kept.sum()), len(items), decision.rule)
         )
@@ -162,18 +170,18 @@ def _row(
     item_id: str,
     stage: str,
     index: int,
+    run: JudgeRun,
     decision: StageDecision,
     i: int,
-    rubric: Rubric,
     seen: dict[str, list[str]],
 ) -> CascadeItem:
-    probs = decision.probs[i]
+    v = run.verdicts
     return CascadeItem(
         item_id=item_id,
         decided_by=stage,
         stage=index,
-        label=rubric.labels[int(np.argmax(probs))],
-        label_probs=dict(zip(rubric.labels, map(float, probs), strict=True)),
+        label=v.labels[i],
+        label_probs=dict(zip(run.rubric.labels, map(float, v.probs[i]), strict=True)),
         confidence=float(decision.confidence[i]),
         judges_seen=list(seen[item_id]),
     )
@@ -182,10 +190,10 @@ def _row(
 def _report(
     stage: Stage, run: JudgeRun | None, n: int, decided: int, total: int, rule: str
 ) -> StageReport:
-    judgments = run.judgments if run is not None else []
+    judgments = run.judgments if run is not None else ()
     return StageReport(
         name=stage.name,
-        judge_model=stage.backend.identity.model,
+        judge_model=run.judge.model if run is not None else "",
         rule=rule,
         n_items=n,
         n_decided=decided,

@@ -1,22 +1,31 @@
-"""From an item's label distribution to its verdict label: a tie is a tie, never the first label.
+"""The one verdict rule: an item's label distribution -> its label. A tie is a tie, never the
+first label. Runs, calibration cards, abstention, cascades, gates, diff and the viewer all read
+labels from here, and a card records the rule (``Controls``) it was measured under.
 
-Pointwise: the unique most probable label; an exact tie between labels has no label (the item
-stays valid, its expected score is still defined) and is reported as a tie.
-Pairwise: "A", "B" or "tie". Roles are read from the label names, never their order. An item is
-a tie when the rubric's "tie" label is at least as probable as A and as B, or when
-P(A) / (P(A) + P(B)) lies within ``tie_band`` of 0.5 (so an exactly contradictory swap, [0.5, 0.5],
-is a tie whatever the rubric lists).
+Pointwise (``Controls.pointwise_label``): ``argmax``, the unique most probable label (an exact tie
+between labels has no label; the item stays valid, its expected score is still defined, and it is
+reported as a tie), or ``nearest_score``, the label whose value is nearest the expected score
+(an exact midpoint is a tie). Pairwise: "A", "B" or "tie". Roles are read from the label names,
+never their order. An item is a tie when the rubric's "tie" label is at least as probable as A and
+as B, or when P(A) / (P(A) + P(B)) lies within ``tie_band`` of 0.5 (so an exactly contradictory
+swap, [0.5, 0.5], is a tie whatever the rubric lists).
+
+Rates (``label_rates``) are shares of *all* items: invalid items are a category of their own and
+never leave the denominator, so a candidate that makes items invalid cannot look better.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Literal
 
 import numpy as np
 
+from judgekit.schema import Controls, Mode
+from judgekit.stats import proportion_ci
+
 TIE = "tie"
+INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -30,11 +39,16 @@ class Decisions:
 def decide(
     probs: np.ndarray,
     labels: Sequence[str],
-    mode: Literal["pointwise", "pairwise"],
-    *,
-    tie_band: float,
+    values: Sequence[float],
+    mode: Mode,
+    controls: Controls,
+    scores: np.ndarray | None = None,
 ) -> Decisions:
-    """Verdict labels for items x labels distributions (rows with NaN are invalid: label None)."""
+    """Verdict labels for items x labels distributions (rows with NaN are invalid: label None).
+
+    ``scores``: the items' final scores (a frozen length correction moves a pointwise score but
+    not its distribution), read by the ``nearest_score`` rule; default: the expected scores.
+    """
     p = np.asarray(probs, dtype=float)
     valid = np.isfinite(p).all(axis=1)
     safe = np.where(valid[:, None], p, 0.0)
@@ -44,15 +58,56 @@ def decide(
         tie_p = safe[:, names.index(TIE)] if TIE in names else np.zeros(len(p))
         ab = a + b
         share = np.divide(a, ab, out=np.full(len(p), 0.5), where=ab > 0)
-        ties = valid & ((tie_p >= np.maximum(a, b)) | (np.abs(share - 0.5) <= tie_band))
+        ties = valid & ((tie_p >= np.maximum(a, b)) | (np.abs(share - 0.5) <= controls.tie_band))
         winner = np.where(share > 0.5, "A", "B")
         out = [
             TIE if t else (str(w) if v else None)
             for v, t, w in zip(valid, ties, winner, strict=True)
         ]
         return Decisions(out, ties)
-    top = safe.max(axis=1, keepdims=True)
-    ties = valid & ((safe == top).sum(axis=1) > 1)
-    best = safe.argmax(axis=1)
+    if controls.pointwise_label == "nearest_score":
+        scale = np.asarray(values, dtype=float)
+        at = safe @ scale if scores is None else np.where(valid, np.asarray(scores), 0.0)
+        distance = np.abs(at[:, None] - scale[None, :])
+        closest = distance.min(axis=1, keepdims=True)
+        ties = valid & (np.isclose(distance, closest, rtol=0, atol=1e-12).sum(axis=1) > 1)
+        best = distance.argmin(axis=1)
+    else:
+        top = safe.max(axis=1, keepdims=True)
+        ties = valid & ((safe == top).sum(axis=1) > 1)
+        best = safe.argmax(axis=1)
     out = [names[i] if v and not t else None for v, t, i in zip(valid, ties, best, strict=True)]
     return Decisions(out, ties)
+
+
+@dataclass(frozen=True)
+class Rate:
+    """A share of all items with its 95% interval."""
+
+    label: str
+    count: int
+    rate: float
+    low: float
+    high: float
+
+
+def label_rates(
+    labels: Sequence[str | None], valid: np.ndarray, ties: np.ndarray, categories: Sequence[str]
+) -> dict[str, Rate]:
+    """Share of all items per verdict category (``categories``, then "tie" and "invalid").
+
+    Pointwise ties (no label) count as "tie". The denominator is every item.
+    """
+    n = len(labels)
+    names = [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
+    counts = dict.fromkeys(names, 0)
+    for label, ok, tie in zip(labels, valid, ties, strict=True):
+        key = INVALID if not ok else (TIE if tie else label)
+        counts[key] += 1
+    out = {}
+    for name, k in counts.items():
+        ci = proportion_ci(k, n) if n else None
+        out[name] = Rate(
+            name, k, k / n if n else 0.0, ci.low if ci else 0.0, ci.high if ci else 0.0
+        )
+    return out

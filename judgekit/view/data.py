@@ -1,11 +1,12 @@
-"""The viewer's page model: one run's files (or two) -> plain, JSON-ready data per item.
+"""The viewer's page model: one run (or two) -> plain, JSON-ready data per item.
 
-A run writes ``<stem>.jsonl`` (judgments), ``<stem>.items.jsonl`` (per-item verdicts) and
-``<stem>.manifest.json`` (rubric, judge, input path). The item content comes from the input file
-named in the manifest (or is passed in, e.g. by a calibration run), the exact prompts are
-re-rendered from the rubric with ``judgekit.rubrics``, and human labels come from an optional
-column of the items file (or are passed in). Uncertainty figures are computed here once, so the
-page, the label queue and the tests read the same numbers.
+A run is read with the one run reader (``judging.read.read_run``): its final verdicts as it
+reported them, its judgments, and the item content from the input file its manifest names
+(absolute path and column mapping; or passed in, e.g. by a calibration run). The exact prompts
+are re-rendered from the rubric, and human labels come from an optional column of the input file
+(or are passed in). Verdict rates come from the run summary (shares of all items, invalid
+included), so the page and the terminal show the same numbers; uncertainty figures are computed
+here once, so the page, the label queue and the tests read the same numbers.
 """
 
 from __future__ import annotations
@@ -17,31 +18,20 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-from judgekit.data.records import InputError, items_path, manifest_path, read_items, read_judgments
-from judgekit.data.set_manifest import FileFormat
-from judgekit.data.sets import read_rows
-from judgekit.data.user_sets import USER_FORMATS
-from judgekit.judging.run_manifest import RunManifest
-from judgekit.rubrics import Rubric, load_rubric
+from judgekit.data.records import read_rows
+from judgekit.judging.read import read_run
+from judgekit.judging.results import JudgeRun
+from judgekit.judging.summary import summarize
+from judgekit.judging.views import item_verdicts
+from judgekit.rubrics import Rubric
 from judgekit.schema import Item, ItemVerdict, PairwiseItem
 
 HUMAN_COLUMN = "human_label"
 
 
-def read_verdicts(output: Path) -> list[ItemVerdict]:
-    path = items_path(output)
-    if not path.is_file():
-        raise InputError(f"{path}: not found (the run's per-item verdicts)")
-    lines = path.read_text(encoding="utf-8").splitlines()
-    return [ItemVerdict.model_validate_json(line) for line in lines if line.strip()]
-
-
 def _human_labels(path: Path, column: str, items: Sequence[Item]) -> dict[str, str | float]:
     """The optional human-label column of the items file, by item id (rows align with items)."""
-    kind = USER_FORMATS.get(path.suffix.lower())
-    if kind is None:
-        return {}
-    rows = read_rows(FileFormat(kind=kind), path)  # type: ignore[arg-type]
+    rows = read_rows(path)
     out: dict[str, str | float] = {}
     for item, row in zip(items, rows, strict=True):
         value = row.get(column) if isinstance(row, dict) else None
@@ -125,32 +115,22 @@ def load_run(
     items: Sequence[Item] | None = None,
     human: Mapping[str, str | float] | None = None,
     human_column: str = HUMAN_COLUMN,
-    columns: Mapping[str, str] | None = None,
 ) -> dict[str, Any]:
-    """The page model of one run: its header, summary figures and one entry per item."""
-    output = Path(output)
-    mpath = manifest_path(output)
-    if not mpath.is_file():
-        raise InputError(f"{mpath}: not found (is {output} the output of a judgekit run?)")
-    manifest = RunManifest.model_validate_json(mpath.read_text(encoding="utf-8"))
-    rubric = load_rubric(manifest.rubric)
-    notes = []
-    if rubric.hash != manifest.rubric_hash:
-        notes.append(
-            f"rubric {manifest.rubric} changed since the run ({manifest.rubric_hash[:12]} -> "
-            f"{rubric.hash[:12]}): prompts are re-rendered from the current text"
+    """The page model of one run (read with ``read_run``): header, figures, one entry per item.
+
+    The items come from the input file the run's manifest names (absolute path, column mapping,
+    hash checked), unless given; human labels from ``human`` or that file's ``human_column``.
+    """
+    run = read_run(output, items=items)
+    assert run.items is not None  # read with content
+    if human is None:
+        human = (
+            _human_labels(Path(run.source.path), human_column, run.items)
+            if run.source is not None
+            else {}
         )
-    if items is None:
-        if manifest.input is None:
-            raise InputError(f"{mpath}: the run names no input file; pass the items")
-        source = Path(manifest.input)
-        items = read_items(source, rubric.manifest.mode, columns)
-        if human is None:
-            human = _human_labels(source, human_column, items)
-    human = human or {}
-    judgments = read_judgments(output)
     by_item: dict[str, list[dict[str, Any]]] = {}
-    for j in judgments:
+    for j in run.judgments:
         by_item.setdefault(j.item_id, []).append(
             j.model_dump(
                 include={
@@ -165,85 +145,88 @@ def load_run(
                 }
             )
         )
-    content = {item.id: item for item in items}
-    entries = []
-    for verdict in read_verdicts(output):
-        item = content.get(verdict.item_id)
-        if item is None:
-            raise InputError(f"{output}: item {verdict.item_id!r} is not in the items given")
-        rows = by_item.get(verdict.item_id, [])
-        probs = verdict.label_probs
-        score = (
-            verdict.score_length_corrected
-            if verdict.score_length_corrected is not None
-            else verdict.score
-        )
-        pair = isinstance(item, PairwiseItem)
-        answers = {"A": item.answer_a, "B": item.answer_b} if pair else {"answer": item.answer}
-        prompts = {}
-        for row in rows:
-            key = f"{row['variant']} {row['order'] or ''}".strip()
-            messages = rubric.render(row["variant"], item, swap=row["order"] == "BA")
-            prompts[key] = [{"role": m.role, "content": m.content} for m in messages]
-        labels = _variant_labels(rows, rubric.labels)
-        h = human.get(verdict.item_id)
-        entries.append(
-            {
-                "id": verdict.item_id,
-                "question": item.question,
-                "context": item.context,
-                "answers": answers,
-                "lengths": {k: len(v) for k, v in answers.items()},
-                "label_probs": probs,
-                "score": score,
-                "label": verdict.label,
-                "valid": verdict.valid,
-                "flip": verdict.flip,
-                "p_a_ab": verdict.p_a_ab,
-                "p_a_ba": verdict.p_a_ba,
-                "controls": verdict.controls,
-                "label_mass": sum(r["label_mass"] for r in rows) / len(rows) if rows else None,
-                "entropy": entropy(list(probs.values())) if probs else 1.0,
-                "margin": boundary_margin(score, rubric.values) if score is not None else 0.0,
-                "order_gap": (
-                    abs(verdict.p_a_ab - verdict.p_a_ba)
-                    if verdict.p_a_ab is not None and verdict.p_a_ba is not None
-                    else 0.0
-                ),
-                "variant_labels": labels,
-                "variant_disagreement": variant_disagreement(list(labels.values())),
-                "human": h,
-                "disagrees": _disagrees(h, verdict.label, rubric),
-                "variant_disagrees": {v: _disagrees(h, x, rubric) for v, x in labels.items()},
-                "judgments": rows,
-                "prompts": prompts,
-            }
-        )
+    summary = summarize(run)
+    entries = [
+        _entry(run, verdict, item, by_item.get(verdict.item_id, []), human.get(verdict.item_id))
+        for verdict, item in zip(item_verdicts(run), run.items, strict=True)
+    ]
     return {
         "path": str(output),
-        "rubric": manifest.rubric,
-        "rubric_hash": manifest.rubric_hash,
-        "mode": rubric.manifest.mode,
-        "labels": list(rubric.labels),
-        "values": list(rubric.values),
-        "judge": manifest.judge.model,
-        "controls": manifest.controls_applied,
-        "variants": manifest.variants,
-        "input": manifest.input,
-        "finished": manifest.finished.isoformat(),
-        "notes": notes,
+        "rubric": run.rubric.ref,
+        "rubric_hash": run.rubric.hash,
+        "mode": run.mode,
+        "labels": list(run.rubric.labels),
+        "values": list(run.rubric.values),
+        "judge": run.judge.model,
+        "controls": summary.controls,
+        "variants": sorted({j.variant for j in run.judgments}),
+        "input": run.source.path if run.source is not None else None,
+        "rates": {k: list(v) for k, v in summary.label_rates.items()},
+        "notes": [],
         "items": entries,
     }
 
 
+def _entry(
+    run: JudgeRun,
+    verdict: ItemVerdict,
+    item: Item,
+    rows: list[dict[str, Any]],
+    h: str | float | None,
+) -> dict[str, Any]:
+    """One item of the page: content, final verdict, per-variant labels, uncertainty, prompts."""
+    rubric = run.rubric
+    probs, score = verdict.label_probs, verdict.score
+    pair = isinstance(item, PairwiseItem)
+    answers = {"A": item.answer_a, "B": item.answer_b} if pair else {"answer": item.answer}
+    prompts = {}
+    for row in rows:
+        key = f"{row['variant']} {row['order'] or ''}".strip()
+        messages = rubric.render(row["variant"], item, swap=row["order"] == "BA")
+        prompts[key] = [{"role": m.role, "content": m.content} for m in messages]
+    labels = _variant_labels(rows, rubric.labels)
+    return {
+        "id": verdict.item_id,
+        "question": item.question,
+        "context": item.context,
+        "answers": answers,
+        "lengths": {k: len(v) for k, v in answers.items()},
+        "label_probs": probs,
+        "score": score,
+        "label": verdict.label,
+        "tie": verdict.tie,
+        "valid": verdict.valid,
+        "flip": verdict.flip,
+        "p_a_ab": verdict.p_a_ab,
+        "p_a_ba": verdict.p_a_ba,
+        "controls": verdict.controls,
+        "label_mass": sum(r["label_mass"] for r in rows) / len(rows) if rows else None,
+        "entropy": entropy(list(probs.values())) if probs else 1.0,
+        "margin": boundary_margin(score, rubric.values) if score is not None else 0.0,
+        "order_gap": (
+            abs(verdict.p_a_ab - verdict.p_a_ba)
+            if verdict.p_a_ab is not None and verdict.p_a_ba is not None
+            else 0.0
+        ),
+        "variant_labels": labels,
+        "variant_disagreement": variant_disagreement(list(labels.values())),
+        "human": h,
+        "disagrees": _disagrees(h, verdict.label, rubric),
+        "variant_disagrees": {v: _disagrees(h, x, rubric) for v, x in labels.items()},
+        "judgments": rows,
+        "prompts": prompts,
+    }
+
+
 def page_model(runs: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """One run, or two side by side: items of the second joined by id, with the score change."""
+    """One run, or two side by side: items of the second joined by id, with the signed change
+    of the score (second minus first; None where either run has no valid verdict)."""
     model = {"runs": list(runs)}
     if len(runs) == 2:
         second = {e["id"]: e for e in runs[1]["items"]}
         model["changes"] = {
             e["id"]: (
-                abs(second[e["id"]]["score"] - e["score"])
+                second[e["id"]]["score"] - e["score"]
                 if e["id"] in second
                 and e["score"] is not None
                 and second[e["id"]]["score"] is not None

@@ -12,7 +12,6 @@ from collections.abc import Mapping, Sequence
 from importlib import resources
 from typing import Any
 
-from judgekit.stats import proportion_ci
 from judgekit.view.data import to_json
 
 W, H, PAD = 320, 150, 28
@@ -72,18 +71,14 @@ def _histogram(run: Mapping[str, Any]) -> str:
 
 
 def _label_rates(run: Mapping[str, Any]) -> str:
-    items = run["items"]
-    outcomes = list(run["labels"])
-    if run["mode"] == "pairwise" and "tie" not in outcomes:
-        outcomes.append("tie")  # a pair is a tie inside the tie band even without a tie label
-    counts = [sum(e["label"] == label for e in items) for label in outcomes]
-    cis = [proportion_ci(k, len(items)) for k in counts]
+    """The run summary's verdict rates: shares of all items, invalid items a bar of their own."""
+    rates = run["rates"]
     title = "Win rates" if run["mode"] == "pairwise" else "Label rates"
     return _bars(
-        f"{title} with 95% Wilson CIs (of {len(items)} items, invalid included)",
-        outcomes,
-        [k / max(len(items), 1) for k in counts],
-        [(c.low, c.high) for c in cis],
+        f"{title} with 95% CIs (of all {len(run['items'])} items, invalid included)",
+        list(rates),
+        [r[0] for r in rates.values()],
+        [(r[1], r[2]) for r in rates.values()],
         top=1.0,
     )
 
@@ -127,7 +122,8 @@ def render_page(model: Mapping[str, Any]) -> str:
         "<label>sort <select id=sort><option value=id>id</option>"
         "<option value=margin>uncertain: closest to the decision boundary</option>"
         "<option value=entropy>uncertain: highest entropy</option>"
-        "<option value=change>biggest change between runs</option></select></label>"
+        "<option value=change>biggest change between runs (second - first)</option>"
+        "</select></label>"
         "<span id=count></span></div>"
         "<div id=main><table id=list><thead></thead><tbody></tbody></table>"
         "<div id=detail><p class=hint>Click an item to see it.</p></div></div>"

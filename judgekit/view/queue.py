@@ -16,6 +16,7 @@ The judge's own label is left out so it does not anchor the human.
 from __future__ import annotations
 
 import csv
+import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,8 +35,8 @@ def priority(entry: Mapping[str, Any]) -> dict[str, float]:
     return {**figures, "priority": sum(figures.values()) / len(figures)}
 
 
-def label_queue(run: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
-    """The ``n`` items with the highest priority (ties: by id), as CSV rows."""
+def label_queue(run: Mapping[str, Any], n: int | None = None) -> list[dict[str, Any]]:
+    """The ``n`` items (None: all) with the highest priority (ties: by id), as CSV rows."""
     ranked = []
     for entry in run["items"]:
         figures = priority(entry)
@@ -47,14 +48,34 @@ def label_queue(run: Mapping[str, Any], n: int) -> list[dict[str, Any]]:
         rounded = {k: round(v, 4) for k, v in figures.items()}
         ranked.append(content | rounded | {LABEL_COLUMN: ""})
     ranked.sort(key=lambda row: (-row["priority"], row["id"]))
-    return ranked[:n]
+    return ranked if n is None else ranked[:n]
+
+
+def merge_queue(
+    existing: Sequence[Mapping[str, Any]], ranked: Sequence[Mapping[str, Any]], n: int
+) -> tuple[list[dict[str, Any]], int]:
+    """An existing queue with every row kept as it is (labels a person filled in included), then
+    up to ``n`` of ``ranked`` that it does not hold yet; and how many were added."""
+    have = {str(row["id"]) for row in existing}
+    added = [dict(row) for row in ranked if str(row["id"]) not in have][:n]
+    return [dict(row) for row in existing] + added, len(added)
+
+
+def read_queue(path: Path | str) -> list[dict[str, Any]]:
+    """A queue CSV as written (or as filled in by a person): every cell as text."""
+    with Path(path).open(newline="", encoding="utf-8") as handle:
+        return list(csv.DictReader(handle))
 
 
 def write_queue(rows: Sequence[Mapping[str, Any]], out: Path | str) -> Path:
+    """Write the queue CSV; the file is replaced only once the new one is complete."""
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    with out.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(rows[0]) if rows else [LABEL_COLUMN])
+    fields = list(dict.fromkeys(k for row in rows for k in row)) or [LABEL_COLUMN]
+    temp = out.with_name(f".{out.name}.tmp")
+    with temp.open("w", newline="", encoding="utf-8") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
         writer.writeheader()
         writer.writerows(rows)
+    os.replace(temp, out)
     return out

@@ -16,6 +16,7 @@ function el(tag, text, cls) {
   return node;
 }
 const fmt = (x, d = 3) => (x === null || x === undefined ? "–" : Number(x).toFixed(d));
+const signed = (x) => (x === null || x === undefined ? "–" : (x > 0 ? "+" : "") + Number(x).toFixed(3));
 const probs = (p) => (p ? Object.entries(p).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(" · ") : "invalid");
 
 function visible() {
@@ -28,7 +29,7 @@ function visible() {
     id: (a, b) => (a.id < b.id ? -1 : 1),
     margin: (a, b) => a.margin - b.margin,
     entropy: (a, b) => b.entropy - a.entropy,
-    change: (a, b) => (changes[b.id] ?? -1) - (changes[a.id] ?? -1),
+    change: (a, b) => Math.abs(changes[b.id] ?? -1) - Math.abs(changes[a.id] ?? -1),
   }[key];
   return out.slice().sort(by);
 }
@@ -56,7 +57,8 @@ function renderList() {
     row.appendChild(el("td", e.human ?? "–", e.disagrees ? "bad" : ""));
     if (second) {
       row.appendChild(el("td", second[e.id] ? fmt(second[e.id].score) : "–"));
-      row.appendChild(el("td", fmt(changes[e.id])));
+      const change = changes[e.id];
+      row.appendChild(el("td", signed(change), change < 0 ? "bad" : ""));
     }
     row.addEventListener("click", () => { selected = e.id; renderList(); renderDetail(); });
     body.appendChild(row);
@@ -64,9 +66,15 @@ function renderList() {
   $("count").textContent = `${shown.length} of ${items.length} items`;
 }
 
-function runDetail(run, e) {
+function runDetail(run, e, own) {
   const box = el("div");
   box.appendChild(el("h3", run.path));
+  if (own) {  // two runs: each shows the answers it judged (a candidate run has its own)
+    Object.entries(e.answers).forEach(([k, v]) => {
+      box.appendChild(el("h4", `${k === "answer" ? "Answer" : "Answer " + k} (${e.lengths[k]} characters)`));
+      box.appendChild(el("pre", v, "answer"));
+    });
+  }
   const table = el("table");
   const facts = [
     ["final score", fmt(e.score)], ["label", e.valid ? e.label : "invalid"],
@@ -117,13 +125,15 @@ function renderDetail() {
   detail.appendChild(el("h4", "Question"));
   detail.appendChild(el("pre", e.question, "question"));
   if (e.context) { detail.appendChild(el("h4", "Context")); detail.appendChild(el("pre", e.context)); }
-  Object.entries(e.answers).forEach(([k, v]) => {
-    detail.appendChild(el("h4", `${k === "answer" ? "Answer" : "Answer " + k} (${e.lengths[k]} characters)`));
-    detail.appendChild(el("pre", v, "answer"));
-  });
+  if (!second) {
+    Object.entries(e.answers).forEach(([k, v]) => {
+      detail.appendChild(el("h4", `${k === "answer" ? "Answer" : "Answer " + k} (${e.lengths[k]} characters)`));
+      detail.appendChild(el("pre", v, "answer"));
+    });
+  }
   const sides = el("div", null, "runs");
-  sides.appendChild(runDetail(runs[0], e));
-  if (second && second[e.id]) sides.appendChild(runDetail(runs[1], second[e.id]));
+  sides.appendChild(runDetail(runs[0], e, !!second));
+  if (second && second[e.id]) sides.appendChild(runDetail(runs[1], second[e.id], true));
   detail.appendChild(sides);
 }
 

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted import lend
 
 from judgekit.audit.canaries import (
     Attack,
@@ -75,10 +76,9 @@ def test_calibrate_writes_the_canary_table(shared_data: Path, tmp_path: Path, mo
     from typer.testing import CliRunner
 
     from judgekit import cli
-    from judgekit.cli import calibrate as calibrate_cli
     from tests.audit.test_series_cli import NightlyBackend
 
-    monkeypatch.setattr(calibrate_cli, "create_backend", lambda *a, **k: NightlyBackend(0, "x"))
+    lend(monkeypatch, NightlyBackend(0, "x"))
     out = tmp_path / "report"
     result = CliRunner().invoke(
         cli.app,
@@ -92,7 +92,7 @@ def test_calibrate_writes_the_canary_table(shared_data: Path, tmp_path: Path, mo
             str(shared_data),
             "--limit",
             "6",
-            "--no-fit-length",
+            "--no-fit-dev",
             "--out",
             str(out),
             "--cards-dir",

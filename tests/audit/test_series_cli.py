@@ -7,17 +7,18 @@ import math
 import zlib
 from pathlib import Path
 
+from scripted import lend
 from typer.testing import CliRunner
 
 import judgekit
 from judgekit import cli
-from judgekit.cli import judge_options
+from judgekit.backends import BackendBase
 from judgekit.schema import JudgeIdentity, LabelLogprobs, PointwiseItem
 
 runner = CliRunner()
 
 
-class NightlyBackend:
+class NightlyBackend(BackendBase):
     """Splits mass between the first and last label per prompt (from its hash) plus a nightly
     offset: a scripted judge whose scores move when ``offset`` does."""
 
@@ -36,9 +37,6 @@ class NightlyBackend:
             out.append(LabelLogprobs({first: math.log(1 - p), last: math.log(p)}, 10, 0))
         return out
 
-    def close(self) -> None:
-        pass
-
 
 def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
     items = [
@@ -51,9 +49,11 @@ def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
         path = tmp_path / f"night{night}.jsonl"
         judgekit.judge(items, "overall_quality@v1", backend=backend, output=path)
         paths.append(path)
-    args = ["drift", "--out", str(tmp_path / "out"), "--alpha", "0.05"]
-    for path in paths:
-        args += ["--runs", str(path)]
+    # as a shell expands nightly/*.jsonl: the runs' sidecars come along and are skipped
+    sidecars = sorted(tmp_path.glob("night*.*.json*"))
+    assert sidecars
+    args = ["drift", "--out", str(tmp_path / "out"), "--alpha", "0.05", *map(str, paths)]
+    args += list(map(str, sidecars))
     result = runner.invoke(cli.app, args)
     assert result.exit_code == 1, result.output
     report = json.loads((tmp_path / "out" / "series.json").read_text())
@@ -62,7 +62,7 @@ def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
     assert all(p["identity_changes"] == [] for i, p in enumerate(report["points"]) if i != 4)
     assert (tmp_path / "out" / "series.png").read_bytes()[:4] == b"\x89PNG"
     # the first four nights alone: no change point, exit 0
-    stable = ["drift", "--alpha", "0.05"] + [a for p in paths[:4] for a in ("--runs", str(p))]
+    stable = ["drift", "--alpha", "0.05", *map(str, paths[:4])]
     assert runner.invoke(cli.app, stable).exit_code == 0
 
 
@@ -70,7 +70,7 @@ def test_drift_cli_pin_then_check(shared_data: Path, tmp_path: Path, monkeypatch
     """--pin samples and judges anchors of a set; a re-check with the same judge passes (exit 0),
     a shifted judge of another dtype alarms (exit 1) and the dtype is named."""
     backend = NightlyBackend(0.05, "float32")
-    monkeypatch.setattr(judge_options, "make_backend", lambda *a, **k: backend)
+    lend(monkeypatch, backend)
     anchors = tmp_path / "anchors.json"
     pin = [
         "drift",
@@ -89,6 +89,11 @@ def test_drift_cli_pin_then_check(shared_data: Path, tmp_path: Path, monkeypatch
         "card-1",
     ]
     assert runner.invoke(cli.app, pin).exit_code == 0
+    pinned = anchors.read_bytes()
+    # old code: a second --pin replaced the anchors (the baseline drift is measured against)
+    again = runner.invoke(cli.app, pin)
+    assert again.exit_code == 2 and "exists: pass --overwrite" in again.output
+    assert anchors.read_bytes() == pinned
     stored = json.loads(anchors.read_text())
     assert stored["key"] == "card-1" and len(stored["anchors"]) == 12
     check = ["drift", "--anchors", str(anchors), "--out", str(tmp_path / "out")]

@@ -10,14 +10,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from judgekit.backends.replay import ReplayBackend
-from judgekit.calibrate.cascade_policy import card_policy, card_variants, cascade_agreement
-from judgekit.calibrate.run import read_verdicts, run_calibration
+from judgekit.backends.replay import ReplayBackend, read_verdicts
+from judgekit.calibrate.cascade_policy import card_policy, cascade_agreement
+from judgekit.calibrate.run import run_calibration
+from judgekit.cards import CalibrationOptions, read_card
 from judgekit.data.records import read_items
 from judgekit.data.sets import load_calibration_set
 from judgekit.data.split import heldout_mask
 from judgekit.judging.cascade import Stage, cascade
 from judgekit.judging.run import judge
+from judgekit.judging.views import items_frame
 from judgekit.rubrics import load_rubric
 
 REPO = Path(__file__).resolve().parents[2]
@@ -48,14 +50,15 @@ def test_replay_swaps_ba_and_refuses_non_labels():
     )
     by = {(j.item_id, j.order): j for j in run.judgments}
     assert by[(items[0].id, "AB")].label == "A" and by[(items[0].id, "BA")].label == "B"
-    assert run.items_frame()["label"].iloc[0] == "A"  # unswapped: the orders agree
-    assert "not a label" in by[(items[1].id, "AB")].invalid_reason
+    assert items_frame(run)["label"].iloc[0] == "A"  # unswapped: the orders agree
+    assert items_frame(run)["label"].iloc[1] == "tie"  # a replayed tie is a tie, not a win
+    assert by[(items[1].id, "AB")].label_probs == {"A": 0.5, "B": 0.5}
     assert "no replayed verdict" in by[(items[2].id, "AB")].invalid_reason
     assert by[(items[0].id, "AB")].num_prompt_tokens > 50  # chars / 4 estimate
 
 
 @pytest.fixture(scope="module")
-def pandalm_card(data: Path, tmp_path_factory):
+def pandalm_named(data: Path, tmp_path_factory):
     """PandaLM-7B's replayed verdicts calibrated (one variant) with the learned ensemble."""
     rubric = load_rubric(RUBRIC)
     out = tmp_path_factory.mktemp("card")
@@ -63,16 +66,16 @@ def pandalm_card(data: Path, tmp_path_factory):
         "pandalm",
         rubric,
         backend=_replay(data, "pandalm-7b", "pandalm_result"),
+        options=CalibrationOptions(limit=150, n_resamples=200),
         data_dir=data,
-        limit=150,
-        n_resamples=200,
         cards_dir=out / "cards",
         out_dir=out / "report",
     )
-    return result.card
+    return read_card(result.card_path)
 
 
-def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_card):
+def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_named):
+    pandalm_card = pandalm_named.card
     section = pandalm_card.ensemble
     assert section is not None and section.model.n > 50
     methods = {r.method for r in section.comparison}
@@ -81,17 +84,16 @@ def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_card):
     assert {p.target for p in section.abstention} == {0.7, 0.8, 0.9}
 
 
-def test_cascade_on_a_calibration_set(data: Path, pandalm_card, tmp_path: Path):
+def test_cascade_on_a_calibration_set(data: Path, pandalm_named, tmp_path: Path):
     """PandaLM-7B (abstaining below the 0.7 threshold) -> GPT-3.5 (decides the rest)."""
     rubric = load_rubric(RUBRIC)
     records = load_calibration_set("pandalm", data_dir=data).records
     held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
     held = held[:120]
-    variants = card_variants(pandalm_card)
     stages = [
-        Stage("pandalm-7b", _replay(data, "pandalm-7b", "pandalm_result"),
-              card_policy(pandalm_card, 0.7), variants),
-        Stage("gpt-3.5", _replay(data, "gpt-3.5-turbo", "gpt_result"), None, ["direct"]),
+        Stage("pandalm-7b", _replay(data, "pandalm-7b", "pandalm_result"), pandalm_named,
+              card_policy(pandalm_named.card, 0.7)),
+        Stage("gpt-3.5", _replay(data, "gpt-3.5-turbo", "gpt_result")),
     ]  # fmt: skip
     out = tmp_path / "cascade.jsonl"
     result = cascade([r.item for r in held], rubric, stages, output=out)
@@ -100,7 +102,8 @@ def test_cascade_on_a_calibration_set(data: Path, pandalm_card, tmp_path: Path):
     first, second = result.stages
     assert first.n_items == 120 and second.n_items == 120 - first.n_decided
     assert first.n_decided + second.n_decided + result.n_needs_human == 120
-    assert result.n_needs_human > 0  # GPT-3.5 ties are not labels of this rubric: a human decides
+    # what GPT-3.5 leaves (a free-text verdict is invalid) needs a human; a tie is a verdict
+    assert result.n_needs_human == 120 - first.n_decided - second.n_decided
     assert first.prompt_tokens > second.prompt_tokens > 0
     table = json.loads(out.with_name("cascade.stages.json").read_text())
     assert [s["name"] for s in table["stages"]] == ["pandalm-7b", "gpt-3.5"]
@@ -121,12 +124,12 @@ def test_cascade_small_engine_then_replay_on_the_sample_file(judge_backend, tmp_
         from judgekit.judging.cascade import plain_decision
 
         d = plain_decision(run)
-        ab, ba = run.order_preferences()
-        return d.__class__(d.probs, d.confidence, d.keep & ((ab > 0.5) == (ba > 0.5)), "agree")
+        ab, ba = run.verdicts.p_a_ab, run.verdicts.p_a_ba
+        return d.__class__(d.confidence, d.keep & ((ab > 0.5) == (ba > 0.5)), "agree")
 
     stages = [
-        Stage("smollm2", judge_backend, orders_agree, ["direct"]),
-        Stage("api", ReplayBackend({i.id: "A" for i in items}, model="api"), None, ["direct"]),
+        Stage("smollm2", judge_backend, policy=orders_agree),
+        Stage("api", ReplayBackend({i.id: "A" for i in items}, model="api")),
     ]
     result = cascade(items, rubric, stages, output=tmp_path / "c.jsonl")
     small, big = result.stages
@@ -136,7 +139,7 @@ def test_cascade_small_engine_then_replay_on_the_sample_file(judge_backend, tmp_
     assert all(r.decided_by in ("smollm2", "api") for r in result.items)
 
 
-def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: Path):
+def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_named, tmp_path: Path):
     from typer.testing import CliRunner
 
     from judgekit.cli import app
@@ -146,7 +149,7 @@ def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: P
     items = tmp_path / "items.jsonl"
     items.write_text("".join(r.item.model_dump_json() + "\n" for r in held[:40]))
     card = tmp_path / "card.json"
-    card.write_text(pandalm_card.model_dump_json())
+    card.write_text(pandalm_named.card.model_dump_json())
     outputs = data / "pandalm" / "judge_outputs"
     small = f"replay:{outputs / 'pandalm-7b-testset-v1.json'}:idx:pandalm_result={card}"
     big = f"replay:{outputs / 'gpt-3.5-turbo-testset-v1.json'}:idx:gpt_result"
@@ -168,10 +171,10 @@ def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_card, tmp_path: P
     assert (tmp_path / "out.stages.json").is_file()
 
 
-def test_report_renders_the_ensemble_section(pandalm_card, tmp_path: Path):
+def test_report_renders_the_ensemble_section(pandalm_named, tmp_path: Path):
     from judgekit.calibrate.report import write_report
 
-    paths = write_report(pandalm_card, tmp_path)
+    paths = write_report(pandalm_named.card, tmp_path)
     text = paths["markdown"].read_text()
     assert "Prompt combinations (chosen:" in text and "Abstention" in text
     assert paths["reliability_learned"].stat().st_size > 1000

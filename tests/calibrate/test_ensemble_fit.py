@@ -3,18 +3,21 @@ compares every combination and picks on dev."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
+from helpers import card_for
 
-from judgekit.calibrate.card import CalibrationCard
+from judgekit.calibrate.ensemble_card import ensemble_card
 from judgekit.calibrate.ensemble_fit import (
     apply_ensemble,
     fit_ensemble,
     fit_softmax_regression,
     softmax_predict,
 )
-from judgekit.calibrate.measure import calibrate
 from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.cards.model import CalibrationCard
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import HeldOutError, heldout_mask
 from judgekit.schema import PairwiseItem
@@ -73,21 +76,16 @@ def scripted_card() -> tuple[CalibrationCard, list[CalibrationRecord], JudgeOutp
     dev = [r for r, m in zip(records, mask, strict=True) if not m]
     held = [r for r, m in zip(records, mask, strict=True) if m]
     fitted = fit_ensemble(dev, outputs, "dev", rng=np.random.default_rng(0))
-    card = calibrate(
-        held,
+    section = ensemble_card(
+        records,
         outputs,
-        rubric_ref="r@v1",
-        rubric_hash="h",
-        judge_model="scripted",
-        judge_fingerprint="f",
-        set_name="scripted",
-        set_sha256="0",
+        fitted,
         split="heldout",
+        label_type="pairwise",
         rng=np.random.default_rng(0),
         n_resamples=200,
-        ensemble=fitted,
-        dev_records=dev,
     )
+    card = card_for(held, outputs, split="heldout", ensemble=section)
     return card, records, outputs
 
 
@@ -133,9 +131,11 @@ def test_abstention_in_card_meets_target(scripted_card):
     card, _, _ = scripted_card
     by_target = {p.target: p for p in card.ensemble.abstention}
     assert set(by_target) == {0.7, 0.8, 0.9}
-    # right 85% overall: 0.8 is certified keeping everything (dev lower bound 0.810); 0.9 needs
-    # the confident quarter (threshold 0.77, 48 dev items, lower bound 0.921)
-    assert by_target[0.8].threshold == 0.0 and by_target[0.8].met
+    # right 85% overall: 0.8 is certified keeping all but the one dev item whose verdict is a
+    # tie (within the tie band: a disagreement, confidence 0.34); 0.9 needs the confident
+    # quarter (threshold 0.77, 48 dev items, lower bound 0.921)
+    assert by_target[0.8].threshold == pytest.approx(0.34) and by_target[0.8].met
+    assert by_target[0.8].n_kept_calibration == by_target[0.8].n_calibration - 1
     p = by_target[0.9]
     assert p.threshold == pytest.approx(0.77) and p.lower_bound >= 0.9
     assert 0.15 < p.coverage < 0.35 and p.agreement_kept.estimate >= 0.9 and p.met
@@ -148,6 +148,6 @@ def test_apply_is_frozen_and_invalid_stays_invalid(scripted_card):
     broken = {k: v.copy() for k, v in outputs.order_probs.items()}
     for v in broken.values():
         v[0] = np.nan  # item 0: every prompt invalid
-    applied = apply_ensemble(model, JudgeOutputs(**{**outputs.__dict__, "order_probs": broken}))
+    applied = apply_ensemble(model, replace(outputs, order_probs=broken))
     assert np.isnan(applied.probs[0]).all()
     np.testing.assert_allclose(applied.probs[1:], apply_ensemble(model, outputs).probs[1:], atol=0)

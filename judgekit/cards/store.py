@@ -1,27 +1,39 @@
-"""Where cards live, which card a run may use, and the trust gate.
+"""Where cards live, the one card check every consumer calls, and the trust gate.
 
 A run uses exactly the card its user names (``--card PATH`` or the project config, see
-``project.py``), never one found in a cache: two machines with different caches give the same
-numbers and gate results. A named card must fit the run (rubric hash, judge fingerprint, the
-judge settings that change verdicts) or it is refused; the gate re-decides trust from the card's
-figures under the gate's own thresholds.
+``judgekit.config``), never one found in a cache: two machines with different caches give the
+same numbers and gate results. ``load_card`` reads a card and checks that it fits the run (rubric
+hash, judge fingerprint, the judge settings that change verdicts, the controls and decision rule,
+the prompt variants): judge, cascade, abstention and drift all call it, and a mismatch is a
+``CardError`` naming every field. The gate re-decides trust from the card's figures under the
+gate's own thresholds.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from judgekit.calibrate.card import CalibrationCard, TrustThresholds, verdict_settings
-from judgekit.calibrate.trust import card_verdict
+from pydantic import Field
+
+from judgekit.cards.model import CalibrationCard, TrustThresholds, verdict_settings
+from judgekit.cards.trust import card_verdict
 from judgekit.files import cache_dir
-from judgekit.judging.run_manifest import CardRef
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity
+from judgekit.schema import Controls, JudgeIdentity, StrictModel
 
 CARDS_DIR_ENV = "JUDGEKIT_CARDS_DIR"
+
+
+class CardRef(StrictModel):
+    """The calibration card a run used (its controls, frozen corrections and trust gate)."""
+
+    path: str
+    key: str
+    sha256: str = Field(description="Of the card file's bytes as read for this run.")
 
 
 class CardError(ValueError):
@@ -77,8 +89,15 @@ def read_card(path: Path | str) -> NamedCard:
     return NamedCard(card, CardRef(path=str(path.resolve()), key=card.key, sha256=digest))
 
 
-def card_mismatches(card: CalibrationCard, rubric: Rubric, judge: JudgeIdentity) -> list[str]:
-    """Why ``card`` does not describe this rubric + judge (empty when it does)."""
+def card_mismatches(
+    card: CalibrationCard,
+    rubric: Rubric,
+    judge: JudgeIdentity,
+    controls: Controls | None = None,
+    variants: Sequence[str] | None = None,
+) -> list[str]:
+    """Why ``card`` does not describe this rubric + judge (+ controls and variants, when the run
+    sets its own rather than taking the card's); empty when it does."""
     problems = []
     if card.split.name != "heldout":
         problems.append(f"split is {card.split.name!r}, not 'heldout'")
@@ -102,17 +121,47 @@ def card_mismatches(card: CalibrationCard, rubric: Rubric, judge: JudgeIdentity)
         theirs, mine = card.judge_settings.get(name), ours.get(name)
         if (name in ours) != (name in card.judge_settings) or theirs != mine:
             problems.append(f"judge setting {name}: card {theirs!r} != this run's {mine!r}")
+    if controls is not None:
+        certified = card.applies.controls.model_dump()
+        for name, mine in controls.model_dump().items():
+            if certified[name] != mine:
+                problems.append(f"control {name}: card {certified[name]!r} != this run's {mine!r}")
+    if variants is not None and sorted(variants) != sorted(card.applies.variants):
+        problems.append(f"variants: card {card.applies.variants} != this run's {list(variants)}")
     return problems
 
 
-def check_card(named: NamedCard, rubric: Rubric, judge: JudgeIdentity) -> None:
-    """Refuse (``CardError``) a card made for another rubric, judge or judge settings."""
-    if problems := card_mismatches(named.card, rubric, judge):
+def check_card(
+    named: NamedCard,
+    rubric: Rubric,
+    judge: JudgeIdentity,
+    controls: Controls | None = None,
+    variants: Sequence[str] | None = None,
+) -> None:
+    """Refuse (``CardError``) a card made for another rubric, judge, settings or controls."""
+    if problems := card_mismatches(named.card, rubric, judge, controls, variants):
         raise CardError(
             f"card {named.ref.path} does not fit this run:\n  - "
             + "\n  - ".join(problems)
             + f"\nMake a card for it with:\n  {calibrate_command(rubric.ref, judge.model)}"
         )
+
+
+def load_card(
+    path: Path | str,
+    rubric: Rubric,
+    judge: JudgeIdentity,
+    *,
+    controls: Controls | None = None,
+    variants: Sequence[str] | None = None,
+) -> NamedCard:
+    """The one card check: read the card at ``path`` and refuse it unless it fits this run.
+
+    ``controls`` / ``variants`` None: the run takes the card's own (``card.applies``).
+    """
+    named = read_card(path)
+    check_card(named, rubric, judge, controls, variants)
+    return named
 
 
 def calibrate_command(rubric_ref: str, judge_model: str) -> str:

@@ -9,10 +9,9 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from judgekit.bias import (
-    VarianceDecomposition,
-)
-from judgekit.schema import StrictModel
+from judgekit.bias import VarianceDecomposition
+from judgekit.bias.learned import LearnedEnsembleModel
+from judgekit.schema import Controls, StrictModel
 from judgekit.stats import (
     ConfidenceInterval,
 )
@@ -163,30 +162,6 @@ class OrdinalAgreement(StrictModel):
     pearson: Interval | None
 
 
-class LearnedEnsembleModel(StrictModel):
-    """A multinomial logistic regression fitted on dev, applied frozen (``ensemble_fit``).
-
-    Inputs per ``variant|order`` column: the centred log-probabilities of the labels (floored);
-    for pairs also tanh((len_a - len_b) / ``length_scale``). An item with no valid column has no
-    verdict (invalid), never the intercept's label.
-    """
-
-    kind: Literal["multinomial-logistic"] = "multinomial-logistic"
-    labels: list[str]
-    columns: list[str]
-    length_scale: float | None
-    features: list[str]
-    coefficients: list[list[float]] = Field(description="features x labels")
-    intercept: list[float]
-    l2: float
-    fitted_on: str
-    n: int
-    n_dropped: int = Field(description="Dev items left out of the fit (no label-set consensus).")
-    dev_log_loss: float
-    dev_cv_log_loss: dict[str, float] = Field(description="Out-of-fold log loss per L2 tried.")
-    dev_cv_accuracy: float
-
-
 class MethodAgreement(StrictModel):
     """One way of combining the judge's prompts: dev (out-of-fold) and held-out kappa."""
 
@@ -230,6 +205,43 @@ class EnsembleCard(StrictModel):
     abstention: list[AbstentionPolicy]
 
 
+class CalibrationOptions(StrictModel):
+    """Every option that changes what a card measures; the card key hashes all of them.
+
+    ``controls`` / ``variants``: what the judge is run with (None: every rubric variant);
+    ``fit_dev``: also judge the dev split, to fit the frozen length model and learned ensemble and
+    to choose the controls the card applies (said in the card's notes and the command's output).
+    """
+
+    split: SplitName = "heldout"
+    heldout_fraction: float = Field(default=0.5, gt=0, lt=1)
+    limit: int | None = Field(default=None, ge=2)
+    metric: str | None = None
+    consensus: str = "majority"
+    min_annotator_reliability: float | None = None
+    fit_dev: bool = True
+    controls: Controls = Field(default_factory=Controls)
+    variants: list[str] | None = None
+    seed: int = 0
+    n_resamples: int = Field(default=2000, ge=1)
+    thresholds: TrustThresholds = Field(default_factory=TrustThresholds)
+
+
+class CardControls(StrictModel):
+    """What a run that names this card applies. The card's figures (kappa, accuracy, the trust
+    verdict) were measured on exactly the verdicts these controls produce on the held-out split.
+
+    ``controls``: the bias controls and the decision rule (``ensemble == "learned"``: the card's
+    frozen learned ensemble); ``variants``: the prompts judged; ``length_correction``: whether the
+    card's frozen length model is applied; ``reasons``: why each choice was made (on dev only).
+    """
+
+    controls: Controls
+    variants: list[str]
+    length_correction: bool = False
+    reasons: list[str] = Field(default_factory=list)
+
+
 class CalibrationCard(StrictModel):
     """Everything measured about one judge x rubric x calibration set x split, and the verdict."""
 
@@ -238,6 +250,9 @@ class CalibrationCard(StrictModel):
     judgekit_version: str
     rubric_ref: str
     rubric_hash: str
+    judge_name: str | None = Field(
+        default=None, description="The judge's name in judgekit.toml ([judge.NAME]), if named."
+    )
     judge_model: str
     judge_fingerprint: str
     judge_settings: dict[str, Setting] = Field(
@@ -245,9 +260,9 @@ class CalibrationCard(StrictModel):
     )
     set_name: str
     set_sha256: str
-    consensus: str = Field(
-        default="majority",
-        description="How the human label per item was formed (calibrate.annotators method).",
+    options: CalibrationOptions = Field(
+        description="Every option of the calibration (consensus: how the human label per item "
+        "was formed; limit; held-out fraction...); the key hashes them."
     )
     label_type: LabelType
     outputs_source: str
@@ -261,7 +276,20 @@ class CalibrationCard(StrictModel):
     n_invalid: int
     invalid_rate: float
     headline: str
-    kappa: Interval = Field(description="Cohen's kappa, invalid as its own category (headline).")
+    applies: CardControls = Field(
+        description="Controls and decision rule a run with this card applies (measured here)."
+    )
+    kappa: Interval = Field(
+        description="Cohen's kappa of the verdicts a run with this card makes, judge ties and "
+        "invalid verdicts as categories of their own (headline)."
+    )
+    agreement_decided: Interval | None = Field(
+        default=None,
+        description="Agreement with humans on the items the judge decided (no tie, valid).",
+    )
+    coverage: float = Field(
+        default=1.0, description="Share of items the judge decided (not a tie, not invalid)."
+    )
     kappa_valid_only: Interval | None
     trust_metric: str
     accuracy: Interval
@@ -325,6 +353,11 @@ OPERATIONAL_SETTINGS = frozenset(
         "block_size",
         "enforce_eager",
         "gpu_memory_utilization",
+        "tensor_parallel_size",
+        "max_concurrency",
+        "executor",
+        "source",
+        "prompt_tokens",
     }
 )
 """Judge settings that only change how fast or where a judge runs, never its numbers."""
@@ -340,12 +373,14 @@ def card_key(
     rubric_hash: str,
     judge_fingerprint: str,
     judge_settings: Mapping[str, Setting],
-    set_name: str,
-    split: str,
+    options: Mapping[str, Any],
 ) -> str:
     """sha256 over what makes two cards interchangeable: everything that changes a verdict
-    (rubric, weights, verdict settings) and what was measured (set, split); never the date or
-    the numbers. A newer card for a key replaces the older one, whatever its verdict."""
-    settings = json.dumps(verdict_settings(judge_settings), sort_keys=True)
-    payload = json.dumps([rubric_hash, judge_fingerprint, settings, set_name, split])
+    (rubric, weights, verdict settings) and every option that changes what was measured (set and
+    its hash, split, held-out fraction, item limit, consensus, annotator filter, controls, seed,
+    resamples, thresholds...); never the date or the numbers. A smoke card on 60 items has
+    another key than the full card, so it never replaces it; a re-run of the same calibration
+    replaces the older card for its key whatever its verdict."""
+    settings = verdict_settings(judge_settings)
+    payload = json.dumps([rubric_hash, judge_fingerprint, settings, dict(options)], sort_keys=True)
     return hashlib.sha256(payload.encode()).hexdigest()

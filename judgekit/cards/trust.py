@@ -7,7 +7,7 @@ thresholds at calibration time cannot carry a card through a stricter gate.
 
 from __future__ import annotations
 
-from judgekit.calibrate.card import CalibrationCard, Interval, TrustThresholds, Verdict
+from judgekit.cards.model import CalibrationCard, Interval, TrustThresholds, Verdict
 
 
 def decide_trust(

@@ -1,10 +1,16 @@
-"""The project's pinned calibration card and trust thresholds, read from the working directory.
+"""The project config: named judges, the pinned calibration card and trust thresholds.
 
 ``judgekit.toml`` (top level) or, when there is none, ``pyproject.toml`` (``[tool.judgekit]``)::
 
     card = "cards/pairwise_smol.json"     # relative to the config file
     [trust]                               # pyproject: [tool.judgekit.trust]
     min_kappa_ci_low = 0.5
+    [judge.small]                         # --judge small
+    backend = "vllm"
+    model = "/models/Qwen2.5-7B-Instruct"
+    [judge.big]
+    backend = "openai"
+    base_url = ["http://judge-1:8000/v1", "http://judge-2:8000/v1"]
 
 Only the working directory is read (no parent search, no user-wide file): what a run uses is
 what the project checked in, so the same checkout gives the same gates on any machine.
@@ -17,9 +23,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
-from judgekit.calibrate.card import TrustThresholds
+from judgekit.backends.spec import JudgeSpec
+from judgekit.cards.model import TrustThresholds
 from judgekit.schema import StrictModel
 
 if sys.version_info >= (3, 11):
@@ -37,6 +44,7 @@ class ConfigError(ValueError):
 class ProjectConfig(StrictModel):
     card: str | None = None
     trust: TrustThresholds = TrustThresholds()
+    judge: dict[str, JudgeSpec] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -86,3 +94,25 @@ def choose_card(card: Path | str | None, directory: Path | None = None) -> CardC
     if config.card is not None and file is not None:
         return CardChoice(file.parent / config.card, str(file), config.trust)
     return CardChoice(None, "none named", config.trust)
+
+
+def named_judge(name: str, directory: Path | None = None) -> JudgeSpec:
+    """The judge ``[judge.NAME]`` of the project config (a ConfigError names the ones there are).
+
+    A relative local model, tokenizer or verdicts path is relative to the config file.
+    """
+    config, file = read_project_config(directory or Path.cwd())
+    if name not in config.judge:
+        where = str(file) if file is not None else f"no {CONFIG_FILE} in {directory or Path.cwd()}"
+        known = ", ".join(sorted(config.judge)) or "none"
+        raise ConfigError(f"judge {name!r} is not defined ({where}; judges there: {known})")
+    spec = config.judge[name]
+    assert file is not None
+    paths = {
+        key: str(file.parent / value)
+        for key in ("model", "tokenizer", "verdicts")
+        if isinstance(value := getattr(spec, key, None), str)
+        and not Path(value).is_absolute()
+        and (file.parent / value).exists()
+    }
+    return spec.model_copy(update=paths) if paths else spec
