@@ -1,8 +1,9 @@
 """A real HTTP proxy on 127.0.0.1 that forwards to one upstream server and injects scripted faults.
 
 Tests put it in front of a vLLM OpenAI server to see what the client does with the faults real
-networks and servers produce. Each chat-completion request takes the next fault from the script
-(arrival order; None or an empty script = forward untouched); everything else is forwarded as is.
+networks and servers produce. Each completion request (chat or text) takes the next fault from
+the script (arrival order; None or an empty script = forward untouched); everything else is
+forwarded as is.
 Every request is logged with its body, so tests can see which prompt went where and when.
 """
 
@@ -30,7 +31,8 @@ FaultKind = Literal[
     "no_choices",  # upstream's 200 body with an empty ``choices`` list
 ]
 
-CHAT_PATH = "/v1/chat/completions"
+#: Requests that can take a fault: chat and text completions.
+COMPLETION_PATHS = ("/v1/chat/completions", "/v1/completions")
 # hop-by-hop or recomputed: never copied between the two connections
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "content-length", "host"}
 
@@ -56,7 +58,7 @@ class Record:
 
     @property
     def seconds(self) -> float | None:
-        """Time from arrival to the reply being sent; None if nothing was sent (hang)."""
+        """Time from arrival to the reply being ready to send; None for a hang (no reply)."""
         return None if self.replied is None else self.replied - self.arrived
 
 
@@ -81,13 +83,14 @@ class FaultProxy:
         return f"http://127.0.0.1:{self._server.server_address[1]}/v1"
 
     def script(self, faults: Iterable[Fault | FaultKind | None]) -> None:
-        """Append faults for the next chat-completion requests, in arrival order."""
+        """Append faults for the next completion requests, in arrival order."""
         with self._lock:
             self._script.extend(Fault(f) if isinstance(f, str) else f for f in faults)
 
-    def chat_records(self) -> list[Record]:
+    def completion_records(self) -> list[Record]:
+        """Chat and text completion requests, in arrival order."""
         with self._lock:
-            return [r for r in self.log if r.path == CHAT_PATH]
+            return [r for r in self.log if r.path in COMPLETION_PATHS]
 
     def __enter__(self) -> FaultProxy:
         self._thread.start()
@@ -99,9 +102,10 @@ class FaultProxy:
 
     def _admit(self, method: str, path: str, body: bytes) -> tuple[Record, Fault | None]:
         """Log the request and take its fault from the script."""
-        parsed = json.loads(body) if body and path == CHAT_PATH else None
+        scored = path in COMPLETION_PATHS
+        parsed = json.loads(body) if body and scored else None
         with self._lock:
-            fault = self._script.popleft() if path == CHAT_PATH and self._script else None
+            fault = self._script.popleft() if scored and self._script else None
             kind = fault.kind if fault else None
             record = Record(len(self.log), time.monotonic(), method, path, parsed, kind)
             self.log.append(record)
@@ -124,6 +128,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # the client opens up to max_concurrency connections at once
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         if not isinstance(sys.exc_info()[1], ConnectionError):
@@ -187,6 +192,9 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             length: int | None = None,
         ) -> None:
             record.status = status
+            # stamped before writing: a client that gave up meanwhile makes the write fail, and
+            # the record must still show how late the reply was
+            record.replied = time.monotonic()
             self.send_response(status)
             for key, value in headers.items():
                 self.send_header(key, value)
@@ -195,7 +203,6 @@ def _handler(proxy: FaultProxy) -> type[BaseHTTPRequestHandler]:
             self.send_header("Connection", "close")
             self.end_headers()
             self.wfile.write(payload)
-            record.replied = time.monotonic()
             self.close_connection = True
 
     return Handler

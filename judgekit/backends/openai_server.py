@@ -1,45 +1,39 @@
 """A judge behind OpenAI-compatible servers (vLLM, SGLang, hosted APIs), over one or many replicas.
 
-Same contract as the offline engine: one chat completion per request with ``max_tokens=1`` and
-``temperature=0``; the label log-probabilities go back to the runner, which scores them with the
-one shared ``judgekit.judging.score.score_labels``. With a local copy of the judge's tokenizer
-(``tokenizer=``) the label token ids are known and sent as ``logprob_token_ids`` (vLLM reads the
-field from the request body): every label gets its exact log-probability, as in the engine
-(``label_logprobs="exact"``). Whether the servers accept the field is checked once at start; a
-server that does not, and any run without a tokenizer, reads the top ``top_logprobs`` tokens
-instead (``label_logprobs="top20"``): a label outside them counts as zero.
+With the judge's tokenizer (``tokenizer=``, or the served model's ``root`` when that is a readable
+local folder, as with a local vLLM server) prompts go to ``/v1/completions`` as token ids, exactly
+the ids ``ChatEncoder`` makes for the offline engine (``prompt="token_ids"``). The server renders
+nothing: candidate text stays plain text (a forged ``<|im_end|>`` never becomes a control token),
+and templates that trim a continued assistant message (Llama-3, Gemma) cannot cut the answer
+slot's trailing space. With ``prefill`` (the default) the prompt ends in the engine's answer slot;
+``max_tokens=1``, ``temperature=0`` and ``logprob_token_ids`` = the label token ids, returned by
+id (``return_tokens_as_token_ids``), give exact label log-probabilities (``"exact"``). Labels of
+several tokens add one prompt per label prefix to the same request (prompt + "1", read "0"), as
+the engine's second pass does. At start every server must take token-id prompts; one that does
+not honour ``logprob_token_ids`` is read from its top ``top_logprobs`` tokens (``"top20"``).
 
-On vLLM and SGLang the answer cue is sent as the final assistant message and continued
-(``continue_final_message``), so the first generated token is the label exactly as in the engine.
-Over HTTP the server returns token *strings*, not ids: a top token counts for a label when its text
-(or its text stripped of whitespace) is the label, and the probabilities of a label's spellings
-add up. The prompt ending (``cue`` or ``cue + " "``) is chosen per (cue, label set) either with a
-local copy of the judge's tokenizer (``tokenizer=``: the engine's own ``resolve_answer_slot``) or,
-without one, by probing the first request: keep ``cue`` unless it puts less than
-``probe_min_mass`` on the labels, then use ``cue + " "`` for the rest of the run. The runner calls
-``prepare`` before reading ``identity``, so the probe happens first and the chosen endings are part
-of the identity (``answer_tails``): stored results of two endings never mix.
-
-Without prefill or logprobs (hosted APIs), ``label_source="text"`` parses the generated text: no
-probability is measured, so such a verdict is one-hot with label mass 0.0 and
-``label_logprobs="text"`` in every row (the runner skips the mass threshold for it).
+Without a tokenizer, prompts can only go as chat messages the server renders (``prompt="chat"``):
+for hosted APIs, i.e. ``prefill=False`` on a server that is not vLLM or SGLang (whose rendering
+turns special-token text in a message into control tokens); anything else is refused at start,
+naming the fix. A top token then counts for a label when its text, stripped or not, is the label.
+``label_source="text"`` parses up to ``TEXT_MAX_TOKENS`` generated tokens: no probability is
+measured, so the verdict is one-hot with label mass 0.0 and ``label_logprobs="text"``.
 
 Faults: 429, 5xx, timeouts and connection errors are retried (bounded, jittered exponential
 backoff, Retry-After honoured); other HTTP errors and malformed responses make that one request
-an error (an invalid verdict), and the run goes on. Every request gets exactly one result, in
-request order. ``stats`` counts attempts, retries and faults by kind for the run's report.
+an error (an invalid verdict). Every request gets exactly one result, in request order; ``stats``
+counts attempts, retries and faults by kind. Replicas: requests with the same ``prefix_key`` go
+to the same base URL (rendezvous hashing), so each server's prefix cache sees the whole prefix
+group; a retry moves on to the next URL only when a replica refuses connections or times out.
 
-Replicas: every request with the same ``prefix_key`` goes to the same base URL (rendezvous
-hashing), so each server's prefix cache sees the whole prefix group; only when a replica refuses
-connections or times out (a hung replica) does a retry move on to the next URL in its ranking.
-
-521 lines: one client (slot resolution, retries, replica routing, fallbacks) whose parts
-share one retry and routing state.
+596 lines: one client (prompt ids, retries, replica routing, two reply formats) whose parts share
+one retry and routing state.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import hashlib
 import json
@@ -48,13 +42,15 @@ import os
 import random
 import threading
 from collections import Counter
-from collections.abc import Callable, Coroutine, Sequence
+from collections.abc import Coroutine, Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any, TypeVar
 
 import openai
 
-from judgekit.backends.base import BackendBase, LabelTokenError
+from judgekit.backends.base import AnswerSlot, BackendBase, TokenSeq, label_logprobs
+from judgekit.backends.fingerprint import fingerprint
 from judgekit.backends.prompt import ChatEncoder
 from judgekit.backends.spec import OpenAIJudge
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
@@ -64,6 +60,10 @@ T = TypeVar("T")
 #: Tokens generated when the label is parsed from text (``label_source="text"``): room for
 #: a leading space or a repeated cue before the label.
 TEXT_MAX_TOKENS = 8
+#: ``owned_by`` of servers that render chat messages with special-token text as control tokens.
+RENDERING_SERVERS = ("vllm", "sglang")
+#: How vLLM names a token in logprobs with ``return_tokens_as_token_ids``.
+TOKEN_ID_PREFIX = "token_id:"
 
 
 @dataclass
@@ -84,24 +84,16 @@ class ServerStats:
     per_replica: list[int] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, Any]:
-        return {
-            "requests": self.requests,
-            "attempts": self.attempts,
-            "retries": self.retries,
-            "errors": self.errors,
-            "fallbacks": self.fallbacks,
-            "faults": dict(self.faults),
-            "per_replica": list(self.per_replica),
-        }
+        return {**vars(self), "faults": dict(self.faults), "per_replica": list(self.per_replica)}
 
 
 @dataclass(frozen=True)
 class _Slot:
-    """How a request ends (``tail`` None: no assistant prefill) and which token texts are labels."""
+    """The engine's answer slot of one (cue, labels): labels are read by token id; ``token_of``
+    names the ids for servers that return token text. None: no prefill, labels read by text."""
 
-    tail: str | None
-    match: Callable[[str], str | None]
-    ids: tuple[int, ...] = ()
+    answer: AnswerSlot | None = None
+    token_of: Mapping[str, int] = field(default_factory=dict)
 
 
 class _Malformed(ValueError):
@@ -124,15 +116,13 @@ class _Rejected(Exception):
 
 
 class OpenAIServer(BackendBase):
-    """A judge served over the OpenAI chat-completions API; see the module docstring."""
+    """A judge served over OpenAI-compatible completions; see the module docstring."""
 
     def __init__(self, options: OpenAIJudge | None = None, **overrides: Any) -> None:
         if options is None:
             options = OpenAIJudge(**overrides)
         elif overrides:
             options = OpenAIJudge(**{**options.model_dump(), **overrides})
-        if options.tokenizer is not None and options.tail != "auto":
-            raise ValueError("give either tokenizer= or tail=, not both")
         self._options = options
         api_key = os.environ.get(options.api_key_env) or "EMPTY"
         self._clients = [
@@ -141,10 +131,8 @@ class OpenAIServer(BackendBase):
             )
             for url in options.base_url
         ]
-        self._encoder = (
-            ChatEncoder(_load_tokenizer(options.tokenizer)) if options.tokenizer else None
-        )
         self._slots: dict[tuple[str, tuple[str, ...]], _Slot] = {}
+        self._limits = [asyncio.Semaphore(options.max_concurrency) for _ in options.base_url]
         self._stats = ServerStats(per_replica=[0] * len(options.base_url))
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(
@@ -152,15 +140,16 @@ class OpenAIServer(BackendBase):
         )
         self._thread.start()
         try:
-            self._limits = self._run(
-                _make_semaphores(len(options.base_url), options.max_concurrency)
-            )
-            model, fingerprint, served = self._run(self._discover())
+            model, served_fingerprint, served = self._run(self._discover())
             self._model = model
-            self._exact = (
-                self._encoder is not None
-                and options.label_source == "logprobs"
-                and all(self._run(self._accepts_label_ids(i)) for i in range(len(self._clients)))
+            tokenizer = options.tokenizer or _local_folder(served.get("root"))
+            if tokenizer is None:
+                _refuse_chat(options, served)
+            self._encoder, tokenizer_hash = (
+                _judge_tokenizer(tokenizer) if tokenizer else (None, None)
+            )
+            self._exact = self._encoder is not None and all(
+                self._run(self._check_token_ids(i)) for i in range(len(self._clients))
             )
         except BaseException:
             self.close()
@@ -172,37 +161,33 @@ class OpenAIServer(BackendBase):
         self._identity = JudgeIdentity(
             backend="openai",
             model=model,
-            fingerprint=fingerprint,
+            fingerprint=served_fingerprint,
             settings={
                 "replicas": len(options.base_url),
                 "served_by": served.get("owned_by"),
                 "max_model_len": served.get("max_model_len"),
+                "prompt": "chat" if tokenizer is None else "token_ids",
+                "tokenizer": tokenizer_hash,
                 "label_logprobs": method,
                 "temperature": 0.0,
                 "prefill": options.prefill,
-                "answer_slot": "tokenizer" if options.tokenizer else options.tail,
                 "label_source": options.label_source,
             },
         )
 
     @property
     def identity(self) -> JudgeIdentity:
-        """Model, settings and the prompt ending chosen for each (cue, labels) so far.
-
-        Call ``prepare`` with a run's requests first so that every ending is already chosen.
-        """
+        """Model, settings and the prompt ending of each (cue, labels) prepared or scored."""
         tails = {
-            f"{cue!r} {list(labels)}": slot.tail for (cue, labels), slot in self._slots.items()
+            f"{cue!r} {list(labels)}": slot.answer and slot.answer.tail
+            for (cue, labels), slot in self._slots.items()
         }
         settings = {**self._identity.settings, "answer_tails": json.dumps(tails, sort_keys=True)}
         return self._identity.model_copy(update={"settings": settings})
 
     def prepare(self, requests: Sequence[LabelRequest]) -> None:
-        """Choose the prompt ending of every (cue, labels) in ``requests`` (probing if needed).
-
-        The probe's own answer is discarded; ``score`` asks again with the chosen ending.
-        """
-        self._run(self._resolve_slots(list(requests), [None] * len(requests)))
+        """Resolve the answer slot of every (cue, labels) in ``requests`` (no request is sent)."""
+        self._slots_for(requests)
 
     def stats(self) -> dict[str, Any]:
         """A snapshot of the wire counters (attempts, retries, faults by kind, fallbacks)."""
@@ -215,14 +200,17 @@ class OpenAIServer(BackendBase):
     def answer_tail(self, request: LabelRequest) -> str | None:
         """The prompt ending in use for this request's (cue, labels).
 
-        None before the first request of that kind was answered, or with ``prefill=False``.
+        None before a request of that kind was prepared or scored, or with ``prefill=False``.
         """
         slot = self._slots.get(_slot_key(request))
-        return slot.tail if slot else None
+        return slot.answer.tail if slot and slot.answer else None
 
     def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
         """Concurrent requests over the replicas; exactly one result per request, in order."""
-        return self._run(self._score_all(list(requests)))
+        requests = list(requests)
+        slots = self._slots_for(requests)
+        prompts = self._prompts(requests, slots)  # tokenised here, not on the event loop
+        return self._run(self._score_all(list(zip(requests, slots, prompts, strict=True))))
 
     def close(self) -> None:
         """Close the HTTP connections and stop the event loop thread."""
@@ -263,104 +251,82 @@ class OpenAIServer(BackendBase):
 
         return sorted(range(len(self._clients)), key=weight, reverse=True)
 
-    async def _accepts_label_ids(self, replica: int) -> bool:
-        """Whether a server returns the log-probability of a token id it is asked for."""
-        body = {
-            "model": self._model,
-            "messages": [{"role": "user", "content": "Hi"}],
-            "max_tokens": 1,
-            "temperature": 0.0,
-            "logprobs": True,
-            "extra_body": {"logprob_token_ids": [0]},
-        }
-        try:
-            data = await self._post(replica, body)
-            content = data["choices"][0]["logprobs"]["content"]
-            return bool(content[0]["top_logprobs"])
-        except (_Rejected, _Malformed, KeyError, IndexError, TypeError):
-            return False
-        except _Retryable as err:
-            url = self._options.base_url[replica]
-            raise ConnectionError(f"{url} failed the logprob_token_ids check: {err}") from err
-
-    async def _score_all(self, requests: list[LabelRequest]) -> list[LabelLogprobs]:
-        results: list[LabelLogprobs | None] = [None] * len(requests)
-        await self._resolve_slots(requests, results)
-        todo = [i for i, result in enumerate(results) if result is None]
-        done = await asyncio.gather(
-            *(self._request(requests[i], self._slots[_slot_key(requests[i])]) for i in todo)
+    async def _check_token_ids(self, replica: int) -> bool:
+        """True when a server returns the log-probability of a given id for a token-id prompt;
+        False when it takes token-id prompts only (or only they are needed); else ValueError."""
+        url = self._options.base_url[replica]
+        body: dict[str, Any] = {"model": self._model, "prompt": [0], "max_tokens": 1}
+        exact = {"logprob_token_ids": [0], "return_tokens_as_token_ids": True}
+        asks = [{"logprobs": 1, "extra_body": exact}, {}]
+        if self._options.label_source == "text" or not self._options.prefill:
+            asks = asks[1:]
+        for ask in asks:
+            try:
+                data = await self._post(replica, {**body, **ask})
+            except (_Rejected, _Malformed):
+                continue
+            except _Retryable as err:
+                raise ConnectionError(f"{url} failed the token-id prompt check: {err}") from err
+            if not ask:
+                return False
+            with contextlib.suppress(KeyError, IndexError, TypeError):
+                if TOKEN_ID_PREFIX + "0" in data["choices"][0]["logprobs"]["top_logprobs"][0]:
+                    return True
+        raise ValueError(
+            f"{url} takes no token-id prompt on /v1/completions; judgekit will not send it chat "
+            "text to render (special-token text in a candidate would become control tokens). "
+            "Serve the judge with vLLM or SGLang, or judge with the offline vllm backend."
         )
-        for i, result in zip(todo, done, strict=True):
-            results[i] = result
-        final = [r for r in results if r is not None]
-        assert len(final) == len(requests)
+
+    def _slots_for(self, requests: Sequence[LabelRequest]) -> list[_Slot]:
+        """Each request's slot, resolved once per (cue, labels) with the judge's tokenizer."""
+        out = []
+        for request in requests:
+            key = _slot_key(request)
+            if key not in self._slots:
+                self._slots[key] = self._new_slot(request)
+            out.append(self._slots[key])
+        return out
+
+    def _new_slot(self, request: LabelRequest) -> _Slot:
+        if self._encoder is None or not self._options.prefill:
+            return _Slot()
+        answer = self._encoder.answer_slot(request)
+        ids = {t for next_ids in answer.queries().values() for t in next_ids}
+        decode = self._encoder.tokenizer.decode
+        return _Slot(answer, {decode([t]): t for t in ids})
+
+    def _prompts(
+        self, requests: Sequence[LabelRequest], slots: Sequence[_Slot]
+    ) -> list[list[list[int]] | None]:
+        """Token-id prompts per request: the engine's prompt, then prompt + each label prefix."""
+        if self._encoder is None:
+            return [None] * len(requests)
+        if self._options.prefill:
+            encoded = self._encoder.prompts(requests)
+        else:
+            encoded = self._encoder.encode_chats([(r.messages, None) for r in requests])
+        out: list[list[list[int]] | None] = []
+        for prompt, slot in zip(encoded, slots, strict=True):
+            prefixes: Sequence[TokenSeq] = [()]
+            if slot.answer is not None and self._options.label_source == "logprobs":
+                prefixes = list(slot.answer.queries())  # () first
+            out.append([prompt.ids + list(prefix) for prefix in prefixes])
+        return out
+
+    async def _score_all(self, jobs: Sequence[tuple[Any, ...]]) -> list[LabelLogprobs]:
+        final = await asyncio.gather(*(self._request(*job) for job in jobs))
         self._stats.requests += len(final)
         self._stats.errors += sum(r.error is not None for r in final)
         return final
 
-    async def _resolve_slots(
-        self, requests: list[LabelRequest], results: list[LabelLogprobs | None]
-    ) -> None:
-        """Fill ``self._slots`` for the requests' keys; a probe's answer goes into ``results``."""
-        to_probe: dict[tuple[str, tuple[str, ...]], list[int]] = {}
-        for i, request in enumerate(requests):
-            key = _slot_key(request)
-            if key not in self._slots:
-                slot = self._fixed_slot(request)
-                if slot is None:
-                    to_probe.setdefault(key, []).append(i)
-                else:
-                    self._slots[key] = slot
-        await asyncio.gather(
-            *(self._probe(key, requests, where, results) for key, where in to_probe.items())
-        )
-
-    def _fixed_slot(self, request: LabelRequest) -> _Slot | None:
-        """The slot when no probe is needed; None for ``tail='auto'`` with logprobs."""
-        cue, labels = request.messages[-1].content, request.labels
-        opts = self._options
-        if not opts.prefill:
-            return _Slot(None, _text_matcher(labels))
-        if self._encoder is not None:
-            return _tokenizer_slot(self._encoder, request)
-        if opts.tail == "cue_space":
-            return _Slot(cue + " ", _text_matcher(labels))
-        if opts.tail == "cue" or opts.label_source == "text":
-            return _Slot(cue, _text_matcher(labels))
-        return None
-
-    async def _probe(
-        self,
-        key: tuple[str, tuple[str, ...]],
-        requests: Sequence[LabelRequest],
-        where: list[int],
-        results: list[LabelLogprobs | None],
-    ) -> None:
-        """Choose ``cue`` or ``cue + ' '`` on the first request of a (cue, labels) that answers.
-
-        A request answered with ``cue`` keeps its result if ``cue`` wins; failed requests keep
-        their error. If none answers, the key stays unresolved and the next batch probes again.
-        """
-        cue, labels = key
-        bare = _Slot(cue, _text_matcher(labels))
-        for i in where:
-            result = await self._request(requests[i], bare)
-            if result.error is not None:
-                results[i] = result
-                continue
-            mass = math.fsum(math.exp(lp) for lp in result.logprobs.values())
-            if mass >= self._options.probe_min_mass:
-                self._slots[key] = bare
-                results[i] = result
-            else:
-                self._slots[key] = _Slot(cue + " ", bare.match)
-            return
-
-    async def _request(self, request: LabelRequest, slot: _Slot) -> LabelLogprobs:
+    async def _request(
+        self, request: LabelRequest, slot: _Slot, prompts: list[list[int]] | None
+    ) -> LabelLogprobs:
         """One request to its replica, retried on transient faults; never raises for the wire."""
         opts = self._options
         ranking = self._ranking(request.prefix_key)
-        body = self._body(request, slot)
+        body = self._body(request, slot, prompts)
         attempt = moved = 0
         while True:
             replica = ranking[moved % len(ranking)]
@@ -368,7 +334,7 @@ class OpenAIServer(BackendBase):
                 async with self._limits[replica]:
                     self._stats.attempts += 1
                     data = await self._post(replica, body)
-                result = self._read(data, slot, request)
+                result = self._read(data, slot, request, prompts)
             except _Retryable as fault:
                 self._stats.faults[fault.kind] += 1
                 if attempt == opts.max_retries:
@@ -397,26 +363,37 @@ class OpenAIServer(BackendBase):
             return min(retry_after, cap)
         return random.uniform(0.5, 1.0) * min(cap, self._options.backoff_base * 2**attempt)
 
-    def _body(self, request: LabelRequest, slot: _Slot) -> dict[str, Any]:
+    def _body(
+        self, request: LabelRequest, slot: _Slot, prompts: list[list[int]] | None
+    ) -> dict[str, Any]:
+        """A text completion of token ids, or (no tokenizer) a chat the server renders."""
         opts = self._options
-        chat = [{"role": m.role, "content": m.content} for m in request.messages[:-1]]
-        body: dict[str, Any] = {"model": self._model, "messages": chat, "temperature": 0.0}
-        if slot.tail is not None:
-            chat.append({"role": "assistant", "content": slot.tail})
-            body["extra_body"] = {"add_generation_prompt": False, "continue_final_message": True}
+        body: dict[str, Any] = {"model": self._model, "temperature": 0.0, "max_tokens": 1}
+        if prompts is None:
+            body["messages"] = [{"role": m.role, "content": m.content} for m in request.messages]
+            body["messages"].pop()  # the answer cue: hosted chat APIs cannot continue it
+        else:
+            body["prompt"] = prompts[0] if len(prompts) == 1 else prompts
         if opts.label_source == "text":
             body["max_tokens"] = TEXT_MAX_TOKENS
-        elif self._exact and slot.ids:
-            body.update(max_tokens=1, logprobs=True)
-            body.setdefault("extra_body", {})["logprob_token_ids"] = list(slot.ids)
+        elif prompts is None:
+            body.update(logprobs=True, top_logprobs=opts.top_logprobs)
+        elif slot.answer is None:
+            body["logprobs"] = opts.top_logprobs
+        elif self._exact:
+            ids = sorted({t for next_ids in slot.answer.queries().values() for t in next_ids})
+            extra = {"logprob_token_ids": ids, "return_tokens_as_token_ids": True}
+            body.update(logprobs=len(ids), extra_body=extra)
         else:
-            body.update(max_tokens=1, logprobs=True, top_logprobs=opts.top_logprobs)
+            body.update(logprobs=opts.top_logprobs, extra_body={"return_tokens_as_token_ids": True})
         return body
 
     async def _post(self, replica: int, body: dict[str, Any]) -> Any:
         """The decoded JSON body of one attempt; transient failures raise ``_Retryable``."""
+        client = self._clients[replica]
+        api = client.completions if "prompt" in body else client.chat.completions
         try:
-            raw = await self._clients[replica].chat.completions.with_raw_response.create(**body)
+            raw = await api.with_raw_response.create(**body)
         except openai.APITimeoutError as err:
             raise _Retryable("timeout", str(err)) from err
         except openai.APIConnectionError as err:
@@ -431,52 +408,78 @@ class OpenAIServer(BackendBase):
         except ValueError as err:
             raise _Malformed(f"invalid JSON ({len(raw.content)} bytes): {err}") from err
 
-    def _read(self, data: Any, slot: _Slot, request: LabelRequest) -> LabelLogprobs:
-        """Label log-probabilities (or the parsed label) from a decoded chat completion."""
+    def _read(
+        self, data: Any, slot: _Slot, request: LabelRequest, prompts: list[list[int]] | None
+    ) -> LabelLogprobs:
+        """Label log-probabilities (or the parsed label) from a decoded completion."""
         choices = data.get("choices") if isinstance(data, dict) else None
-        if not choices or not isinstance(choices[0], dict):
+        if not choices or not all(isinstance(c, dict) for c in choices):
             raise _Malformed("no choices")
+        choices = sorted(choices, key=lambda c: c.get("index") or 0)
         usage = data.get("usage") or {}
         n_prompt = int(usage.get("prompt_tokens") or 0)
         n_cached = int((usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0)
+        if prompts is not None:
+            sent = sum(len(p) for p in prompts)
+            if "prompt_tokens" in usage and n_prompt != sent:
+                raise _Malformed(f"the server read {n_prompt} prompt tokens of the {sent} sent")
+            n_prompt = len(prompts[0])
         if self._options.label_source == "text":
             self._stats.fallbacks += 1
-            text = (choices[0].get("message") or {}).get("content") or ""
-            label = _parse_label(text, request.messages[-1].content, request.labels)
+            text = choices[0].get("text") or (choices[0].get("message") or {}).get("content")
+            label = _parse_label(text or "", request.messages[-1].content, request.labels)
             return LabelLogprobs({label: 0.0} if label else {}, n_prompt, n_cached)
-        content = (choices[0].get("logprobs") or {}).get("content")
-        if not content or not isinstance(content[0], dict):
-            raise _Malformed("no logprobs although logprobs were requested")
-        top = content[0].get("top_logprobs")
-        if not top:
-            raise _Malformed("no top_logprobs although they were requested")
-        if self._exact and slot.ids and len(top) < len(set(slot.ids)):
-            raise _Malformed(f"{len(top)} logprobs for {len(set(slot.ids))} label token ids")
-        mass: dict[str, float] = {}
-        for entry in top:
-            label = slot.match(entry.get("token", ""))
-            if label is not None:
-                mass[label] = mass.get(label, 0.0) + math.exp(float(entry["logprob"]))
-        return LabelLogprobs(
-            {label: math.log(p) for label, p in mass.items() if p > 0}, n_prompt, n_cached
-        )
+        if slot.answer is None:
+            mass: dict[str, float] = {}
+            for token, logprob in _first_top(choices[0]):
+                label = _text_label(token, request.labels)
+                if label is not None:
+                    mass[label] = mass.get(label, 0.0) + math.exp(logprob)
+            found = {label: math.log(p) for label, p in mass.items() if p > 0}
+            return LabelLogprobs(found, n_prompt, n_cached)
+        queries = slot.answer.queries()
+        if prompts is None or len(choices) != len(queries):
+            raise _Malformed(f"{len(choices)} choices for {len(queries)} prompts")
+        next_logprobs: dict[TokenSeq, dict[int, float]] = {}
+        for (prefix, wanted), choice in zip(queries.items(), choices, strict=True):
+            top = {_token_id(t, slot.token_of): lp for t, lp in _first_top(choice)}
+            missing = [t for t in wanted if t not in top]
+            if missing and self._exact:
+                raise _Malformed(f"no log-probability for label token ids {missing}")
+            next_logprobs[prefix] = {t: top.get(t, -math.inf) for t in wanted}
+        return LabelLogprobs(label_logprobs(slot.answer, next_logprobs), n_prompt, n_cached)
 
 
 def _slot_key(request: LabelRequest) -> tuple[str, tuple[str, ...]]:
     return request.messages[-1].content, request.labels
 
 
-def _text_matcher(labels: Sequence[str]) -> Callable[[str], str | None]:
-    """A token text is a label's spelling when it, or it stripped of whitespace, is the label."""
-    wanted = frozenset(labels)
+def _first_top(choice: dict[str, Any]) -> list[tuple[str, float]]:
+    """(token, logprob) of the first generated position's top tokens, chat or text completion."""
+    try:
+        logprobs = choice.get("logprobs") or {}
+        if "content" in logprobs:  # chat: [{"token", "logprob", "top_logprobs": [...]}]
+            entries = (logprobs["content"] or [{}])[0].get("top_logprobs") or []
+            top = [(str(e["token"]), float(e["logprob"])) for e in entries]
+        else:  # text completion: "top_logprobs": [{token: logprob}, ...]
+            first = (logprobs.get("top_logprobs") or [{}])[0] or {}
+            top = [(str(token), float(logprob)) for token, logprob in first.items()]
+    except (AttributeError, KeyError, IndexError, TypeError, ValueError) as err:
+        raise _Malformed(f"unreadable logprobs: {err!r}") from err
+    if not top:
+        raise _Malformed("no top logprobs although logprobs were requested")
+    return top
 
-    def match(token: str) -> str | None:
-        for text in (token, token.strip()):
-            if text in wanted:
-                return text
-        return None
 
-    return match
+def _token_id(token: str, token_of: Mapping[str, int]) -> int | None:
+    """A returned token's id: ``token_id:N`` (vLLM), else the label token that decodes to it."""
+    number = token.removeprefix(TOKEN_ID_PREFIX)
+    return int(number) if number != token and number.isdigit() else token_of.get(token)
+
+
+def _text_label(token: str, labels: Sequence[str]) -> str | None:
+    """The label a token text spells, as it is or stripped of whitespace."""
+    return next((text for text in (token, token.strip()) if text in labels), None)
 
 
 def _parse_label(text: str, cue: str, labels: Sequence[str]) -> str | None:
@@ -487,26 +490,36 @@ def _parse_label(text: str, cue: str, labels: Sequence[str]) -> str | None:
     return text if text in labels else None
 
 
-def _load_tokenizer(path: str) -> Any:
+def _local_folder(root: Any) -> str | None:
+    """The served model's root when it is a readable local folder with a tokenizer."""
+    folder = Path(root) if isinstance(root, str) and root else None
+    names = ("tokenizer.json", "tokenizer_config.json")
+    found = folder is not None and any((folder / name).is_file() for name in names)
+    return str(folder) if found and os.access(folder, os.R_OK) else None
+
+
+def _refuse_chat(options: OpenAIJudge, served: Mapping[str, Any]) -> None:
+    """Chat messages without a tokenizer only for hosted APIs; else a ValueError naming the fix."""
+    owner = served.get("owned_by")
+    if options.prefill:
+        why = "ending the prompt in the answer slot (prefill) needs the judge's tokenizer"
+    elif owner in RENDERING_SERVERS:
+        why = f"{owner} renders chat messages with special-token text as control tokens"
+    else:
+        return
+    raise ValueError(
+        f"{why}; none was given and the served root {served.get('root')!r} is no local folder. "
+        "Pass tokenizer=DIR (CLI: --tokenizer DIR), a local copy of the judge's tokenizer, to "
+        "send the engine's token ids; for hosted chat APIs (no assistant prefill): prefill=False."
+    )
+
+
+def _judge_tokenizer(path: str) -> tuple[ChatEncoder, str]:
+    """The encoder, and the tokenizer files' content hash (it decides every prompt id)."""
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(path)
-
-
-def _tokenizer_slot(encoder: ChatEncoder, request: LabelRequest) -> _Slot:
-    """The engine's answer slot, with each label token id turned into the text servers return."""
-    slot = encoder.answer_slot(request)
-    if not slot.single_token:
-        raise LabelTokenError(
-            f"labels {list(request.labels)} are not one token each after {slot.tail!r}; "
-            "multi-token labels are scored by the offline vLLM backend only"
-        )
-    tokenizer = encoder.tokenizer
-    spellings = {
-        tokenizer.decode(list(seq)): label for label, seqs in slot.sequences.items() for seq in seqs
-    }
-    ids = tuple(seq[0] for seqs in slot.sequences.values() for seq in seqs)
-    return _Slot(slot.tail, spellings.get, ids)
+    hashed = fingerprint(path, "tokenizer") if Path(path).is_dir() else "hub:" + path
+    return ChatEncoder(AutoTokenizer.from_pretrained(path)), hashed
 
 
 def _retry_after(headers: Any) -> float | None:
@@ -520,10 +533,6 @@ def _retry_after(headers: Any) -> float | None:
         except ValueError:
             continue
     return None
-
-
-async def _make_semaphores(n: int, limit: int) -> list[asyncio.Semaphore]:
-    return [asyncio.Semaphore(limit) for _ in range(n)]
 
 
 async def _close_all(clients: Sequence[Any]) -> None:

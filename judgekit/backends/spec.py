@@ -75,17 +75,15 @@ class OpenAIJudge(StrictModel):
     )
     prefill: bool = Field(
         default=True,
-        description="Continue the assistant answer cue (vLLM, SGLang). False: hosted APIs that "
-        "cannot continue a message; the cue is dropped and the instruction must do the work.",
-    )
-    tail: Literal["auto", "cue", "cue_space"] = Field(
-        default="auto",
-        description="Prompt ending: 'cue', 'cue_space' (cue + ' '), or 'auto' (probe once).",
+        description="End the prompt inside the assistant turn at the engine's answer slot (needs "
+        "the judge's tokenizer). False: the judge answers after the template's generation "
+        "prompt; hosted chat APIs, which cannot continue a message, need it.",
     )
     tokenizer: str | None = Field(
         default=None,
-        description="Local HF tokenizer dir of the judge: the answer slot is resolved exactly "
-        "as the offline engine does it (overrides 'tail').",
+        description="Local HF tokenizer dir of the judge: prompts go as the engine's token ids. "
+        "None = the served model's root when it is a readable local folder, else no tokenizer "
+        "(chat messages, hosted APIs with prefill=False only).",
     )
     label_source: Literal["logprobs", "text"] = Field(
         default="logprobs",
@@ -94,8 +92,9 @@ class OpenAIJudge(StrictModel):
         "counted in stats.fallbacks and recorded in every row (label_logprobs='text').",
     )
     top_logprobs: int = Field(default=20, ge=1, le=20)
-    probe_min_mass: float = Field(default=0.1, ge=0.0, le=1.0)
-    max_concurrency: int = Field(default=8, ge=1, description="In-flight requests per replica.")
+    max_concurrency: int = Field(
+        default=256, ge=1, description="In-flight requests per replica (a GPU server's batch)."
+    )
     timeout: float = Field(default=60.0, gt=0, description="Seconds per HTTP attempt.")
     max_retries: int = Field(
         default=4, ge=0, description="Retries per request after the first try."

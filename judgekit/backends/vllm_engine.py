@@ -18,7 +18,6 @@ question back to back, so the shared blocks are computed once.
 
 from __future__ import annotations
 
-import hashlib
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -28,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
+from judgekit.backends.fingerprint import fingerprint
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
 from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
@@ -346,7 +346,7 @@ def chat_encoder(model: str | None = None) -> ChatEncoder:
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
-    """(what vLLM loads, a fingerprint of the weights) for a model argument."""
+    """(what vLLM loads, a fingerprint of the weights' bytes) for a model argument."""
     if model is None:
         from judgekit.backends.embedded import embedded_model_dir
 
@@ -354,17 +354,8 @@ def _resolve_model(model: str | None) -> tuple[str, str]:
         return str(path), path.name.rsplit("-", 1)[-1]
     path = Path(model)
     if path.is_dir():
-        return str(path), _dir_fingerprint(path)
+        return str(path), fingerprint(path)
     return model, "hub:" + model
-
-
-def _dir_fingerprint(path: Path) -> str:
-    """Cheap identity of a weights folder: names, sizes and mtimes of its files."""
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file()):
-        stat = file.stat()
-        digest.update(f"{file.relative_to(path)}:{stat.st_size}:{int(stat.st_mtime)}".encode())
-    return digest.hexdigest()[:12]
 
 
 def _version(dist: str) -> str | None:
