@@ -89,6 +89,9 @@ def calibrate(
         str | None,
         typer.Option(help="Own file, one row per vote: rows with equal values are one item."),
     ] = None,
+    annotator_column: Annotated[
+        str | None, typer.Option(help="Own file, one row per vote: the column naming the voter.")
+    ] = None,
     column: Annotated[
         list[str] | None, typer.Option(help="Own file: map FIELD=COLUMN, e.g. question=prompt.")
     ] = None,
@@ -117,6 +120,7 @@ def calibrate(
                 label_column=label_column,
                 annotator_columns=[c for c in (annotator_columns or "").split(",") if c],
                 group_column=group_column,
+                annotator_column=annotator_column,
                 columns=columns_option(column),
             )
         # only a judge run here starts an engine; precomputed verdicts have nothing to hide
