@@ -18,6 +18,7 @@ import pyarrow.parquet as pq
 import pytest
 import yaml
 
+from judgekit.data.set_manifest import AnnotatorSpec
 from judgekit.data.sets import (
     CalibrationRecord,
     DatasetError,
@@ -100,7 +101,9 @@ def test_corrupted_copy_names_both_hashes(shared_data: Path, tmp_path: Path) -> 
 
 
 def test_pandalm_majority_consensus(shared_data: Path) -> None:
-    records = {r.id: r for r in load_calibration_set("pandalm", data_dir=shared_data).records}
+    pandalm = load_calibration_set("pandalm", data_dir=shared_data)
+    assert pandalm.annotator_names == ("annotator1", "annotator2", "annotator3")  # the fields
+    records = {r.id: r for r in pandalm.records}
     # hand-checked in testset-v1.json (annotator1..3; 0 = tie, 1 = response1, 2 = response2)
     assert records["0"].human == ("B", "B", "B") and records["0"].consensus == "B"
     assert records["157"].human == ("A", "A", "tie") and records["157"].consensus == "A"
@@ -120,7 +123,7 @@ def test_single_label_and_ordinal_records(shared_data: Path) -> None:
     natural = load_calibration_set("llmbar_natural", data_dir=shared_data)
     raw = json.loads(natural.path.read_text(encoding="utf-8"))
     assert [r.consensus for r in natural.records] == [{1: "A", 2: "B"}[x["label"]] for x in raw]
-    assert all(r.human == () for r in natural.records)
+    assert all(r.human == () for r in natural.records) and natural.annotator_names == ()
 
     summeval = load_calibration_set("summeval", data_dir=shared_data, metric="relevance")
     first = summeval.records[0]
@@ -132,6 +135,7 @@ def test_single_label_and_ordinal_records(shared_data: Path) -> None:
 
     newsroom = load_calibration_set("newsroom", data_dir=shared_data, metric="fluency")
     record = newsroom.records[0]
+    assert newsroom.annotator_names is None  # a list field: its positions name nobody
     assert record.id == "1" and record.human == (3.0, 5.0, 3.0)
     assert record.consensus == pytest.approx(11 / 3)
     assert isinstance(record.item, PointwiseItem)
@@ -205,8 +209,11 @@ def test_mt_bench_votes_grouped_by_item(tmp_path: Path) -> None:
     assert not loaded.verified and loaded.sha256 == sha256_file(loaded.path)
     records = {r.id: r for r in loaded.records}
     assert list(records) == ["81:gpt-4:vicuna-13b", "82:alpaca-13b:gpt-4", "83:alpaca-13b:gpt-4"]
+    # votes are placed by the `judge` column, never by row order; None = that judge did not vote
+    assert loaded.annotator_names == ("author_0", "expert_1", "expert_2", "expert_3", "expert_4")
     first = records["81:gpt-4:vicuna-13b"]
-    assert first.human == ("A", "tie", "A") and first.consensus == "A"
+    assert first.human == ("A", "A", "tie", None, None) and first.consensus == "A"
+    assert records["83:alpaca-13b:gpt-4"].human == (None, None, None, "B", "A")
     assert first.item == PairwiseItem(
         id=first.id,
         question="question 81",
@@ -215,6 +222,30 @@ def test_mt_bench_votes_grouped_by_item(tmp_path: Path) -> None:
     )
     assert records["82:alpaca-13b:gpt-4"].consensus == "B"
     assert records["83:alpaca-13b:gpt-4"].consensus is None  # 1-1: tied majority
+
+
+def test_mt_bench_votes_anonymous_or_named_once(tmp_path: Path) -> None:
+    """Without an annotator column the votes are anonymous (names None, positions = row order);
+    one judge voting twice on an item is an error naming the row and field."""
+    raw = yaml.safe_load((builtin_sets_dir() / "mt_bench_human.yaml").read_text(encoding="utf-8"))
+    _mt_bench_parquet(tmp_path / "data" / raw["local_path"])
+    del raw["annotators"]["annotator"]
+    sets = tmp_path / "sets"
+    sets.mkdir()
+    (sets / "mt_bench_human.yaml").write_text(yaml.safe_dump(raw), encoding="utf-8")
+    anonymous = load_calibration_set(
+        "mt_bench_human", data_dir=tmp_path / "data", allow_unverified=True, sets_dir=sets
+    )
+    assert anonymous.annotator_names is None
+    assert anonymous.records[0].human == ("A", "tie", "A")
+    path = tmp_path / "data" / raw["local_path"]
+    table = pq.read_table(path).to_pylist()
+    table[1]["judge"] = "expert_1"  # expert_1 now votes twice on question 81
+    pq.write_table(pa.Table.from_pylist(table), path)
+    with pytest.raises(DatasetError, match=r"row 1: field annotators\.annotator: 'expert_1' alr"):
+        load_calibration_set("mt_bench_human", data_dir=tmp_path / "data", allow_unverified=True)
+    with pytest.raises(ValueError, match="annotator applies only to votes"):
+        AnnotatorSpec(fields=("a", "b"), annotator="judge")
 
 
 def _write_manifest(folder: Path, **changes: object) -> Path:

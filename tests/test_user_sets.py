@@ -6,6 +6,7 @@ import csv
 import json
 from pathlib import Path
 
+import numpy as np
 import pytest
 from typer.testing import CliRunner
 
@@ -134,3 +135,72 @@ def test_own_file_reproduces_registered_set_card(
     assert card["kappa"]["estimate"] == pytest.approx(0.4705, abs=5e-4)  # as the registered set
     assert card["human_ceiling"]["mean_pairwise_annotator"] == pytest.approx(0.864, abs=1e-3)
     assert (tmp_path / "report" / "report.html").is_file()
+
+
+def test_named_votes_reproduce_registered_set_card(
+    shared_data: Path, gpt35_args: list[str], tmp_path: Path
+) -> None:
+    """PandaLM as one row per vote, rows shuffled: with --annotator-column the votes are placed by
+    annotator, so the card (kappa, human ceiling over the same three annotators) is the
+    registered set's; the annotators' names come from the column."""
+    rows = json.loads((shared_data / "pandalm" / "testset-v1.json").read_text())
+    votes = [
+        {
+            "idx": row["idx"],
+            "instruction": row["instruction"],
+            "input": row["input"],
+            "response1": str(row["response1"]),
+            "response2": str(row["response2"]),
+            "who": f"ann{k}",
+            "label": PANDALM_LABELS[row[f"annotator{k}"]],
+        }
+        for row in rows
+        for k in (1, 2, 3)
+    ]
+    order = np.random.default_rng(0).permutation(len(votes))
+    path = _write_csv(tmp_path / "pandalm_votes.csv", [votes[i] for i in order])
+    mapping = ["question=instruction", "context=input", "answer_a=response1", "answer_b=response2"]
+    loaded = load_user_set(
+        path,
+        PAIRWISE,
+        label_column="label",
+        group_column="idx",
+        annotator_column="who",
+        columns=dict(m.split("=") for m in mapping),
+    )
+    assert loaded.annotator_names == ("ann1", "ann2", "ann3")
+    registered = {
+        r.id: r.human for r in load_calibration_set("pandalm", data_dir=shared_data).records
+    }
+    assert {r.id: r.human for r in loaded.records} == registered
+    result = runner.invoke(
+        cli.app,
+        [
+            *("calibrate", "--rubric", "pairwise_preference@v1", "--set", str(path)),
+            *("--label-column", "label", "--group-column", "idx", "--annotator-column", "who"),
+            *(x for m in mapping for x in ("--column", m)),
+            *gpt35_args,
+            *("--label-map", "1=A", "--label-map", "2=B"),
+            *("--split", "all", "--n-resamples", "300"),
+            *("--out", str(tmp_path / "report"), "--cards-dir", str(tmp_path / "cards")),
+        ],
+    )
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "report" / "card.json").read_text())
+    assert card["n"] == 999 and card["kappa"]["estimate"] == pytest.approx(0.4705, abs=5e-4)
+    assert card["human_ceiling"]["mean_pairwise_annotator"] == pytest.approx(0.864, abs=1e-3)
+
+
+def test_annotator_column_errors(tmp_path: Path) -> None:
+    row = {"item": "x", "question": "q", "answer_a": "a", "answer_b": "b", "label": "A"}
+    path = _write_csv(tmp_path / "votes.csv", [{**row, "who": "p1"}, {**row, "who": ""}])
+    with pytest.raises(DatasetError, match=r"votes\.csv: --annotator-column .* --group-column"):
+        load_user_set(path, PAIRWISE, label_column="label", annotator_column="who")
+    with pytest.raises(DatasetError, match=r"votes\.csv: labels: column 'rater' not found"):
+        load_user_set(
+            path, PAIRWISE, label_column="label", group_column="item", annotator_column="rater"
+        )
+    with pytest.raises(DatasetError, match=r"votes\.csv: row 1: field annotators\.annotator: no "):
+        load_user_set(
+            path, PAIRWISE, label_column="label", group_column="item", annotator_column="who"
+        )

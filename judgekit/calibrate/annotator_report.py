@@ -1,4 +1,5 @@
-"""The annotator report: every model's reliabilities side by side, unsure items, files."""
+"""The annotator report: the inter-annotator agreement table, every model's reliabilities side by
+side, unsure items, files."""
 
 from __future__ import annotations
 
@@ -8,7 +9,7 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from judgekit.calibrate.annotators import AnnotatorFit
+from judgekit.calibrate.annotators import AnnotatorFit, InterAnnotatorAgreement
 from judgekit.calibrate.plots import figure_png
 from judgekit.schema import StrictModel
 
@@ -25,6 +26,7 @@ class AnnotatorReport(StrictModel):
     set_name: str
     n_items: int
     confidence_threshold: float
+    agreement: InterAnnotatorAgreement
     fits: list[AnnotatorFit]
     unsure: list[UnsureItem]
     agreement_between_models: dict[str, float]
@@ -35,14 +37,19 @@ def _least_confidence(item: UnsureItem) -> float:
 
 
 def build_report(
-    set_name: str, fits: Sequence[AnnotatorFit], *, confidence_threshold: float = 0.8
+    set_name: str,
+    fits: Sequence[AnnotatorFit],
+    agreement: InterAnnotatorAgreement,
+    *,
+    confidence_threshold: float = 0.8,
 ) -> AnnotatorReport:
-    """Collect the fits; an item is unsure when any model's posterior confidence is below the
-    threshold or the models' consensus labels differ (a tie counts as a label of its own).
-    Majority vote's "confidence" is a vote share (2 of 3 = 0.67), not a posterior, so it only
-    counts through its label. Unsure items come least confident first."""
+    """Collect the agreement table and the fits (none on anonymous labels); an item is unsure
+    when any model's posterior confidence is below the threshold or the models' consensus labels
+    differ (a tie counts as a label of its own). Majority vote's "confidence" is a vote share (2 of
+    3 = 0.67), not a posterior, so it only counts through its label. Unsure items come least
+    confident first."""
     by_model = {f.method: {i.id: i for i in f.items} for f in fits}
-    ids = [i.id for i in fits[0].items]
+    ids = [i.id for i in fits[0].items] if fits else []
     unsure = []
     for item_id in ids:
         found = {m: items[item_id] for m, items in by_model.items() if item_id in items}
@@ -52,8 +59,8 @@ def build_report(
         if len(set(labels.values())) > 1 or _least_confidence(item) < confidence_threshold:
             unsure.append(item)
     unsure.sort(key=_least_confidence)
-    base = by_model[fits[0].method]
-    agreement = {
+    base = by_model[fits[0].method] if fits else {}
+    between = {
         f"{fits[0].method} vs {f.method}": float(
             np.mean([base[i.id].label == i.label for i in f.items if i.id in base])
         )
@@ -61,16 +68,58 @@ def build_report(
     }
     return AnnotatorReport(
         set_name=set_name,
-        n_items=len(ids),
+        n_items=agreement.n_items,
         confidence_threshold=confidence_threshold,
+        agreement=agreement,
         fits=list(fits),
         unsure=unsure,
-        agreement_between_models=agreement,
+        agreement_between_models=between,
     )
+
+
+def agreement_table(agreement: InterAnnotatorAgreement, matrix_up_to: int = 12) -> str:
+    """Markdown: the kappa matrix papers print (up to ``matrix_up_to`` annotators), then one row
+    per statistic with the items it used."""
+    a = agreement
+    kind = "quadratic-weighted " if a.kappa_weights else ""
+    lines = []
+    names = a.annotators or []
+    if names and len(names) <= matrix_up_to:
+        kappa = {frozenset((p.a, p.b)): p.kappa for p in a.pairs}
+        lines += [f"| {kind}Cohen's kappa | " + " | ".join(names) + " |"]
+        lines += ["|" + "---|" * (1 + len(names))]
+        for x in names:
+            cells = [
+                "1"
+                if x == y
+                else f"{kappa[frozenset((x, y))]:.3f}"
+                if frozenset((x, y)) in kappa
+                else "-"
+                for y in names
+            ]
+            lines.append(f"| {x} | " + " | ".join(cells) + " |")
+        lines.append("")
+
+    def cell(value: float | None) -> str:
+        return "-" if value is None else f"{value:.3f}"
+
+    lines += ["| statistic | value | items |", "|---|---|---|"]
+    lines.append(
+        f"| mean pairwise {kind}Cohen's kappa | {cell(a.mean_pairwise_kappa)} | "
+        f"{len(a.pairs)} pairs sharing 2+ items |"
+    )
+    lines.append(f"| Fleiss' kappa | {cell(a.fleiss_kappa)} | {a.fleiss_n_items} |")
+    lines.append(
+        f"| Krippendorff's alpha ({a.alpha_level}) | {a.krippendorff_alpha:.3f} | "
+        f"{a.alpha_n_items} with 2+ labels |"
+    )
+    return "\n".join(lines + [f"\n{note}." for note in a.notes])
 
 
 def reliability_table(report: AnnotatorReport) -> str:
     """Markdown: one row per annotator, reliability (and native parameter) per model."""
+    if not report.fits:
+        return "No annotator models: they need named annotators."
     names = [a.name for a in report.fits[0].annotators]
     head = "| annotator | labels | " + " | ".join(f.method for f in report.fits) + " |"
     lines = [head, "|" + "---|" * (2 + len(report.fits))]
@@ -85,9 +134,21 @@ def reliability_table(report: AnnotatorReport) -> str:
     return "\n".join(lines)
 
 
-def _markdown(report: AnnotatorReport, limit: int = 20) -> str:
+def _agreement_section(report: AnnotatorReport) -> list[str]:
+    return [
+        "## Inter-annotator agreement",
+        "",
+        f"Labels as given (no consensus, no model), on the {report.agreement.label_type} scale. "
+        "Point values: no intervals yet.",
+        "",
+        agreement_table(report.agreement),
+        "",
+    ]
+
+
+def _models_section(report: AnnotatorReport, limit: int) -> list[str]:
     lines = [
-        f"# Annotator reliability: {report.set_name}",
+        "## Annotator reliability",
         "",
         f"{report.n_items} items. Reliability = expected agreement of the annotator's label with "
         "the model's posterior consensus; in brackets the model's own parameter ("
@@ -125,6 +186,15 @@ def _markdown(report: AnnotatorReport, limit: int = 20) -> str:
             for f in report.fits
         ]
         lines.append(f"| {item.id} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def _markdown(report: AnnotatorReport, limit: int = 20) -> str:
+    lines = [f"# Annotators: {report.set_name}", "", *_agreement_section(report)]
+    if report.fits:
+        lines += _models_section(report, limit)
+    else:
+        lines.append(reliability_table(report))
     return "\n".join(lines) + "\n"
 
 
@@ -151,15 +221,13 @@ def _plot(report: AnnotatorReport) -> bytes:
 
 
 def write_annotator_report(report: AnnotatorReport, out_dir: Path | str) -> dict[str, Path]:
-    """``annotators.json``, ``annotators.md`` and ``annotators.png`` in ``out_dir``."""
+    """``annotators.json``, ``annotators.md`` and (with model fits) ``annotators.png``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    paths = {
-        "json": out / "annotators.json",
-        "markdown": out / "annotators.md",
-        "png": out / "annotators.png",
-    }
+    paths = {"json": out / "annotators.json", "markdown": out / "annotators.md"}
     paths["json"].write_text(report.model_dump_json(indent=2) + "\n")
     paths["markdown"].write_text(_markdown(report))
-    paths["png"].write_bytes(_plot(report))
+    if report.fits:
+        paths["png"] = out / "annotators.png"
+        paths["png"].write_bytes(_plot(report))
     return paths

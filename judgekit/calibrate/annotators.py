@@ -15,19 +15,27 @@ posterior (mean posterior probability of the label they gave), and a confusion m
 posterior true label (rows) against the label given (columns). Each model's own parameter (the
 Dawid-Skene diagonal weighted by the class prior, GLAD's alpha, MACE's competence, majority-vote
 skill) is reported beside it as ``native``.
+
+The models need to know who gave each label: ``record.human[j]`` is the label of the set's
+``annotator_names[j]``. Anonymous labels (votes without an annotator column, a list field) are
+refused, never modelled by position. ``inter_annotator_agreement`` gives the table papers publish
+(pairwise Cohen's kappa, Fleiss' kappa, Krippendorff's alpha); the last two need no identities.
 """
 
 from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from itertools import combinations
 from typing import Literal, get_args
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from judgekit.data.sets import CalibrationRecord, DatasetError
 from judgekit.schema import StrictModel
+from judgekit.stats import cohen_kappa, fleiss_kappa, krippendorff_alpha
 
 ConsensusMethod = Literal["majority", "dawid-skene", "glad", "mace"]
 METHODS: tuple[str, ...] = get_args(ConsensusMethod)
@@ -81,26 +89,35 @@ def category(value: Human) -> str:
     return str(int(value)) if float(value).is_integer() else str(value)
 
 
-def annotator_names(n: int, names: Sequence[str] | None = None) -> list[str]:
-    """The set's annotator field names when given, else ``annotator_1..n``."""
-    if names is not None and len(names) == n:
-        return list(names)
-    return [f"annotator_{i + 1}" for i in range(n)]
+def _identified(names: Sequence[str] | None, what: str) -> Sequence[str]:
+    """The annotator names, or a refusal: positions of anonymous labels name nobody."""
+    if names is None:
+        raise DatasetError(
+            f"{what} needs to know which annotator gave each label, but this set's labels are "
+            "anonymous (votes without an annotator column, or a list field): name the voter with "
+            "`annotators: {votes: ..., annotator: FIELD}` in the manifest (own files: "
+            "--annotator-column), or use the majority consensus"
+        )
+    return names
 
 
 def annotations_frame(
-    records: Sequence[CalibrationRecord],
-    names: Sequence[str] | None = None,
-    drop: Sequence[str] = (),
+    records: Sequence[CalibrationRecord], names: Sequence[str], drop: Sequence[str] = ()
 ) -> pd.DataFrame:
-    """crowd-kit's long format: one row per (task, worker, label); missing labels are left out."""
-    width = max((len(r.human) for r in records), default=0)
-    workers = annotator_names(width, names)
+    """crowd-kit's long format: one row per (task, worker, label); missing labels are left out.
+
+    ``names`` is the set's ``annotator_names``: ``record.human[j]`` is ``names[j]``'s label.
+    """
+    for r in records:
+        if len(r.human) != len(names):
+            raise DatasetError(
+                f"record {r.id!r} has {len(r.human)} labels for {len(names)} annotator names"
+            )
     rows = [
-        (r.id, workers[j], category(h))
+        (r.id, names[j], category(h))
         for r in records
         for j, h in enumerate(r.human)
-        if h is not None and workers[j] not in drop
+        if h is not None and names[j] not in drop
     ]
     return pd.DataFrame(rows, columns=["task", "worker", "label"])
 
@@ -136,18 +153,20 @@ def fit_annotators(
     records: Sequence[CalibrationRecord],
     method: ConsensusMethod,
     *,
-    names: Sequence[str] | None = None,
+    names: Sequence[str] | None,
     drop: Sequence[str] = (),
     seed: int = 0,
 ) -> AnnotatorFit:
     """Fit one model on every record's annotations (``drop``: annotators left out entirely).
 
-    Items without any label are left out. A consensus whose top two posterior probabilities are
-    equal is a tie (label None), never a pick.
+    ``names`` is the set's ``annotator_names``; None (anonymous labels) is refused, as every model
+    here, majority's per-annotator skill included, is about individual annotators. Items without
+    any label are left out. A consensus whose top two posterior probabilities are equal is a tie
+    (label None), never a pick.
     """
     if method not in METHODS:
         raise DatasetError(f"unknown consensus method {method!r}; one of {list(METHODS)}")
-    data = annotations_frame(records, names, drop)
+    data = annotations_frame(records, _identified(names, method), drop)
     if data.empty or data["worker"].nunique() < 2:
         raise DatasetError("annotator models need two or more annotators with labels")
     model = _model(method, seed)
@@ -218,23 +237,25 @@ def consensus_records(
     ceiling is computed over the kept annotators. The model sees human labels only (never a
     judge's), so fitting it on the whole set leaks nothing into a held-out split. Ordinal sets get
     the posterior mean value, as the majority consensus is their mean. With ``majority`` and no
-    threshold the records come back unchanged. Returns (records, fit, dropped annotator names).
+    threshold the records come back unchanged (anonymous labels are fine there; anything else needs
+    ``names``). Returns (records, fit, dropped annotator names): ``human`` loses the dropped
+    annotators' positions, so the caller's names are those of ``names`` not dropped.
     """
     if method == "majority" and min_reliability is None:
         return list(records), None, []
+    threshold = "" if min_reliability is None else f" with min_reliability={min_reliability}"
+    names = _identified(names, f"consensus {method!r}{threshold}")
     fit = fit_annotators(records, method, names=names, seed=seed)
     dropped: list[str] = []
     if min_reliability is not None:
         dropped = [a.name for a in fit.annotators if a.reliability < min_reliability]
         if dropped:
             fit = fit_annotators(records, method, names=names, drop=dropped, seed=seed)
-    width = max((len(r.human) for r in records), default=0)
-    workers = annotator_names(width, names)
     by_id = {item.id: item for item in fit.items}
     values: dict[str, Human] = {category(h): h for r in records for h in r.human if h is not None}
     out = []
     for record in records:
-        human = tuple(h for j, h in enumerate(record.human) if workers[j] not in dropped)
+        human = tuple(h for j, h in enumerate(record.human) if names[j] not in dropped)
         item = by_id.get(record.id)
         consensus: Human | None
         if item is None:
@@ -245,3 +266,108 @@ def consensus_records(
             consensus = None if item.label is None else values[item.label]
         out.append(record.model_copy(update={"human": human, "consensus": consensus}))
     return out, fit, dropped
+
+
+# --- the inter-annotator agreement table -------------------------------------------------------
+
+
+class PairKappa(StrictModel):
+    """Cohen's kappa between two annotators on the items both labelled."""
+
+    a: str
+    b: str
+    n_items: int
+    kappa: float
+
+
+class InterAnnotatorAgreement(StrictModel):
+    """The agreement table papers publish: pairwise Cohen's kappa, Fleiss' kappa, Krippendorff's
+    alpha. Point values: no intervals yet (a cluster bootstrap needs ``bootstrap_ci(groups=)``)."""
+
+    label_type: str
+    n_items: int = Field(description="Items with at least one label.")
+    annotators: list[str] | None = Field(description="The set's annotator names; None: anonymous.")
+    kappa_weights: Literal["quadratic"] | None = Field(
+        description="Cohen's kappa weights: quadratic on ordinal sets, none otherwise."
+    )
+    pairs: list[PairKappa] = Field(
+        description="Annotator pairs sharing two or more items; empty when labels are anonymous."
+    )
+    mean_pairwise_kappa: float | None
+    fleiss_kappa: float | None = Field(
+        description="None unless every labelled item has the same number (>= 2) of labels."
+    )
+    fleiss_n_items: int
+    krippendorff_alpha: float
+    alpha_level: Literal["nominal", "ordinal"]
+    alpha_n_items: int = Field(description="Items with two or more labels (alpha uses those).")
+    notes: list[str]
+
+
+def _pair_kappas(
+    records: Sequence[CalibrationRecord], names: Sequence[str], weights: Literal["quadratic"] | None
+) -> list[PairKappa]:
+    """Every annotator pair that shares two or more items, on those items."""
+    values = sorted({h for r in records for h in r.human if h is not None})  # one type per set
+    pairs = []
+    for i, j in combinations(range(len(names)), 2):
+        both = [
+            (r.human[i], r.human[j])
+            for r in records
+            if r.human[i] is not None and r.human[j] is not None
+        ]
+        if len(both) >= 2:
+            x, y = zip(*both, strict=True)
+            kappa = cohen_kappa(list(x), list(y), labels=values, weights=weights)
+            pairs.append(PairKappa(a=names[i], b=names[j], n_items=len(both), kappa=kappa))
+    return pairs
+
+
+def inter_annotator_agreement(
+    records: Sequence[CalibrationRecord], names: Sequence[str] | None, label_type: str
+) -> InterAnnotatorAgreement:
+    """Pairwise Cohen's kappa (needs ``names``), Fleiss' kappa and Krippendorff's alpha.
+
+    Fleiss and alpha depend only on how many labels of each value an item got, not on who gave
+    them, so they are also computed on anonymous labels. Pairwise kappa is quadratic-weighted on
+    ordinal sets (as the card's human ceiling), unweighted otherwise; Fleiss' kappa treats labels
+    as nominal; alpha is ordinal on ordinal sets, nominal otherwise. The statistics are
+    ``judgekit.stats``' (checked there against scikit-learn, statsmodels and krippendorff).
+    """
+    ordinal = label_type == "ordinal"
+    labelled = [[h for h in r.human if h is not None] for r in records]
+    counts = {len(x) for x in labelled if x}
+    width = max(counts, default=0)
+    if width < 2:
+        raise DatasetError("inter-annotator agreement needs an item with two or more labels")
+    notes = []
+    if names is None:
+        notes.append("labels are anonymous: no pairwise kappa (it needs annotator identities)")
+    pairs = [] if names is None else _pair_kappas(records, names, "quadratic" if ordinal else None)
+    fleiss = None
+    if len(counts) == 1 and min(counts) >= 2:
+        fleiss = fleiss_kappa(np.array([x for x in labelled if x], dtype=object))
+    else:
+        notes.append(
+            f"no Fleiss' kappa: items have {sorted(counts)} labels; it needs one number >= 2"
+        )
+    values = sorted({h for x in labelled for h in x})
+    code = {v: (float(v) if ordinal else float(k)) for k, v in enumerate(values)}
+    matrix = np.full((width, len(labelled)), np.nan)
+    for i, x in enumerate(labelled):
+        matrix[: len(x), i] = [code[h] for h in x]
+    level: Literal["nominal", "ordinal"] = "ordinal" if ordinal else "nominal"
+    return InterAnnotatorAgreement(
+        label_type=label_type,
+        n_items=sum(1 for x in labelled if x),
+        annotators=None if names is None else list(names),
+        kappa_weights="quadratic" if ordinal else None,
+        pairs=pairs,
+        mean_pairwise_kappa=float(np.mean([p.kappa for p in pairs])) if pairs else None,
+        fleiss_kappa=fleiss,
+        fleiss_n_items=sum(1 for x in labelled if x) if fleiss is not None else 0,
+        krippendorff_alpha=krippendorff_alpha(matrix, level=level),
+        alpha_level=level,
+        alpha_n_items=sum(1 for x in labelled if len(x) >= 2),
+        notes=notes,
+    )

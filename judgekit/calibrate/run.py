@@ -86,10 +86,13 @@ def prepare_set(
         options.consensus,  # type: ignore[arg-type]
         min_reliability=options.min_annotator_reliability,
         label_type=dataset.manifest.label_type,
-        names=dataset.manifest.annotators.fields,
+        names=dataset.annotator_names,
         seed=options.seed,
     )
-    dataset = replace(dataset, records=tuple(relabelled))
+    names = dataset.annotator_names
+    if names is not None:
+        names = tuple(n for n in names if n not in dropped)
+    dataset = replace(dataset, records=tuple(relabelled), annotator_names=names)
     notes = []
     if dropped:
         notes.append(

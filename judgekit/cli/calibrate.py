@@ -84,6 +84,9 @@ def calibrate(
         str | None,
         typer.Option(help="Own file, one row per vote: rows with equal values are one item."),
     ] = None,
+    annotator_column: Annotated[
+        str | None, typer.Option(help="Own file, one row per vote: the column naming the voter.")
+    ] = None,
     column: Columns = None,
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show engine logs in the terminal.")
@@ -114,6 +117,7 @@ def calibrate(
             label_column=label_column,
             annotator_columns=[c for c in (annotator_columns or "").split(",") if c],
             group_column=group_column,
+            annotator_column=annotator_column,
             columns=pairs_option(column),
         )
     options = CalibrationOptions(

@@ -105,22 +105,29 @@ class FieldMap(StrictModel):
 class AnnotatorSpec(StrictModel):
     """Where the human labels are; exactly one of the four shapes.
 
-    ``fields``: one field per annotator. ``list_field``: one field holding every annotator's label
-    (annotator identity need not be stable across rows). ``consensus``: a single aggregated or gold
-    label, no per-annotator data (records get ``human=()``). ``votes``: one label per row, rows with
-    the same id are different annotators' votes on one item.
+    ``fields``: one field per annotator, so a label's position names its annotator. ``list_field``:
+    one field holding every annotator's label, whose position names nobody (anonymous labels).
+    ``consensus``: a single aggregated or gold label, no per-annotator data (records get
+    ``human=()``). ``votes``: one label per row, rows with the same id are votes on one item;
+    ``annotator`` names the field saying who voted, without it the votes are anonymous. Models of
+    individual annotators (Dawid-Skene, GLAD, MACE, pairwise kappa) need named labels.
     """
 
     fields: tuple[str, ...] | None = Field(default=None, min_length=2)
     list_field: str | None = None
     consensus: str | None = None
     votes: str | None = None
+    annotator: str | None = Field(
+        default=None, description="votes only: the row's field naming the annotator who voted."
+    )
 
     @model_validator(mode="after")
     def _one_shape(self) -> AnnotatorSpec:
         shapes = (self.fields, self.list_field, self.consensus, self.votes)
         if sum(v is not None for v in shapes) != 1:
             raise ValueError("give exactly one of fields, list_field, consensus, votes")
+        if self.annotator is not None and self.votes is None:
+            raise ValueError("annotator applies only to votes (one row per vote)")
         return self
 
     def paths(self) -> tuple[str, ...]:

@@ -12,8 +12,8 @@ order, adding items never moves existing ones, and items of one group never stra
 Anything fitted to human labels (thresholds, length coefficients, rubric choice) must be fitted on
 dev only: see ``require_dev``.
 
-403 lines: one loader from a manifest's file to records; its steps (locate, verify, read, map
-fields, labels, consensus) share the manifest and the row being read.
+464 lines: one loader from a manifest's file to records; its steps (locate, verify, read, map
+fields, labels, annotators, consensus) share the manifest and the row being read.
 """
 
 from __future__ import annotations
@@ -52,10 +52,11 @@ DATA_DIR_ENV = "JUDGEKIT_DATA_DIR"
 class CalibrationRecord(StrictModel):
     """One human-labelled item.
 
-    ``human`` has one entry per annotator (None = missing; empty when the set has only a
-    consensus). Pairwise labels are "A"/"B"/"tie", ordinal and binary ones floats. ``consensus`` is
-    the plurality label (None when tied) for pairwise and binary, the mean for ordinal, the label
-    itself for single-label sets. ``group`` is the split key (the manifest's ``split_group``);
+    ``human`` has one entry per annotator, aligned with the set's ``annotator_names`` (None = that
+    annotator did not label the item; empty when the set has only a consensus). Pairwise labels
+    are "A"/"B"/"tie", ordinal and binary ones floats. ``consensus`` is the plurality label (None
+    when tied) for pairwise and binary, the mean for ordinal, the label itself for single-label
+    sets. ``group`` is the split key (the manifest's ``split_group``);
     a record built without one is its own group.
     """
 
@@ -81,13 +82,20 @@ class CalibrationRecord(StrictModel):
 
 @dataclass(frozen=True)
 class CalibrationSet:
-    """A loaded set; ``sha256`` is the file's hash, ``verified`` whether it matched the manifest."""
+    """A loaded set; ``sha256`` is the file's hash, ``verified`` whether it matched the manifest.
+
+    ``annotator_names`` names the annotator behind each position of ``record.human``: the
+    manifest's fields, or the sorted values of a vote set's annotator column. None means the
+    labels are anonymous (votes without an annotator column, a list field), so a position names
+    nobody; ``()`` means the set has a consensus only.
+    """
 
     manifest: CalibrationSetManifest
     records: tuple[CalibrationRecord, ...]
     path: Path
     sha256: str
     verified: bool
+    annotator_names: tuple[str, ...] | None
     metric: str | None = None
 
 
@@ -335,12 +343,31 @@ def _keep(manifest: CalibrationSetManifest, row: dict[str, Any]) -> bool:
         return False
 
 
+def _voter(manifest: CalibrationSetManifest, row: dict[str, Any]) -> str | None:
+    """Who cast this row's vote (None: the set's votes are anonymous)."""
+    field = manifest.annotators.annotator
+    if field is None:
+        return None
+    try:
+        value = _lookup(row, field)
+    except LookupError as err:
+        raise ValueError(f"field annotators.annotator: {err}") from err
+    if _missing(value) or isinstance(value, dict | list):
+        raise ValueError(f"field annotators.annotator: no annotator name ({value!r})")
+    return str(value)
+
+
 def rows_to_records(
     manifest: CalibrationSetManifest, path: Path, rows: list[Any], metric: str | None
-) -> tuple[CalibrationRecord, ...]:
-    """Rows -> records as the manifest maps them; errors name the file, row and field."""
+) -> tuple[tuple[CalibrationRecord, ...], tuple[str, ...] | None]:
+    """Rows -> (records, annotator names) as the manifest maps them (see ``CalibrationSet``).
+
+    Named votes are placed by annotator, never by row order; one annotator voting twice on an item
+    is an error. Errors name the file, row and field.
+    """
     items: dict[str, PointwiseItem | PairwiseItem] = {}
     human: dict[str, list[Human]] = {}
+    named: dict[str, dict[str, Human]] = {}
     groups: dict[str, str] = {}
     for index, row in enumerate(rows):
         where = f"{path}: row {index}"
@@ -350,6 +377,7 @@ def rows_to_records(
             continue
         try:
             item = _item(manifest, row, index)
+            voter = _voter(manifest, row)
         except ValueError as err:
             raise DatasetError(f"{where}: {err}") from err
         try:
@@ -361,17 +389,26 @@ def rows_to_records(
         except (LookupError, TypeError, ValueError) as err:
             raise DatasetError(f"{where}: field annotators: {err}") from err
         if item.id not in items:
-            items[item.id] = item
-            human[item.id] = labels
+            items[item.id], human[item.id], named[item.id] = item, [], {}
             groups[item.id] = group
         elif manifest.annotators.votes is None:
             raise DatasetError(f"{where}: duplicate id {item.id!r}")
         elif items[item.id] != item:
             raise DatasetError(f"{where}: votes for id {item.id!r} show a different item")
-        else:
-            human[item.id].extend(labels)
-    single = manifest.annotators.consensus is not None
-    return tuple(
+        if voter is not None and voter in named[item.id]:
+            raise DatasetError(
+                f"{where}: field annotators.annotator: {voter!r} already voted on {item.id!r}"
+            )
+        human[item.id].extend(labels)
+        if voter is not None:
+            named[item.id][voter] = labels[0]
+    spec = manifest.annotators
+    names: tuple[str, ...] | None = spec.fields or (() if spec.consensus is not None else None)
+    if spec.annotator is not None:
+        names = tuple(sorted({v for votes in named.values() for v in votes}))
+        human = {i: [named[i].get(name) for name in names] for i in items}
+    single = spec.consensus is not None
+    records = tuple(
         CalibrationRecord(
             id=item_id,
             item=item,
@@ -381,6 +418,7 @@ def rows_to_records(
         )
         for item_id, item in items.items()
     )
+    return records, names
 
 
 def load_calibration_set(
@@ -412,7 +450,7 @@ def load_calibration_set(
     else:
         key = manifest.metrics[metric]
     path, digest = _resolve_file(manifest, data_dir, allow_unverified)
-    records = rows_to_records(manifest, path, read_rows(manifest.format, path), key)
+    records, names = rows_to_records(manifest, path, read_rows(manifest.format, path), key)
     if not records:
         raise DatasetError(f"{path}: no rows left after the manifest's `where` filter")
     return CalibrationSet(
@@ -421,5 +459,6 @@ def load_calibration_set(
         path=path,
         sha256=digest,
         verified=manifest.sha256 is not None,
+        annotator_names=names,
         metric=metric,
     )

@@ -89,6 +89,7 @@ def load_user_set(
     label_column: str | None,
     annotator_columns: Sequence[str] = (),
     group_column: str | None = None,
+    annotator_column: str | None = None,
     columns: Mapping[str, str] | None = None,
 ) -> CalibrationSet:
     """A labelled file as a :class:`CalibrationSet` for ``rubric``'s mode and labels.
@@ -97,6 +98,8 @@ def load_user_set(
     annotator (two or more), for the human ceiling; without ``label_column`` the consensus is
     their plurality (mean for scores). ``group_column``: long format, one row per annotator vote;
     rows with the same value in this column are one item (it becomes the item id).
+    ``annotator_column`` (with ``group_column``): who cast each vote, so votes are placed by
+    annotator; without it the votes are anonymous and per-annotator models refuse them.
     """
     path = Path(path)
     if path.suffix.lower() not in USER_FORMATS:
@@ -104,11 +107,15 @@ def load_user_set(
     if not path.is_file():
         raise DatasetError(f"{path}: file not found")
     columns = dict(columns or {})
+    if annotator_column is not None and group_column is None:
+        raise DatasetError(
+            f"{path}: --annotator-column names who cast each vote: give --group-column"
+        )
     if group_column is not None:
         if annotator_columns or not label_column:
             raise DatasetError(f"{path}: --group-column takes one --label-column (each row a vote)")
         columns["id"] = group_column
-        shapes = [AnnotatorSpec(votes=label_column)]
+        shapes = [AnnotatorSpec(votes=label_column, annotator=annotator_column)]
     else:
         if not label_column and len(annotator_columns) < 2:
             raise DatasetError(f"{path}: give --label-column, or two or more --annotator-columns")
@@ -120,7 +127,8 @@ def load_user_set(
     if not rows or not isinstance(rows[0], dict):
         raise DatasetError(f"{path}: expected rows of named columns")
     header = set(rows[0])
-    for column in (*annotator_columns, *([label_column] if label_column else [])):
+    named = [c for c in (label_column, annotator_column) if c]
+    for column in (*annotator_columns, *named):
         if column not in header:
             raise DatasetError(
                 f"{path}: labels: column {column!r} not found; columns are {sorted(header)}"
@@ -149,13 +157,19 @@ def load_user_set(
             )
         except ValueError as err:
             raise DatasetError(f"{path}: {err}") from err
-        built.append((manifest, rows_to_records(manifest, path, rows, None)))
-    manifest, records = built[-1]
+        built.append((manifest, *rows_to_records(manifest, path, rows, None)))
+    manifest, records, names = built[-1]
     if len(built) == 2:  # per-annotator labels, with the label column as the consensus
+        names = built[0][2]
         records = tuple(
             r.model_copy(update={"human": a.human})
             for a, r in zip(built[0][1], records, strict=True)
         )
     return CalibrationSet(
-        manifest=manifest, records=records, path=path, sha256=digest, verified=True
+        manifest=manifest,
+        records=records,
+        path=path,
+        sha256=digest,
+        verified=True,
+        annotator_names=names,
     )
