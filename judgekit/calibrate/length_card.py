@@ -1,13 +1,14 @@
-"""The frozen length model of a card: fitted on dev, stored in the card, measured on the split.
+"""The frozen length model of a card: fitted on dev, decided on dev, stored, measured on the split.
 
-The maths (models, fits, the one correction rule) is ``judgekit.bias.length``; this module joins
-it to calibration records and card fields.
+The maths (models, fits, the one correction rule, the rule that decides whether to apply a
+model) is ``judgekit.bias.length``; this module joins it to calibration records and card fields.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Sequence
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -18,14 +19,133 @@ from judgekit.bias import (
     fit_pairwise_length,
     fit_pointwise_length,
 )
-from judgekit.bias.length import LengthModel, correct_distributions
-from judgekit.calibrate.agreement import Calibrator, Joined, join_split
-from judgekit.calibrate.card import AgreementChange, CalibrationCard, Interval
+from judgekit.bias.length import (
+    LengthDecision,
+    LengthModel,
+    correct_distributions,
+    human_preference,
+    length_decision,
+)
+from judgekit.calibrate.agreement import Calibrator, Joined, infer_label_type, join_split
+from judgekit.calibrate.card import AgreementChange, CalibrationCard, Interval, LabelType
 from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
+from judgekit.stats import cohen_kappa
 
 LENGTH_UNIT = "characters of the answer text"
+N_FOLDS = 5
+_FOLD_SALT = "judgekit-length-cv-v1"
+NO_DECISION = (
+    "the card records no dev decision (made before judgekit decided length corrections on dev; "
+    "a pairwise model of that time has no human covariate): recalibrate to apply it"
+)
+
+
+@dataclass(frozen=True)
+class _DevRows:
+    """The dev records with a consensus, aligned with the arrays the length fit reads."""
+
+    joined: Joined
+    target: np.ndarray  # pairwise: soft preference for A; pointwise: expected score
+    lengths: np.ndarray  # (n, 2) or (n,), NaN where the judge has no output
+    human: np.ndarray  # pairwise: +1 A / -1 B / 0 tie; pointwise: the consensus score
+    groups: list[str]
+
+
+def _dev_rows(
+    records: Sequence[CalibrationRecord], outputs: JudgeOutputs, fraction: float
+) -> _DevRows:
+    if outputs.lengths is None:
+        raise ValueError("the judge outputs carry no answer lengths")
+    joined = join_split(records, outputs, "dev", fraction)
+    present = joined.rows >= 0
+    rows = np.maximum(joined.rows, 0)
+    lengths = outputs.lengths[rows].astype(float)
+    lengths[~present] = np.nan
+    consensus = [r.consensus for r in joined.records]
+    if lengths.ndim == 2:
+        probs = np.where(present[:, None], outputs.probs[rows], np.nan)
+        target, human = preference_for_a(probs, outputs.labels), human_preference(consensus)
+    else:
+        target = np.where(present, outputs.scores[rows], np.nan)
+        human = np.array([float(c) for c in consensus])
+    return _DevRows(joined, target, lengths, human, [r.group for r in joined.records])
+
+
+def _fit(dev: _DevRows, keep: np.ndarray) -> LengthModel:
+    """The length model on the ``keep`` rows of dev, the human label as covariate."""
+    if dev.lengths.ndim == 2:
+        return fit_pairwise_length(
+            dev.target[keep], dev.lengths[keep, 0], dev.lengths[keep, 1], human=dev.human[keep]
+        )
+    return fit_pointwise_length(dev.target[keep], dev.lengths[keep], dev.human[keep])
+
+
+def _group_folds(groups: Sequence[str], n_folds: int) -> np.ndarray:
+    """Fold index per row: groups ordered by a salted hash and dealt round-robin, so a group
+    never straddles folds, folds are balanced in groups and the order of rows does not matter."""
+
+    def key(group: str) -> bytes:
+        return hashlib.sha256(f"{_FOLD_SALT}\0{group}".encode()).digest()
+
+    fold = {g: i % n_folds for i, g in enumerate(sorted(set(groups), key=key))}
+    return np.array([fold[g] for g in groups], dtype=int)
+
+
+def _agreement(joined: Joined, outputs: JudgeOutputs, label_type: LabelType) -> tuple[str, float]:
+    """The card's trust metric as a point estimate (no bootstrap): what the decision protects."""
+    c = Calibrator(joined, outputs, label_type, np.random.default_rng(0), 0)
+    if label_type == "ordinal":
+        v = c.valid
+        kappa = cohen_kappa(
+            c.human_idx[v], c.judge_idx[v], labels=np.arange(c.k), weights="quadratic"
+        )
+        return "quadratic weighted kappa (valid verdicts)", kappa
+    kappa = cohen_kappa(c.human_idx, c.judge_all, labels=np.arange(c.k + 1))
+    return "kappa (invalid counted as disagreement)", kappa
+
+
+def _cross_validated(
+    dev: _DevRows, outputs: JudgeOutputs, folds: np.ndarray, label_type: LabelType
+) -> float:
+    """Dev agreement with each fold's verdicts corrected (``correct_distributions``) by a model
+    fitted on the other folds: out-of-fold, like the held-out split will see it."""
+    probs, scores = outputs.probs.copy(), outputs.scores.copy()
+    judged = dev.joined.rows >= 0
+    for f in np.unique(folds):
+        try:
+            fold_model = _fit(dev, folds != f)
+        except ValueError as err:
+            raise ValueError(f"fold {f}: {err}") from err
+        inside = (folds == f) & judged
+        rows = dev.joined.rows[inside]
+        probs[rows], scores[rows] = correct_distributions(
+            probs[rows],
+            scores[rows],
+            outputs.labels,
+            outputs.values,
+            dev.lengths[inside],
+            fold_model,
+        )
+    return _agreement(dev.joined, replace(outputs, probs=probs, scores=scores), label_type)[1]
+
+
+def _decide(
+    dev: _DevRows, outputs: JudgeOutputs, model: LengthModel, n_folds: int
+) -> LengthDecision:
+    """``length_decision`` on dev's agreement as judged vs cross-validated over group folds."""
+    folds = _group_folds(dev.groups, n_folds)
+    used = len(np.unique(folds))
+    label_type = infer_label_type(dev.joined.records, outputs)
+    metric, before = _agreement(dev.joined, outputs, label_type)
+    cv: tuple[float, float] | str = f"{used} dev group(s), need 2 folds"
+    if used >= 2:
+        try:
+            cv = (before, _cross_validated(dev, outputs, folds, label_type))
+        except ValueError as err:
+            cv = str(err)
+    return length_decision(model, cv, metric=f"dev cross-validated {metric}", n_folds=used)
 
 
 def fit_length_model(
@@ -34,51 +154,70 @@ def fit_length_model(
     split: str,
     *,
     heldout_fraction: float = 0.5,
+    n_folds: int = N_FOLDS,
 ) -> LengthModel:
-    """Fit the judge's length bias on the dev split; ``split="heldout"`` raises HeldOutError.
+    """Fit the judge's length bias on the dev split and decide whether to apply it.
 
-    Only dev records (``split_records``, by group) with a consensus are used, whatever ``records``
-    holds, so held-out items can never shape the coefficients. Lengths are characters of the
-    answer text (``outputs.lengths``), as everywhere in calibration. Pairwise: the soft
-    preference for A of the final verdict on tanh((len_a - len_b) / sd). Pointwise: the expected
-    score on log length with the human consensus as covariate, so that answers humans rate
-    higher because they are longer and better are not penalised.
+    ``split="heldout"`` raises HeldOutError. Only dev records (``split_records``, by group)
+    with a consensus are used, whatever ``records`` holds, so held-out items can never shape
+    the coefficients or the decision. Lengths are characters of the answer text
+    (``outputs.lengths``). Pairwise: the soft preference for A of the final verdict on
+    tanh((len_a - len_b) / sd) with one intercept per human class (A, B, tie). Pointwise: the
+    expected score on log length with the human consensus as covariate. Either way the slope is
+    the judge's length effect beyond what humans prefer. The model's ``decision``
+    (``length_decision``) applies it only when the slope's CI excludes 0 and agreement on dev,
+    cross-validated over ``n_folds`` group folds, does not drop.
     """
     require_dev(split)
-    if outputs.lengths is None:
-        raise ValueError("the judge outputs carry no answer lengths")
-    joined = join_split(records, outputs, "dev", heldout_fraction)
-    present = joined.rows >= 0
-    rows = np.maximum(joined.rows, 0)
-    lengths = outputs.lengths[rows].astype(float)
-    lengths[~present] = np.nan
-    if lengths.ndim == 2:
-        probs = np.where(present[:, None], outputs.probs[rows], np.nan)
-        pref = preference_for_a(probs, outputs.labels)
-        return fit_pairwise_length(pref, lengths[:, 0], lengths[:, 1])
-    scores = np.where(present, outputs.scores[rows], np.nan)
-    human = np.array([float(r.consensus) for r in joined.records])
-    return fit_pointwise_length(scores, lengths, human)
+    dev = _dev_rows(records, outputs, heldout_fraction)
+    model = _fit(dev, np.ones(len(dev.groups), dtype=bool))
+    return replace(model, decision=_decide(dev, outputs, model, n_folds))
 
 
 def _stored_length_model(model: LengthModel) -> dict[str, Any]:
     kind = "pairwise" if isinstance(model, PairwiseLengthModel) else "pointwise"
+    decision = model.decision or LengthDecision(apply=False, reason=NO_DECISION)
     return {
         "kind": kind,
         "fitted_on": "dev",
         "n": model.n,
         "length_unit": LENGTH_UNIT,
+        "applied": decision.apply,
+        "reason": decision.reason,
+        "cross_validation": {
+            "metric": decision.metric,
+            "before": decision.cv_before,
+            "after": decision.cv_after,
+            "n_folds": decision.n_folds,
+        },
         "coefficients": model.to_dict(),
     }
 
 
 def load_length_model(card: CalibrationCard) -> LengthModel | None:
-    """The card's frozen length model, to correct later runs with exactly these coefficients."""
+    """The card's frozen length model with its dev decision, to reuse exactly these
+    coefficients. A card made before the decision (no ``applied`` field) still loads: its
+    decision is "not applied" (``NO_DECISION``); to force it, ignore ``model.decision``."""
     stored = card.length_model
     if stored is None:
         return None
     kinds = {"pairwise": PairwiseLengthModel, "pointwise": PointwiseLengthModel}
-    return kinds[stored["kind"]].from_dict(stored["coefficients"])
+    if "applied" in stored:
+        cv = stored["cross_validation"]
+        decision = LengthDecision(
+            stored["applied"], stored["reason"], cv["metric"], cv["before"], cv["after"],
+            cv["n_folds"],
+        )  # fmt: skip
+    else:
+        decision = LengthDecision(apply=False, reason=NO_DECISION)
+    return kinds[stored["kind"]].from_dict(stored["coefficients"], decision)
+
+
+def applied_length_model(card: CalibrationCard) -> LengthModel | None:
+    """The model ``judge --card`` applies: the card's length model if its dev decision applies
+    it, else None (``load_length_model(card).decision.reason`` says why)."""
+    model = load_length_model(card)
+    return model if model is not None and model.decision and model.decision.apply else None
 
 
 def _length_corrected(outputs: JudgeOutputs, model: LengthModel) -> JudgeOutputs:
@@ -99,7 +238,9 @@ def card_length_fields(
     model: LengthModel,
     before: list[tuple[str, Interval | None]],
 ) -> dict[str, Any]:
-    """Card fields of a frozen length model: the model, slopes and agreement before/after."""
+    """Card fields of a frozen length model: the model with its dev decision, slopes and
+    agreement before/after. A model that is not applied is still measured (what applying it
+    would do), and a note says it is not applied and why."""
     corrected = Calibrator(
         joined, _length_corrected(c.outputs, model), c.label_type, c.rng, c.n_resamples
     )
@@ -114,14 +255,20 @@ def card_length_fields(
         after["quadratic weighted kappa (valid verdicts)"] = (
             corrected.ordinal().weighted_kappa_quadratic
         )
+    stored = _stored_length_model(model)
     fields = {
-        "length_model": _stored_length_model(model),
-        "length_before": c.length(scale),
-        "length_after": corrected.length(scale),
+        "length_model": stored,
+        "length_before": c.length(scale, human=True),
+        "length_after": corrected.length(scale, human=True),
         "length_agreement": [
             AgreementChange(metric=metric, before=value, after=after.get(metric))
             for metric, value in before
         ],
     }
+    status = "applied" if stored["applied"] else "NOT applied (after = if it were)"
+    c.notes.append(
+        f"length model fitted on {model.n} dev items (judged for the fit, not in this split's "
+        f"figures), {status}: {stored['reason']}"
+    )
     c.notes += [f"length-corrected: {note}" for note in corrected.notes]
     return fields
