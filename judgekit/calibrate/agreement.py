@@ -20,6 +20,7 @@ from judgekit.bias import (
     variance_decomposition,
     variant_agreement,
 )
+from judgekit.bias.length import human_preference
 from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
 from judgekit.cards.model import (
     CeilingSummary,
@@ -345,9 +346,10 @@ class Calibrator:
             n_invalid=stats.n_invalid,
         )
 
-    def length(self, scale: float | None = None) -> LengthFigure | None:
+    def length(self, scale: float | None = None, *, human: bool = False) -> LengthFigure | None:
         """Length slope of the verdicts; pairwise ``scale`` fixes the feature (a frozen model's),
-        so slopes before and after a correction are in the same units."""
+        so slopes before and after a correction are in the same units. Pairwise ``human`` adds
+        the human label as covariate (as the length model does); pointwise always has it."""
         lengths = self.outputs.lengths
         if lengths is None:
             return None
@@ -358,9 +360,11 @@ class Calibrator:
                 pref = preference_for_a(self.probs, self.outputs.labels)
                 len_a = np.where(missing, np.nan, lengths[rows, 0])
                 len_b = np.where(missing, np.nan, lengths[rows, 1])
-                slope, low, high = pairwise_length_slope(pref, len_a, len_b, scale=scale)
+                h = human_preference([r.consensus for r in self.records]) if human else None
+                slope, low, high = pairwise_length_slope(pref, len_a, len_b, human=h, scale=scale)
                 sd = "sd" if scale is None else f"{scale:.1f} (frozen dev sd)"
-                model = f"logit P(A) on tanh((len_a - len_b) / {sd}); log-odds per unit"
+                given = ", one intercept per human label" if human else ""
+                model = f"logit P(A) on tanh((len_a - len_b) / {sd}){given}; log-odds per unit"
             else:
                 n_chars = np.where(missing, np.nan, lengths[rows])
                 slope, low, high = length_slope(self.scores, n_chars, self.human_mean())

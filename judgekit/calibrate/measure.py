@@ -219,7 +219,5 @@ def _length_fields(
     """The stored length model and, when applied, the figures before and after it."""
     if model is None:
         return {}
-    if not applies.length_correction or uncorrected is None:
-        return card_length_fields(c, None, model, headline)
-    before = Calibrator(joined, uncorrected, c.label_type, rng, c.n_resamples)
-    return card_length_fields(c, before, model, headline)
+    applied = applies.length_correction and uncorrected is not None
+    return card_length_fields(c, joined, model, headline, uncorrected if applied else None)

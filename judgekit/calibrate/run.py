@@ -175,7 +175,8 @@ def choose_controls(
 ) -> tuple[CardControls, Corrections]:
     """What a run with the card applies, chosen on dev: the combination with the highest dev
     kappa (a single variant, mean, majority or the learned ensemble) and the length correction
-    when it was fitted (never on top of the learned ensemble, which has its own length term)."""
+    when its dev decision applies it (``length_decision``; never on top of the learned
+    ensemble, which has its own length term)."""
     controls, variants = raw.controls, sorted({j.variant for j in raw.judgments})
     reasons = []
     learned = None
@@ -190,16 +191,15 @@ def choose_controls(
         elif chosen in variants:
             variants = [chosen]
         reasons.append(f"combination: {chosen} ({section.reason})")
-    apply_length = fits.length_model is not None and controls.ensemble != "learned"
-    if fits.length_model is not None:
-        reasons.append(
-            "length correction: "
-            + (
-                "applied (frozen, fitted on dev)"
-                if apply_length
-                else "not applied: the learned ensemble has its own length term"
-            )
-        )
+    model = fits.length_model
+    decided = model is not None and model.decision is not None and model.decision.apply
+    apply_length = decided and controls.ensemble != "learned"
+    if model is not None:
+        why = model.decision.reason if model.decision is not None else "no dev decision"
+        if decided and not apply_length:
+            why = "the learned ensemble chosen has its own length term"
+        state = "applied" if apply_length else "not applied"
+        reasons.append(f"length correction: {state} ({why})")
     corrections = Corrections(
         length_model=fits.length_model if apply_length else None, learned=learned
     )
