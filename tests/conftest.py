@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from judgekit.backends import Backend, VLLMJudge, create_backend
 from judgekit.schema import PairwiseItem, PointwiseItem
 
 REPO = Path(__file__).resolve().parents[1]
@@ -56,9 +58,29 @@ def pandalm_answers(pandalm_pairs: list[PairwiseItem]) -> list[PointwiseItem]:
 
 
 @pytest.fixture(scope="session")
-def engine(judge_backend: object) -> object:
-    """The real vLLM engine on the embedded SmolLM2 judge, from judgekit's pytest plugin."""
+def judge_backend() -> Iterator[Backend]:
+    """The real vLLM engine on the embedded SmolLM2 judge, one per session, in float32.
+
+    float32 is chosen here, in the tests, not by CI: on CPUs with native bf16 the engine would
+    otherwise pick bfloat16, whose results depend on batch shape, and the tests that compare two
+    paths (engine vs server, stream vs batch, a re-run) would compare noise.
+    """
+    backend = create_backend(VLLMJudge(dtype="float32"))
+    yield backend
+    backend.close()
+
+
+@pytest.fixture(scope="session")
+def engine(judge_backend: Backend) -> Backend:
+    """The session's engine (see ``judge_backend``)."""
     return judge_backend
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Every test that uses the session engine is an engine test (``-m "not engine"`` skips it)."""
+    for item in items:
+        if {"engine", "judge_backend"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.engine)
 
 
 @pytest.fixture(scope="session")
