@@ -98,7 +98,6 @@ def cascade_command(
     with quiet(log_path(output), verbose=verbose, fresh=True):
         stages = []
         for n, (name, spec, card_path) in enumerate(parsed, start=1):
-            backend = open_backend(spec)  # no engine yet: its identity is enough to check
             if card_path is None:
                 if target_agreement is not None and n < len(parsed):
                     raise CardError(
@@ -106,12 +105,15 @@ def cascade_command(
                         "(--stage JUDGE=CARD.json) to certify what it keeps; only the last "
                         "stage may decide what reaches it without one"
                     )
-                stages.append(Stage(name, backend))
+                stages.append(Stage(name, spec))
                 continue
-            named: NamedCard = load_card(card_path, chosen, backend.identity)
-            stages.append(
-                Stage(name, backend, named, card_policy(named.card, target_agreement, alpha))
-            )
+            identified = open_backend(spec)  # no engine yet: its identity is enough to check
+            try:
+                named: NamedCard = load_card(card_path, chosen, identified.identity)
+            finally:
+                identified.close()
+            policy = card_policy(named.card, target_agreement, alpha)
+            stages.append(Stage(name, spec, named, policy))
         result = cascade(
             items,
             chosen,

@@ -44,8 +44,9 @@ StagePolicy = Callable[[JudgeRun], StageDecision]
 
 @dataclass(frozen=True)
 class Stage:
-    """One judge of a cascade: a backend or a spec (started for this stage only), and the card
-    whose controls it judges with (None: the defaults, both answer orders)."""
+    """One judge of a cascade: a started backend (the caller's to close) or a spec (started for
+    this stage only and closed before the next), and the card whose controls it judges with
+    (None: the defaults, both answer orders)."""
 
     name: str
     judge: Backend | JudgeSpec
@@ -131,11 +132,8 @@ def cascade(
         if not remaining:
             reports.append(_report(stage, None, 0, 0, len(items), "no items left"))
             continue
-        try:
-            run = judge(remaining, rubric, backend=stage.judge, card=stage.card, store=store)
-        finally:
-            if isinstance(stage.judge, Backend):
-                stage.judge.close()  # before the next stage starts its engine
+        # a spec's engine is started and closed inside judge(): one engine at a time
+        run = judge(remaining, rubric, backend=stage.judge, card=stage.card, store=store)
         decision = (stage.policy or plain_decision)(run)
         kept = decision.keep & run.verdicts.valid
         for i, item in enumerate(remaining):
