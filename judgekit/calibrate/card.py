@@ -204,7 +204,17 @@ class AbstentionPolicy(StrictModel):
     threshold: float | None = Field(description="None: no threshold met the target; keep nothing.")
     n_calibration: int
     n_kept_calibration: int
-    lower_bound: float | None = Field(description="Clopper-Pearson lower bound at the threshold.")
+    lower_bound: float | None = Field(
+        description="(1 - alpha) lower bound on dev agreement at the threshold, by ``method``."
+    )
+    method: str = Field(
+        default="Clopper-Pearson (independent items)",
+        description="The test behind the threshold (``calibrate.abstain``): Clopper-Pearson when "
+        "dev items are independent, betting over groups when they share questions/articles.",
+    )
+    n_groups_calibration: int | None = Field(
+        default=None, description="Independent dev groups the threshold was certified on."
+    )
     n: int
     n_kept: int
     coverage: float
@@ -227,6 +237,16 @@ class EnsembleCard(StrictModel):
         description="Dev out-of-fold confidences (None: invalid verdict)."
     )
     calibration_agreed: list[bool]
+    calibration_ids: list[str] = Field(
+        default_factory=list,
+        description="Dev item ids aligned with calibration_confidence (empty in older cards).",
+    )
+    calibration_groups: list[str] = Field(
+        default_factory=list,
+        description="Their groups (the set's split_group): certificates treat a group as one "
+        "independent unit, and a cascade re-certifies a later stage on the dev items the earlier "
+        "stages escalate (``cascade_policy.certify_stages``).",
+    )
     abstention: list[AbstentionPolicy]
 
 
