@@ -6,7 +6,9 @@ label log-probabilities (every variant, both answer orders) and, for pairs, the 
 to one calibrated distribution; L2 shrinks the weight of uninformative prompts towards zero.
 The L2 strength is chosen by K-fold cross-validation on dev, and the out-of-fold predictions are
 what dev-side choices (which combination to use, the abstention threshold) are made on, so no
-choice is scored on the data that fitted it. numpy/scipy only.
+choice is scored on the data that fitted it. Folds split by group (the record's ``group``: its
+question or article), never inside one: an item whose sibling trained the fold's model would be
+scored on what the model has in effect seen. numpy/scipy only.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from judgekit.calibrate.card import LearnedEnsembleModel
 from judgekit.calibrate.outputs import JudgeOutputs
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
+from judgekit.stats import Groups
 
 LOG_FLOOR = float(np.log(1e-6))
 L2_GRID = (0.01, 0.1, 1.0, 10.0)
@@ -36,6 +39,16 @@ class FittedEnsemble:
     model: LearnedEnsembleModel
     dev_ids: tuple[str, ...]
     oof: np.ndarray
+
+
+def group_folds(groups: Sequence[str], k: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold of each item: groups (numbered by first appearance) shuffled and dealt round-robin
+    into ``k`` folds, so a group never straddles two. All-distinct groups give exactly the item
+    folds ``rng.permutation(np.arange(n) % k)``."""
+    clusters = Groups.of(groups, len(groups))
+    if clusters.n_groups < k:
+        raise ValueError(f"{clusters.n_groups} groups cannot fill {k} cross-validation folds")
+    return rng.permutation(np.arange(clusters.n_groups) % k)[clusters.codes]
 
 
 def _length_feature(outputs: JudgeOutputs, scale: float | None) -> np.ndarray | None:
@@ -125,7 +138,8 @@ def fit_ensemble(
     heldout_fraction: float = 0.5,
     use_length: bool = True,
 ) -> FittedEnsemble:
-    """Fit on the dev split only (``split="heldout"`` raises HeldOutError).
+    """Fit on the dev split only (``split="heldout"`` raises HeldOutError); the folds of the
+    L2 choice split by the records' groups (``group_folds``).
 
     Items whose human consensus is not one of the judge's labels (e.g. a human tie under a rubric
     without one) cannot be targets and are left out of the fit (counted in ``n_dropped``).
@@ -137,21 +151,23 @@ def fit_ensemble(
         raise ValueError("the judge outputs carry no per-prompt distributions (order_probs)")
     joined = join_split(records, outputs, "dev", heldout_fraction)
     index = {label: k for k, label in enumerate(outputs.labels)}
-    rows, targets = [], []
+    rows, targets, groups = [], [], []
     for record, row in zip(joined.records, joined.rows, strict=True):
         if row >= 0 and isinstance(record.consensus, str) and record.consensus in index:
             rows.append(int(row))
             targets.append(index[record.consensus])
+            groups.append(record.group)
     columns = sorted(outputs.order_probs)
     length_scale = _dev_length_scale(outputs, rows) if use_length else None
     x_all, usable = features(outputs, columns, length_scale)
     keep = [i for i, r in enumerate(rows) if usable[r]]
     rows, y = [rows[i] for i in keep], np.array([targets[i] for i in keep], dtype=int)
+    groups = [groups[i] for i in keep]
     if len(rows) < 2 * FOLDS:
         raise ValueError(f"{len(rows)} usable dev items; the ensemble needs {2 * FOLDS}+")
     x = x_all[rows]
     k = len(outputs.labels)
-    fold = rng.permutation(np.arange(len(rows)) % FOLDS)
+    fold = group_folds(groups, FOLDS, rng)
     cv_loss, oof_by_l2 = {}, {}
     for l2 in L2_GRID:
         oof = np.zeros((len(rows), k))
