@@ -37,7 +37,7 @@ rule and 4% with share 1/2, and 0.8 in 100% against 93%; misses stayed <= 0.043)
 from __future__ import annotations
 
 import math
-from collections.abc import Hashable, Sequence
+from collections.abc import Callable, Hashable, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -145,6 +145,52 @@ def _group_counts(kept: np.ndarray, agreed: np.ndarray, clusters: Groups) -> tup
     return n_g, k_g
 
 
+@dataclass(frozen=True)
+class _Test:
+    """One test per threshold index: worth testing, certified, and its lower bound."""
+
+    method: str
+    testable: Callable[[int], bool]
+    certified: Callable[[int], bool]
+    lower_bound: Callable[[int], float]
+
+
+def _binomial_test(n_kept: np.ndarray, k_agreed: np.ndarray, target: float, alpha: float) -> _Test:
+    """Items independent: exact binomial; worth testing once perfect agreement could reject."""
+    lower = clopper_pearson_lower(k_agreed, n_kept, alpha)
+    return _Test(
+        CLOPPER_PEARSON,
+        testable=lambda i: bool(n_kept[i] >= min_testable(target, alpha)),
+        certified=lambda i: bool(lower[i] >= target),
+        lower_bound=lambda i: float(lower[i]),
+    )
+
+
+def _group_test(
+    kept: np.ndarray,
+    agreed: np.ndarray,
+    clusters: Groups,
+    target: float,
+    alpha: float,
+    bound: float,
+) -> _Test:
+    """Groups of items: betting over groups; worth testing once the kept items would certify at
+    agreement target + SCREEN_SHARE * (1 - target)."""
+    if bound < clusters.sizes.max():
+        raise ValueError(f"max_group_size {bound:g} < the largest group ({clusters.sizes.max()})")
+    n_g, k_g = _group_counts(kept, agreed, clusters)
+    rejects = math.log(1 / alpha)
+    plausible = target + SCREEN_SHARE * (1 - target)
+    return _Test(
+        GROUP_BETTING,
+        testable=lambda i: (
+            group_log_evalue(n_g[i], n_g[i] * plausible, target, alpha, bound) >= rejects
+        ),
+        certified=lambda i: group_log_evalue(n_g[i], k_g[i], target, alpha, bound) >= rejects,
+        lower_bound=lambda i: _group_lower_bound(n_g[i], k_g[i], target, alpha, bound),
+    )
+
+
 def select_threshold(
     confidence: np.ndarray,
     agreed: np.ndarray,
@@ -173,64 +219,34 @@ def select_threshold(
     finite = np.isfinite(confidence)
     kept = finite[None, :] & (np.where(finite, confidence, -1.0)[None, :] >= THRESHOLDS[:, None])
     n_kept = kept.sum(axis=1)
-    k_agreed = (kept & agreed[None, :]).sum(axis=1)
     if clusters.clustered:
         bound = float(max_group_size or clusters.sizes.max())
-        if bound < clusters.sizes.max():
-            raise ValueError(
-                f"max_group_size {bound:g} < the largest group ({clusters.sizes.max()})"
-            )
-        n_g, k_g = _group_counts(kept, agreed, clusters)
-        rejects = math.log(1 / alpha)
-
-        def testable(i: int) -> bool:
-            plausible = n_g[i] * (target + SCREEN_SHARE * (1 - target))
-            return group_log_evalue(n_g[i], plausible, target, alpha, bound) >= rejects
-
-        def certified(i: int) -> bool:
-            return group_log_evalue(n_g[i], k_g[i], target, alpha, bound) >= rejects
-
-        method = GROUP_BETTING
+        test = _group_test(kept, agreed, clusters, target, alpha, bound)
     else:
-        lower = clopper_pearson_lower(k_agreed, n_kept, alpha)
-
-        def testable(i: int) -> bool:
-            return n_kept[i] >= min_testable(target, alpha)
-
-        def certified(i: int) -> bool:
-            return lower[i] >= target
-
-        method = CLOPPER_PEARSON
+        test = _binomial_test(n_kept, (kept & agreed[None, :]).sum(axis=1), target, alpha)
     chosen: int | None = None
     # Kept sets are nested, so thresholds keeping as many items keep the same ones: test once.
     outcome: dict[int, bool | None] = {}
     for i in range(len(THRESHOLDS)):
         if n_kept[i] not in outcome:
-            skip = n_kept[i] < min_kept or not testable(i)
-            outcome[n_kept[i]] = None if skip else certified(i)
+            skip = n_kept[i] < min_kept or not test.testable(i)
+            outcome[n_kept[i]] = None if skip else test.certified(i)
         if outcome[n_kept[i]] is None:
             continue
         if not outcome[n_kept[i]]:
             break
         chosen = i
-    if chosen is None:
-        bound_at = None
-    elif clusters.clustered:
-        bound_at = _group_lower_bound(n_g[chosen], k_g[chosen], target, alpha, bound)
-    else:
-        bound_at = float(lower[chosen])
+    found = chosen is not None
     return ThresholdChoice(
         target=target,
         alpha=alpha,
-        threshold=float(THRESHOLDS[chosen]) if chosen is not None else None,
+        threshold=float(THRESHOLDS[chosen]) if found else None,
         n=len(confidence),
-        n_kept=int(n_kept[chosen]) if chosen is not None else 0,
-        lower_bound=bound_at,
-        method=method,
+        n_kept=int(n_kept[chosen]) if found else 0,
+        lower_bound=test.lower_bound(chosen) if found else None,
+        method=test.method,
         n_groups=clusters.n_groups,
-        n_groups_kept=int(clusters.sums(kept[chosen]).astype(bool).sum())
-        if chosen is not None
-        else 0,
+        n_groups_kept=int(np.count_nonzero(clusters.sums(kept[chosen]))) if found else 0,
     )
 
 
