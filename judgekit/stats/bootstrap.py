@@ -287,7 +287,7 @@ def mean_ci(x: ArrayLike, level: float = 0.95, *, groups: GroupKeys = None) -> C
     return ConfidenceInterval(m, m - half, m + half, level, method, 0, 0, n_groups)
 
 
-def proportion_ci(k: int, n: float, level: float = 0.95) -> ConfidenceInterval:
+def proportion_ci(k: float, n: float, level: float = 0.95) -> ConfidenceInterval:
     """Wilson score interval for k successes in n: stays inside [0, 1] and behaves at k=0 or k=n.
 
     ``k`` and ``n`` may be fractional (an effective sample size, as ``share_ci`` passes).
@@ -351,4 +351,5 @@ def share_ci(
     n_eff = v.size / deff * df_factor
     ci = proportion_ci(float(v.mean()) * n_eff, n_eff, level)
     method = f"wilson; design effect {deff:.2f} over {clusters.n_groups} groups"
-    return ConfidenceInterval(ci.estimate, ci.low, ci.high, level, method, 0, 0, clusters.n_groups)
+    share = float(v.mean())
+    return ConfidenceInterval(share, ci.low, ci.high, level, method, 0, 0, clusters.n_groups)
