@@ -97,7 +97,9 @@ def test_gpt35_reproduces_published_kappa(gpt35_card: CalibrationCard) -> None:
     assert card.kappa_valid_only.estimate == pytest.approx(0.5226, abs=5e-4)
     assert card.kappa_valid_only.n == 936
     assert card.kappa.low < card.kappa.estimate < card.kappa.high
-    assert card.kappa.method == "bca"
+    # items of one PandaLM instruction are one cluster: the card's intervals resample them
+    assert card.kappa.method == "bca; cluster bootstrap over 170 groups"
+    assert card.kappa.n_groups == 170 and card.accuracy.n_groups == 170
     assert card.confusion.columns == ["A", "B", "tie", "invalid"]
     assert sum(row[-1] for row in card.confusion.counts) == 63
     assert card.accuracy.estimate == pytest.approx(692 / 999)

@@ -114,6 +114,7 @@ class Calibrator:
         self.rng, self.n_resamples = rng, n_resamples
         self.notes: list[str] = []
         self.records = joined.records
+        self.groups = np.array([r.group for r in self.records], dtype=object)
         present = joined.rows >= 0
         safe = np.where(present, joined.rows, 0)
         nan_rows = np.full((len(self.records), len(outputs.labels)), np.nan)
@@ -162,12 +163,20 @@ class Calibrator:
     # -- helpers ------------------------------------------------------------------------------
 
     def _boot(
-        self, name: str, statistic: Callable[..., float], *arrays: np.ndarray
+        self,
+        name: str,
+        statistic: Callable[..., float],
+        *arrays: np.ndarray,
+        where: np.ndarray | None = None,
     ) -> Interval | None:
-        """BCa interval, or None (with a note) when the data cannot support one."""
+        """BCa interval resampling the records' groups (``where``: the mask the arrays were
+        taken with), or None (with a note) when the data cannot support one."""
         n = len(arrays[0])
+        groups = self.groups if where is None else self.groups[where]
         try:
-            ci = bootstrap_ci(statistic, *arrays, rng=self.rng, n_resamples=self.n_resamples)
+            ci = bootstrap_ci(
+                statistic, *arrays, rng=self.rng, n_resamples=self.n_resamples, groups=groups
+            )
         except ValueError as err:
             self.notes.append(f"{name}: not computed ({err})")
             return None
@@ -191,6 +200,7 @@ class Calibrator:
             self._kappa_valid,
             self.human_idx[self.decided],
             self.judge_idx[self.decided],
+            where=self.decided,
         )
         return headline, valid_only
 
@@ -236,14 +246,22 @@ class Calibrator:
         mean, score = self.human_mean()[v], self.scores[v]
         return OrdinalAgreement(
             weighted_kappa_linear=self._boot(
-                "linear weighted kappa", partial(self._kappa_valid, weights="linear"), h, j
+                "linear weighted kappa",
+                partial(self._kappa_valid, weights="linear"),
+                h,
+                j,
+                where=d,
             ),
             weighted_kappa_quadratic=self._boot(
-                "quadratic weighted kappa", partial(self._kappa_valid, weights="quadratic"), h, j
+                "quadratic weighted kappa",
+                partial(self._kappa_valid, weights="quadratic"),
+                h,
+                j,
+                where=d,
             ),
-            spearman=self._boot("spearman", spearman, score, mean),
-            kendall=self._boot("kendall", kendall_tau, score, mean),
-            pearson=self._boot("pearson", pearson, score, mean),
+            spearman=self._boot("spearman", spearman, score, mean, where=v),
+            kendall=self._boot("kendall", kendall_tau, score, mean, where=v),
+            pearson=self._boot("pearson", pearson, score, mean, where=v),
         )
 
     def alpha(self, humans: np.ndarray) -> dict[str, Interval]:
@@ -318,7 +336,11 @@ class Calibrator:
             if self.label_type == "ordinal":
                 score = self._aligned(self.outputs.variant_scores[name])
                 rho = self._boot(
-                    f"spearman ({name})", spearman, score[valid], self.human_mean()[valid]
+                    f"spearman ({name})",
+                    spearman,
+                    score[valid],
+                    self.human_mean()[valid],
+                    where=valid,
                 )
             out.append(
                 VariantAgreement(
@@ -403,7 +425,8 @@ class Calibrator:
     def _alpha_cis(
         self, rows: dict[str, np.ndarray], alpha: Callable[[np.ndarray, str], float], what: str
     ) -> dict[str, Interval]:
-        """Bootstrap CI (resampling items) of an alpha per measurement level; raters x items."""
+        """Bootstrap CI (resampling the items' groups) of an alpha per measurement level; raters
+        x items."""
         out = {}
         for level, data in rows.items():
             try:
@@ -413,6 +436,7 @@ class Calibrator:
                     rng=self.rng,
                     n_resamples=self.n_resamples,
                     resample_raters=False,
+                    groups=self.groups,
                 )
             except ValueError as err:
                 self.notes.append(f"{what} ({level}): not computed ({err})")

@@ -3,7 +3,8 @@ card's split, bootstrap CIs), its calibration there, and abstention thresholds p
 
 The choice of combination is made on dev (the learned ensemble scored on its out-of-fold
 predictions), never on the split being reported, so the reported kappa of the chosen method is
-out of sample.
+out of sample. Items that share a group (question, article) are one unit wherever a threshold is
+certified or an interval drawn: the records' groups go to ``select_threshold`` and ``share_ci``.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from judgekit.cards.model import (
     SplitName,
 )
 from judgekit.data.sets import CalibrationRecord
-from judgekit.stats import cohen_kappa, proportion_ci
+from judgekit.stats import cohen_kappa, share_ci
 
 DEFAULT_TARGETS = (0.7, 0.8, 0.9)
 LEARNED = "learned ensemble"
@@ -88,12 +89,14 @@ def _kappa(c: Calibrator) -> float | None:
 def _abstention(
     c: Calibrator,
     conf: np.ndarray,
+    dev: Calibrator,
     dev_conf: np.ndarray,
-    dev_agreed: np.ndarray,
     target: float,
     alpha: float,
 ) -> AbstentionPolicy:
-    choice = select_threshold(dev_conf, dev_agreed, target=target, alpha=alpha)
+    dev_agreed = dev.judge_all == dev.human_idx
+    dev_groups = [r.group for r in dev.records]
+    choice = select_threshold(dev_conf, dev_agreed, groups=dev_groups, target=target, alpha=alpha)
     n = len(c.records)
     if choice.threshold is None:
         return AbstentionPolicy(
@@ -103,21 +106,21 @@ def _abstention(
             n_calibration=choice.n,
             n_kept_calibration=0,
             lower_bound=None,
+            method=choice.method,
+            n_groups_calibration=choice.n_groups,
             n=n,
             n_kept=0,
             coverage=0.0,
             agreement_kept=None,
             met=None,
             reason=f"no threshold certifies agreement >= {target:g} at alpha {alpha:g} on "
-            f"{choice.n} dev items: the guarantee cannot be met, nothing is kept",
+            f"{choice.n} dev items ({choice.n_groups} groups, {choice.method}): the guarantee "
+            "cannot be met, nothing is kept",
         )
     kept = np.isfinite(conf) & (np.nan_to_num(conf, nan=-1.0) >= choice.threshold)
     agreed = c.judge_all[kept] == c.human_idx[kept]
-    interval = (
-        Interval.of(proportion_ci(int(agreed.sum()), int(kept.sum())), int(kept.sum()))
-        if kept.any()
-        else None
-    )
+    groups = [r.group for r, k in zip(c.records, kept, strict=True) if k]
+    interval = Interval.of(share_ci(agreed, groups=groups), int(kept.sum())) if kept.any() else None
     met = None if interval is None else interval.estimate >= target
     return AbstentionPolicy(
         target=target,
@@ -126,13 +129,16 @@ def _abstention(
         n_calibration=choice.n,
         n_kept_calibration=choice.n_kept,
         lower_bound=choice.lower_bound,
+        method=choice.method,
+        n_groups_calibration=choice.n_groups,
         n=n,
         n_kept=int(kept.sum()),
         coverage=float(kept.mean()),
         agreement_kept=interval,
         met=met,
-        reason=f"threshold {choice.threshold:.2f}: on {choice.n_kept} kept dev items the "
-        f"{1 - alpha:.0%} Clopper-Pearson lower bound is {choice.lower_bound:.3f} >= {target:g}",
+        reason=f"threshold {choice.threshold:.2f}: on {choice.n_kept} kept dev items "
+        f"({choice.n_groups_kept} groups) the {1 - alpha:.0%} lower bound ({choice.method}) is "
+        f"{choice.lower_bound:.3f} >= {target:g}",
     )
 
 
@@ -187,7 +193,6 @@ def ensemble_card(
     dev_c = Calibrator(dev, _with_probs(outputs, oof, LEARNED), label_type, rng, 1)
     dev_conf = confidence(dev_c.probs, agreement[np.maximum(dev.rows, 0)])
     dev_conf = np.where(dev.rows >= 0, dev_conf, np.nan)
-    dev_agreed = dev_c.judge_all == dev_c.human_idx
     conf = confidence(c.probs, agreement[np.maximum(joined.rows, 0)])
     conf = np.where(joined.rows >= 0, conf, np.nan)
     return EnsembleCard(
@@ -199,6 +204,8 @@ def ensemble_card(
         expected_calibration_error=ece,
         confidence_rule=CONFIDENCE_RULE,
         calibration_confidence=[float(x) if np.isfinite(x) else None for x in dev_conf],
-        calibration_agreed=[bool(x) for x in dev_agreed],
-        abstention=[_abstention(c, conf, dev_conf, dev_agreed, t, alpha) for t in targets],
+        calibration_agreed=[bool(x) for x in dev_c.judge_all == dev_c.human_idx],
+        calibration_ids=[r.id for r in dev.records],
+        calibration_groups=[r.group for r in dev.records],
+        abstention=[_abstention(c, conf, dev_c, dev_conf, t, alpha) for t in targets],
     )

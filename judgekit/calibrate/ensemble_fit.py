@@ -6,7 +6,9 @@ label log-probabilities (every variant, both answer orders) and, for pairs, the 
 to one calibrated distribution; L2 shrinks the weight of uninformative prompts towards zero.
 The L2 strength is chosen by K-fold cross-validation on dev, and the out-of-fold predictions are
 what dev-side choices (which combination to use, the abstention threshold) are made on, so no
-choice is scored on the data that fitted it. numpy/scipy only.
+choice is scored on the data that fitted it. Folds split by group (the record's ``group``: its
+question or article), never inside one: an item whose sibling trained the fold's model would be
+scored on what the model has in effect seen. numpy/scipy only.
 """
 
 from __future__ import annotations
@@ -18,13 +20,14 @@ import numpy as np
 from scipy.optimize import minimize
 from scipy.special import log_softmax
 
+from judgekit.bias import learned
+from judgekit.bias.learned import LearnedEnsembleModel
 from judgekit.calibrate.agreement import join_split
 from judgekit.calibrate.outputs import JudgeOutputs
-from judgekit.cards.model import LearnedEnsembleModel
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
+from judgekit.stats import Groups
 
-LOG_FLOOR = float(np.log(1e-6))
 L2_GRID = (0.01, 0.1, 1.0, 10.0)
 FOLDS = 5
 
@@ -38,38 +41,21 @@ class FittedEnsemble:
     oof: np.ndarray
 
 
-def _length_feature(outputs: JudgeOutputs, scale: float | None) -> np.ndarray | None:
-    if scale is None or outputs.lengths is None or outputs.lengths.ndim != 2:
-        return None
-    diff = outputs.lengths[:, 0].astype(float) - outputs.lengths[:, 1].astype(float)
-    return np.tanh(diff / scale)
+def group_folds(groups: Sequence[str], k: int, rng: np.random.Generator) -> np.ndarray:
+    """Fold of each item: groups (numbered by first appearance) shuffled and dealt round-robin
+    into ``k`` folds, so a group never straddles two. All-distinct groups give exactly the item
+    folds ``rng.permutation(np.arange(n) % k)``."""
+    clusters = Groups.of(groups, len(groups))
+    if clusters.n_groups < k:
+        raise ValueError(f"{clusters.n_groups} groups cannot fill {k} cross-validation folds")
+    return rng.permutation(np.arange(clusters.n_groups) % k)[clusters.codes]
 
 
 def features(
     outputs: JudgeOutputs, columns: Sequence[str], length_scale: float | None
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Design matrix (items x features) and which items have at least one valid prompt.
-
-    Per column: centred log-probabilities of the labels (floored at 1e-6), 0 where the prompt's
-    verdict is invalid (no evidence either way).
-    """
-    missing = [c for c in columns if c not in outputs.order_probs]
-    if missing:
-        raise ValueError(f"the judge outputs lack prompts {missing} the ensemble was fitted on")
-    blocks, usable = [], np.zeros(len(outputs.item_ids), dtype=bool)
-    for column in columns:
-        probs = outputs.order_probs[column]
-        valid = np.isfinite(probs).all(axis=1)
-        logp = np.maximum(
-            np.log(np.where(valid[:, None], np.maximum(probs, 1e-300), 1.0)), LOG_FLOOR
-        )
-        centred = logp - logp.mean(axis=1, keepdims=True)
-        blocks.append(np.where(valid[:, None], centred, 0.0))
-        usable |= valid
-    length = _length_feature(outputs, length_scale)
-    if length is not None:
-        blocks.append(np.nan_to_num(length)[:, None])
-    return np.hstack(blocks), usable
+    """The frozen model's design matrix for these outputs (``bias.learned.features``)."""
+    return learned.features(outputs.order_probs, outputs.lengths, columns, length_scale)
 
 
 def _dev_length_scale(outputs: JudgeOutputs, rows: Sequence[int]) -> float | None:
@@ -108,10 +94,6 @@ def fit_softmax_regression(
     return result.x[: d * k].reshape(d, k), result.x[d * k :]
 
 
-def softmax_predict(x: np.ndarray, w: np.ndarray, b: np.ndarray) -> np.ndarray:
-    return np.exp(log_softmax(x @ w + b, axis=1))
-
-
 def _log_loss(probs: np.ndarray, y: np.ndarray) -> float:
     return float(-np.mean(np.log(np.maximum(probs[np.arange(len(y)), y], 1e-300))))
 
@@ -125,7 +107,8 @@ def fit_ensemble(
     heldout_fraction: float = 0.5,
     use_length: bool = True,
 ) -> FittedEnsemble:
-    """Fit on the dev split only (``split="heldout"`` raises HeldOutError).
+    """Fit on the dev split only (``split="heldout"`` raises HeldOutError); the folds of the
+    L2 choice split by the records' groups (``group_folds``).
 
     Items whose human consensus is not one of the judge's labels (e.g. a human tie under a rubric
     without one) cannot be targets and are left out of the fit (counted in ``n_dropped``).
@@ -137,27 +120,29 @@ def fit_ensemble(
         raise ValueError("the judge outputs carry no per-prompt distributions (order_probs)")
     joined = join_split(records, outputs, "dev", heldout_fraction)
     index = {label: k for k, label in enumerate(outputs.labels)}
-    rows, targets = [], []
+    rows, targets, groups = [], [], []
     for record, row in zip(joined.records, joined.rows, strict=True):
         if row >= 0 and isinstance(record.consensus, str) and record.consensus in index:
             rows.append(int(row))
             targets.append(index[record.consensus])
+            groups.append(record.group)
     columns = sorted(outputs.order_probs)
     length_scale = _dev_length_scale(outputs, rows) if use_length else None
     x_all, usable = features(outputs, columns, length_scale)
     keep = [i for i, r in enumerate(rows) if usable[r]]
     rows, y = [rows[i] for i in keep], np.array([targets[i] for i in keep], dtype=int)
+    groups = [groups[i] for i in keep]
     if len(rows) < 2 * FOLDS:
         raise ValueError(f"{len(rows)} usable dev items; the ensemble needs {2 * FOLDS}+")
     x = x_all[rows]
     k = len(outputs.labels)
-    fold = rng.permutation(np.arange(len(rows)) % FOLDS)
+    fold = group_folds(groups, FOLDS, rng)
     cv_loss, oof_by_l2 = {}, {}
     for l2 in L2_GRID:
         oof = np.zeros((len(rows), k))
         for f in range(FOLDS):
             w, b = fit_softmax_regression(x[fold != f], y[fold != f], k, l2)
-            oof[fold == f] = softmax_predict(x[fold == f], w, b)
+            oof[fold == f] = learned.softmax_predict(x[fold == f], w, b)
         cv_loss[f"{l2:g}"], oof_by_l2[l2] = _log_loss(oof, y), oof
     best = min(L2_GRID, key=lambda l2: cv_loss[f"{l2:g}"])
     w, b = fit_softmax_regression(x, y, k, best)
@@ -172,7 +157,7 @@ def fit_ensemble(
         fitted_on="dev",
         n=len(rows),
         n_dropped=len(joined.records) - len(rows),
-        dev_log_loss=_log_loss(softmax_predict(x, w, b), y),
+        dev_log_loss=_log_loss(learned.softmax_predict(x, w, b), y),
         dev_cv_log_loss=cv_loss,
         dev_cv_accuracy=float(np.mean(oof_by_l2[best].argmax(axis=1) == y)),
     )
@@ -182,11 +167,7 @@ def fit_ensemble(
 
 def ensemble_probs(model: LearnedEnsembleModel, outputs: JudgeOutputs) -> np.ndarray:
     """The frozen model's distributions; NaN rows where no prompt gave a valid verdict."""
-    if list(outputs.labels) != model.labels:
-        raise ValueError(f"labels {list(outputs.labels)} differ from the model's {model.labels}")
-    x, usable = features(outputs, model.columns, model.length_scale)
-    probs = softmax_predict(x, np.asarray(model.coefficients), np.asarray(model.intercept))
-    return np.where(usable[:, None], probs, np.nan)
+    return learned.learned_probs(model, outputs.order_probs, outputs.labels, outputs.lengths)
 
 
 def apply_ensemble(model: LearnedEnsembleModel, outputs: JudgeOutputs) -> JudgeOutputs:

@@ -36,7 +36,7 @@ from judgekit.cards.trust import decide_trust
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import DEFAULT_SALT
 from judgekit.schema import JudgeIdentity
-from judgekit.stats import proportion_ci
+from judgekit.stats import share_ci
 
 KAPPA_ALL = "kappa (ties and invalid verdicts as their own categories)"
 QWK = "quadratic weighted kappa (decided verdicts)"
@@ -182,7 +182,6 @@ def _agreement_fields(c: Calibrator, options: CalibrationOptions) -> dict[str, A
         trust_kappa = ordinal.weighted_kappa_quadratic
     else:
         trust_metric, trust_kappa = KAPPA_ALL, kappa
-    correct = int((c.judge_all == c.human_idx).sum())
     decided = c.decided
     agree_decided = int((c.judge_idx[decided] == c.human_idx[decided]).sum())
     return {
@@ -194,10 +193,11 @@ def _agreement_fields(c: Calibrator, options: CalibrationOptions) -> dict[str, A
         "kappa_valid_only": kappa_decided,
         "trust_metric": trust_metric,
         "trust_kappa": trust_kappa,
-        "accuracy": Interval.of(proportion_ci(correct, n), n),
+        "accuracy": Interval.of(share_ci(c.judge_all == c.human_idx, groups=c.groups), n),
         "accuracy_valid_only": agree_decided / int(decided.sum()) if decided.any() else None,
         "agreement_decided": Interval.of(
-            proportion_ci(agree_decided, int(decided.sum())), int(decided.sum())
+            share_ci(c.judge_idx[decided] == c.human_idx[decided], groups=c.groups[decided]),
+            int(decided.sum()),
         )
         if decided.any()
         else None,

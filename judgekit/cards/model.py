@@ -1,4 +1,8 @@
-"""The calibration card: every figure measured about one judge x rubric x set x split, as models."""
+"""The calibration card: every figure measured about one judge x rubric x set x split, as models.
+
+412 lines: one model per figure of the card (each a few fields with their descriptions) and
+the key over them; splitting them apart would scatter one file format over several modules.
+"""
 
 from __future__ import annotations
 
@@ -32,6 +36,11 @@ class Interval(StrictModel):
     n: int
     n_resamples: int
     n_failed: int = 0
+    n_groups: int | None = Field(
+        default=None,
+        description="Clusters the interval resampled (items sharing a question or article); "
+        "None: items resampled as independent.",
+    )
 
     @classmethod
     def of(cls, ci: ConfidenceInterval, n: int) -> Interval:
@@ -44,6 +53,7 @@ class Interval(StrictModel):
             n=n,
             n_resamples=ci.n_resamples,
             n_failed=ci.n_failed,
+            n_groups=ci.n_groups,
         )
 
     def format(self) -> str:
@@ -179,7 +189,17 @@ class AbstentionPolicy(StrictModel):
     threshold: float | None = Field(description="None: no threshold met the target; keep nothing.")
     n_calibration: int
     n_kept_calibration: int
-    lower_bound: float | None = Field(description="Clopper-Pearson lower bound at the threshold.")
+    lower_bound: float | None = Field(
+        description="(1 - alpha) lower bound on dev agreement at the threshold, by ``method``."
+    )
+    method: str = Field(
+        default="Clopper-Pearson (independent items)",
+        description="The test behind the threshold (``calibrate.abstain``): Clopper-Pearson when "
+        "dev items are independent, betting over groups when they share questions/articles.",
+    )
+    n_groups_calibration: int | None = Field(
+        default=None, description="Independent dev groups the threshold was certified on."
+    )
     n: int
     n_kept: int
     coverage: float
@@ -202,6 +222,16 @@ class EnsembleCard(StrictModel):
         description="Dev out-of-fold confidences (None: invalid verdict)."
     )
     calibration_agreed: list[bool]
+    calibration_ids: list[str] = Field(
+        default_factory=list,
+        description="Dev item ids aligned with calibration_confidence (empty in older cards).",
+    )
+    calibration_groups: list[str] = Field(
+        default_factory=list,
+        description="Their groups (the set's split_group): certificates treat a group as one "
+        "independent unit, and a cascade re-certifies a later stage on the dev items the earlier "
+        "stages escalate (``cascade_policy.certify_stages``).",
+    )
     abstention: list[AbstentionPolicy]
 
 

@@ -150,7 +150,9 @@ def diff_runs(
     if len(valid) < 2:
         raise InputError("fewer than two items have valid verdicts in both runs")
     diff = (valid["b"] - valid["a"]).to_numpy()
-    ci = bootstrap_ci(np.mean, diff, rng=rng, n_resamples=n_resamples)
+    group_of = dict(zip(base.verdicts.item_ids, base.verdicts.groups, strict=True))
+    groups = [group_of[i] for i in valid.index]  # items sharing a question: one cluster
+    ci = bootstrap_ci(np.mean, diff, rng=rng, n_resamples=n_resamples, groups=groups)
     changes = [
         ItemChange(item_id=str(i), baseline=r.a, candidate=r.b, diff=r.b - r.a)
         for i, r in valid.iterrows()
@@ -171,8 +173,8 @@ def diff_runs(
         candidate_better=int((diff > 0).sum()),
         baseline_better=int((diff < 0).sum()),
         unchanged=int((diff == 0).sum()),
-        p_sign=sign_test(diff),
-        p_permutation=permutation_test(diff, rng=rng),
+        p_sign=sign_test(diff, groups=groups),
+        p_permutation=permutation_test(diff, rng=rng, groups=groups),
         mismatches=mismatches,
         regressions=[c for c in changes[:top] if c.diff < 0],
         improvements=[c for c in reversed(changes[-top:]) if c.diff > 0],

@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import JudgeSpec, VLLMJudge, judge_spec, open_backend
-from judgekit.calibrate.cascade_policy import card_policy
+from judgekit.calibrate.cascade_policy import card_policy, certify_stages
 from judgekit.cards import CardError, NamedCard, load_card
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.quiet import log_path, quiet
@@ -19,7 +19,7 @@ from judgekit.config import named_judge
 from judgekit.data.records import OutputExistsError, read_items
 from judgekit.judging.cascade import Stage, cascade
 from judgekit.judging.store import ResultStore
-from judgekit.rubrics import load_rubric
+from judgekit.rubrics import Rubric, load_rubric
 
 
 def parse_stage(spec: str, label_map: dict[str, str]) -> tuple[str, JudgeSpec, Path | None]:
@@ -96,24 +96,26 @@ def cascade_command(
     items = read_items(input, chosen.manifest.mode, pairs_option(column))
     parsed = [parse_stage(spec, pairs_option(label_map, "--label-map")) for spec in stage]
     with quiet(log_path(output), verbose=verbose, fresh=True):
-        stages = []
-        for n, (name, spec, card_path) in enumerate(parsed, start=1):
-            if card_path is None:
-                if target_agreement is not None and n < len(parsed):
-                    raise CardError(
-                        f"stage {name}: --target-agreement needs a calibration card "
-                        "(--stage JUDGE=CARD.json) to certify what it keeps; only the last "
-                        "stage may decide what reaches it without one"
-                    )
-                stages.append(Stage(name, spec))
-                continue
-            identified = open_backend(spec)  # no engine yet: its identity is enough to check
-            try:
-                named: NamedCard = load_card(card_path, chosen, identified.identity)
-            finally:
-                identified.close()
-            policy = card_policy(named.card, target_agreement, alpha)
-            stages.append(Stage(name, spec, named, policy))
+        named = [
+            _stage_card(n, len(parsed), stage, chosen, target_agreement)
+            for n, stage in enumerate(parsed, start=1)
+        ]
+        cards = [c.card for c in named if c is not None]
+        # each stage is certified on the dev items that reach it (earlier stages abstained)
+        choices = iter(certify_stages(cards, target_agreement, alpha)) if target_agreement else None
+        stages = [
+            Stage(name, spec)
+            if card is None
+            else Stage(
+                name,
+                spec,
+                card,
+                card_policy(
+                    card.card, target_agreement, alpha, choice=next(choices) if choices else None
+                ),
+            )
+            for (name, spec, _), card in zip(parsed, named, strict=True)
+        ]
         result = cascade(
             items,
             chosen,
@@ -124,3 +126,27 @@ def cascade_command(
         )
     typer.echo(result.format())
     typer.echo(f"rows written to {output}")
+
+
+def _stage_card(
+    n: int,
+    total: int,
+    stage: tuple[str, JudgeSpec, Path | None],
+    rubric: Rubric,
+    target: float | None,
+) -> NamedCard | None:
+    """The stage's card, checked against its judge before anything is judged."""
+    name, spec, card_path = stage
+    if card_path is None:
+        if target is not None and n < total:
+            raise CardError(
+                f"stage {name}: --target-agreement needs a calibration card "
+                "(--stage JUDGE=CARD.json) to certify what it keeps; only the last "
+                "stage may decide what reaches it without one"
+            )
+        return None
+    identified = open_backend(spec)  # no engine yet: its identity is enough to check
+    try:
+        return load_card(card_path, rubric, identified.identity)
+    finally:
+        identified.close()

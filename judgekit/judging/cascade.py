@@ -23,6 +23,7 @@ from pydantic import Field
 from judgekit.backends import Backend, JudgeSpec
 from judgekit.cards.store import NamedCard
 from judgekit.data.records import OutputExistsError
+from judgekit.judging.decide import decide
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run import judge
 from judgekit.judging.store import ResultStore
@@ -32,11 +33,17 @@ from judgekit.schema import Item, StrictModel
 
 @dataclass(frozen=True)
 class StageDecision:
-    """Per item of a stage's run: confidence (NaN = invalid), kept or not, and the rule."""
+    """Per item of a stage's run: confidence (NaN = invalid), kept or not, and the rule.
+
+    ``probs``: the distributions the stage decides with when they are not the run's own (a
+    card's learned ensemble, whose confidences its thresholds are certified on); labels are read
+    from them with the run's decision rule.
+    """
 
     confidence: np.ndarray
     keep: np.ndarray
     rule: str
+    probs: np.ndarray | None = None
 
 
 StagePolicy = Callable[[JudgeRun], StageDecision]
@@ -135,7 +142,8 @@ def cascade(
         # a spec's engine is started and closed inside judge(): one engine at a time
         run = judge(remaining, rubric, backend=stage.judge, card=stage.card, store=store)
         decision = (stage.policy or plain_decision)(run)
-        kept = decision.keep & run.verdicts.valid
+        probs = run.verdicts.probs if decision.probs is None else decision.probs
+        kept = decision.keep & np.isfinite(probs).all(axis=1)
         for i, item in enumerate(remaining):
             seen[item.id].append(stage.name)
             if kept[i]:
@@ -173,13 +181,20 @@ def _row(
     i: int,
     seen: dict[str, list[str]],
 ) -> CascadeItem:
-    v = run.verdicts
+    rubric = run.rubric
+    if decision.probs is None:
+        probs, label = run.verdicts.probs[i], run.verdicts.labels[i]
+    else:
+        probs = decision.probs[i]
+        label = decide(
+            probs[None, :], rubric.labels, rubric.values, rubric.manifest.mode, run.controls
+        ).labels[0]
     return CascadeItem(
         item_id=item_id,
         decided_by=stage,
         stage=index,
-        label=v.labels[i],
-        label_probs=dict(zip(run.rubric.labels, map(float, v.probs[i]), strict=True)),
+        label=label,
+        label_probs=dict(zip(rubric.labels, map(float, probs), strict=True)),
         confidence=float(decision.confidence[i]),
         judges_seen=list(seen[item_id]),
     )

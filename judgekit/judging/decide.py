@@ -22,7 +22,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from judgekit.schema import Controls, Mode
-from judgekit.stats import proportion_ci
+from judgekit.stats import share_ci
 
 TIE = "tie"
 INVALID = "invalid"
@@ -92,22 +92,36 @@ class Rate:
 
 
 def label_rates(
-    labels: Sequence[str | None], valid: np.ndarray, ties: np.ndarray, categories: Sequence[str]
+    labels: Sequence[str | None],
+    valid: np.ndarray,
+    ties: np.ndarray,
+    categories: Sequence[str],
+    groups: Sequence[str] | None = None,
 ) -> dict[str, Rate]:
-    """Share of all items per verdict category (``categories``, then "tie" and "invalid").
+    """Share of all items per verdict category (``categories``, then "tie" and "invalid"),
+    with an interval that treats items sharing a group as one cluster (``stats.share_ci``).
 
-    Pointwise ties (no label) count as "tie". The denominator is every item.
+    Pointwise ties (no label) count as "tie". The denominator is every item. With every item in
+    one group no interval can be estimated: it is [0, 1].
     """
-    n = len(labels)
     names = [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
-    counts = dict.fromkeys(names, 0)
-    for label, ok, tie in zip(labels, valid, ties, strict=True):
-        key = INVALID if not ok else (TIE if tie else label)
-        counts[key] += 1
+    outcome = np.array(
+        [
+            INVALID if not ok else (TIE if tie else label)
+            for label, ok, tie in zip(labels, valid, ties, strict=True)
+        ],
+        dtype=object,
+    )
     out = {}
-    for name, k in counts.items():
-        ci = proportion_ci(k, n) if n else None
-        out[name] = Rate(
-            name, k, k / n if n else 0.0, ci.low if ci else 0.0, ci.high if ci else 0.0
-        )
+    for name in names:
+        flags = outcome == name
+        if len(flags) == 0:
+            out[name] = Rate(name, 0, 0.0, 0.0, 0.0)
+            continue
+        if groups is not None and len(set(groups)) < 2:
+            low, high = 0.0, 1.0
+        else:
+            ci = share_ci(flags, groups=groups)
+            low, high = ci.low, ci.high
+        out[name] = Rate(name, int(flags.sum()), float(flags.mean()), low, high)
     return out

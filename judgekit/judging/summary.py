@@ -116,11 +116,14 @@ def summarize(run: JudgeRun) -> RunSummary:
     fresh = [j for j in run.judgments if not j.from_store]
     prompt_tokens = sum(j.num_prompt_tokens for j in fresh)
     cached_tokens = sum(j.num_cached_tokens for j in fresh)
-    mean = mean_ci(scores[valid]) if valid.sum() >= 2 else None
+    groups = np.array(v.groups, dtype=object)
+    # items sharing a question are one cluster: a CI needs two clusters at least
+    enough = len(set(groups[valid])) >= 2
+    mean = mean_ci(scores[valid], groups=groups[valid]) if enough else None
     categories = [label for label in run.rubric.labels if label != TIE]
     rates = {
         name: (r.rate, r.low, r.high)
-        for name, r in label_rates(v.labels, valid, v.ties, categories).items()
+        for name, r in label_rates(v.labels, valid, v.ties, categories, v.groups).items()
     }
     partial = valid & (v.n_valid_variants < v.n_variants)
     by_variant: dict[str, list[bool]] = {}

@@ -1,4 +1,8 @@
-"""Agreement statistics and confidence intervals: pure numpy/scipy, arrays in, numbers out."""
+"""Agreement statistics and confidence intervals: pure numpy/scipy, arrays in, numbers out.
+
+Every interval and paired test takes ``groups`` (one key per item): items sharing a question or
+article are resampled, summed or flipped together.
+"""
 
 from judgekit.stats.agreement import (
     HumanCeiling,
@@ -18,11 +22,14 @@ from judgekit.stats.bootstrap import (
     bootstrap_ci_2d,
     mean_ci,
     proportion_ci,
+    share_ci,
 )
+from judgekit.stats.clusters import Groups
 from judgekit.stats.paired import permutation_test, sign_test
 
 __all__ = [
     "ConfidenceInterval",
+    "Groups",
     "HumanCeiling",
     "accuracy",
     "bootstrap_ci",
@@ -37,6 +44,7 @@ __all__ = [
     "pearson",
     "permutation_test",
     "proportion_ci",
+    "share_ci",
     "sign_test",
     "spearman",
 ]

@@ -11,9 +11,17 @@ import numpy as np
 import pytest
 
 from judgekit.backends.replay import ReplayBackend, read_verdicts
-from judgekit.calibrate.cascade_policy import card_policy, cascade_agreement
+from judgekit.calibrate.abstain import GROUP_BETTING, select_threshold
+from judgekit.calibrate.cascade_policy import (
+    StageMismatchError,
+    card_policy,
+    card_threshold,
+    cascade_agreement,
+    certify_stages,
+)
 from judgekit.calibrate.run import run_calibration
 from judgekit.cards import CalibrationOptions, read_card
+from judgekit.cards.model import CalibrationCard, EnsembleCard, SplitInfo
 from judgekit.data.records import read_items
 from judgekit.data.sets import load_calibration_set
 from judgekit.data.split import heldout_mask
@@ -66,7 +74,7 @@ def pandalm_named(data: Path, tmp_path_factory):
         "pandalm",
         rubric,
         backend=_replay(data, "pandalm-7b", "pandalm_result"),
-        options=CalibrationOptions(limit=150, n_resamples=200),
+        options=CalibrationOptions(n_resamples=200),
         data_dir=data,
         cards_dir=out / "cards",
         out_dir=out / "report",
@@ -85,7 +93,7 @@ def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_named):
 
 
 def test_cascade_on_a_calibration_set(data: Path, pandalm_named, tmp_path: Path):
-    """PandaLM-7B (abstaining below the 0.7 threshold) -> GPT-3.5 (decides the rest)."""
+    """PandaLM-7B (abstaining below the threshold certified for 0.7) -> GPT-3.5 (decides the rest)."""
     rubric = load_rubric(RUBRIC)
     records = load_calibration_set("pandalm", data_dir=data).records
     held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
@@ -110,6 +118,9 @@ def test_cascade_on_a_calibration_set(data: Path, pandalm_named, tmp_path: Path)
     scores = cascade_agreement(result, held, rng=np.random.default_rng(0), n_resamples=200)
     assert set(scores["per_stage"]) == {"pandalm-7b", "gpt-3.5"}
     assert 0.4 < scores["agreement_decided"].estimate <= 1.0
+    # items sharing an instruction are one unit: cluster bootstrap, design-effect Wilson
+    assert "cluster bootstrap over" in scores["kappa_all"].method
+    assert "design effect" in scores["agreement_decided"].method
     assert "stage" in result.format() and "needs a human" in result.format()
 
 
@@ -178,3 +189,85 @@ def test_report_renders_the_ensemble_section(pandalm_named, tmp_path: Path):
     text = paths["markdown"].read_text()
     assert "Prompt combinations (chosen:" in text and "Abstention" in text
     assert paths["reliability_learned"].stat().st_size > 1000
+
+
+# --- stage certification on escalated items (pure: cards built from their dev arrays) -------------
+
+
+def _card(key: str, conf, agreed, ids, groups, salt: str = "judgekit-split-v1") -> CalibrationCard:
+    """A card holding only what certification reads (the rest of a card is not needed)."""
+    section = EnsembleCard.model_construct(
+        calibration_confidence=[None if np.isnan(c) else float(c) for c in conf],
+        calibration_agreed=[bool(a) for a in agreed],
+        calibration_ids=list(ids),
+        calibration_groups=list(groups),
+    )
+    split = SplitInfo.model_construct(
+        name="heldout", heldout_fraction=0.5, salt=salt, group_by="{instruction}"
+    )
+    return CalibrationCard.model_construct(
+        key=key, set_name="pandalm", set_sha256="abc", split=split, ensemble=section
+    )
+
+
+def _two_stages(seed: int = 0) -> tuple[CalibrationCard, CalibrationCard, np.ndarray]:
+    """120 groups of 5, half the items easy. The small judge is confident (and right) on the
+    easy ones; the big judge is right on every easy item but on 60% of hard ones, equally
+    confident on all: on all its dev items it agrees ~0.8, on what the small judge escalates
+    ~0.6."""
+    rng = np.random.default_rng(seed)
+    codes = np.repeat(np.arange(120), 5)
+    easy = rng.random(codes.size) < 0.5
+    ids = [f"item{i}" for i in range(codes.size)]
+    groups = [f"q{c}" for c in codes]
+    small_conf = np.where(easy, 0.95, 0.55)
+    big_agreed = easy | (rng.random(codes.size) < 0.6)
+    small = _card("s" * 64, small_conf, easy, ids, groups)
+    big = _card("b" * 64, np.full(codes.size, 0.9), big_agreed, ids, groups)
+    return small, big, easy
+
+
+def test_later_stage_is_certified_only_on_what_earlier_stages_escalate():
+    small, big, easy = _two_stages()
+    whole = card_threshold(big, 0.7)
+    # on all its dev items every threshold keeps everything: the lowest one is certified
+    assert whole.threshold == 0.0 and whole.n_kept == 600 and whole.method == GROUP_BETTING
+    first, second = certify_stages([small, big], 0.7)
+    # the small judge keeps its easy items (thresholds 0.95 .. 0.56), escalates the rest
+    assert first.threshold == pytest.approx(0.56) and first.n_kept == easy.sum()
+    assert second.threshold is None and second.n == (~easy).sum()  # only the escalated items
+    hard = np.flatnonzero(~easy)
+    by_hand = select_threshold(
+        np.full(hard.size, 0.9),
+        np.array(big.ensemble.calibration_agreed)[hard],
+        groups=[big.ensemble.calibration_groups[i] for i in hard],
+        target=0.7,
+    )
+    assert second == by_hand
+
+
+def test_stage_that_certifies_nothing_escalates_everything():
+    small, big, _ = _two_stages()
+    nothing = _card("n" * 64, np.full(600, 0.6), np.zeros(600, bool),
+                    small.ensemble.calibration_ids, small.ensemble.calibration_groups)  # fmt: skip
+    first, second = certify_stages([nothing, big], 0.7)
+    assert first.threshold is None and second == card_threshold(big, 0.7)
+
+
+def test_cards_from_different_splits_or_groupings_are_refused():
+    small, big, _ = _two_stages()
+    other = big.model_copy(update={"split": big.split.model_copy(update={"salt": "other"})})
+    with pytest.raises(StageMismatchError, match="same set and split"):
+        certify_stages([small, other], 0.7)
+    old = big.model_copy(
+        update={"ensemble": big.ensemble.model_copy(update={"calibration_ids": []})}
+    )
+    with pytest.raises(StageMismatchError, match="no dev item ids"):
+        certify_stages([small, old], 0.7)
+    regrouped = big.model_copy(
+        update={"ensemble": big.ensemble.model_copy(
+            update={"calibration_groups": [f"x{i}" for i in range(600)]}
+        )}
+    )  # fmt: skip
+    with pytest.raises(StageMismatchError, match="group the set differently"):
+        certify_stages([small, regrouped], 0.7)

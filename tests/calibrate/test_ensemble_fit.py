@@ -9,12 +9,13 @@ import numpy as np
 import pytest
 from helpers import card_for
 
+from judgekit.bias.learned import softmax_predict
 from judgekit.calibrate.ensemble_card import ensemble_card
 from judgekit.calibrate.ensemble_fit import (
     apply_ensemble,
     fit_ensemble,
     fit_softmax_regression,
-    softmax_predict,
+    group_folds,
 )
 from judgekit.calibrate.outputs import JudgeOutputs
 from judgekit.cards.model import CalibrationCard
@@ -151,3 +152,36 @@ def test_apply_is_frozen_and_invalid_stays_invalid(scripted_card):
     applied = apply_ensemble(model, replace(outputs, order_probs=broken))
     assert np.isnan(applied.probs[0]).all()
     np.testing.assert_allclose(applied.probs[1:], apply_ensemble(model, outputs).probs[1:], atol=0)
+
+
+def test_cv_folds_never_split_a_group():
+    groups = [f"q{i // 3}" for i in range(30)] + ["alone"]
+    fold = group_folds(groups, 5, np.random.default_rng(0))
+    for g in set(groups):
+        assert len({fold[i] for i, x in enumerate(groups) if x == g}) == 1
+    assert set(fold.tolist()) == {0, 1, 2, 3, 4}
+    # all-distinct groups: exactly the item folds used before
+    singles = group_folds([f"id{i}" for i in range(31)], 5, np.random.default_rng(1))
+    assert singles.tolist() == np.random.default_rng(1).permutation(np.arange(31) % 5).tolist()
+    with pytest.raises(ValueError, match="3 groups cannot fill 5"):
+        group_folds(["a", "b", "c", "a"], 5, np.random.default_rng(0))
+
+
+def test_siblings_are_scored_by_the_same_out_of_fold_model():
+    """Groups of 4 items with identical prompt outputs: with group folds a group's items are
+    predicted by one model that saw none of them (identical out-of-fold rows); item folds put
+    siblings into different folds, so a model trained on a sibling scored the item."""
+    records, outputs = _scripted(240, 2)
+    records = [r.model_copy(update={"group": f"g{i // 4}"}) for i, r in enumerate(records)]
+    probs = {k: v[(np.arange(240) // 4) * 4] for k, v in outputs.order_probs.items()}
+    outputs = JudgeOutputs(**{**outputs.__dict__, "order_probs": probs})
+    fitted = fit_ensemble(records, outputs, "dev", rng=np.random.default_rng(0))
+    group_of = {r.id: r.group for r in records}
+    rows: dict[str, list[np.ndarray]] = {}
+    for item_id, row in zip(fitted.dev_ids, fitted.oof, strict=True):
+        rows.setdefault(group_of[item_id], []).append(row)
+    assert len(rows) > 20 and sum(len(v) for v in rows.values()) == len(fitted.dev_ids)
+    for group_rows in rows.values():
+        np.testing.assert_array_equal(
+            np.array(group_rows), np.array(group_rows[:1] * len(group_rows))
+        )
