@@ -13,9 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
-
 import offline_tokenizers as tk
+import pytest
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[1]
