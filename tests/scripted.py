@@ -83,6 +83,9 @@ class Lent(BackendBase):
     def identity(self) -> JudgeIdentity:
         return self.backend.identity
 
+    def preflight(self, rubric: Any, variants: Sequence[str] | None) -> None:
+        self.backend.preflight(rubric, variants)
+
     def prepare(self, requests: Sequence[LabelRequest]) -> None:
         self.backend.prepare(requests)
 

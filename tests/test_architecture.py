@@ -20,7 +20,7 @@ ALLOWED = {
     "stats": set(),
     "rubrics": {"files", "schema"},
     "data": {"files", "rubrics", "schema"},
-    "backends": {"files", "schema"},
+    "backends": {"files", "rubrics", "schema"},
     "bias": {"schema", "stats"},
     "cards": {"bias", "files", "rubrics", "schema", "stats"},
     "config": {"backends", "cards", "schema"},

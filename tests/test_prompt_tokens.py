@@ -30,13 +30,10 @@ def encoder() -> ChatEncoder:
 
 
 def _whole_string_ids(encoder: ChatEncoder, request, tail: str) -> list[int]:
-    """How prompts were encoded before: the rendered chat as one string."""
+    """The tokenizer's own ids of the rendered chat as one string (special tokens parsed)."""
     tokenizer = encoder.tokenizer
-    chat = [{"role": m.role, "content": m.content} for m in request.messages[:-1]]
-    chat.append({"role": "assistant", "content": tail})
-    text = tokenizer.apply_chat_template(
-        chat, tokenize=False, add_generation_prompt=False, continue_final_message=True
-    )
+    chat = [{"role": m.role, "content": m.content} for m in encoder.chat(request.messages, tail)]
+    text = encoder.format.render(tokenizer, chat, generation=False)
     return tokenizer.encode(text, add_special_tokens=False)
 
 
@@ -121,34 +118,21 @@ def test_batched_cached_encoding_gives_the_ids_of_each_prompt_alone(encoder: Cha
         for i in range(12)
     ]
     requests = [p.request for p in plan_requests(load_rubric("overall_quality@v2"), items)]
-    batched = [p.ids for p in encoder.prompts(requests)]
-    assert batched == [ChatEncoder(encoder.tokenizer).prompt(r).ids for r in requests]
+    batched = [p.ids for p in ChatEncoder(encoder.tokenizer).prompts(requests)]
+    alone = ChatEncoder(encoder.tokenizer)
+    assert batched == [alone.encode_chats([(r.messages, "Score: ")] * 2)[1].ids for r in requests]
     plain = PointwiseItem(id="plain", question="What is 2+2?", answer="Four, since 2+2=4.")
     clean = [p.request for p in plan_requests(load_rubric("overall_quality@v1"), [plain])]
     tail = encoder.answer_slot(clean[0]).tail
     assert encoder.prompts(clean)[0].ids == _whole_string_ids(encoder, clean[0], tail)
 
 
-class _CountingTokenizer:
-    """The real tokenizer, counting the characters it is asked to tokenise."""
-
-    def __init__(self, tokenizer) -> None:
-        self.tokenizer, self.chars = tokenizer, 0
-
-    def __call__(self, texts, **kwargs):
-        self.chars += sum(len(t) for t in texts)
-        return self.tokenizer(texts, **kwargs)
-
-    def __getattr__(self, name: str):
-        return getattr(self.tokenizer, name)
-
-
 @pytest.mark.parametrize("version", [1, 2])
 def test_shared_prefixes_tokenised_once_give_each_text_its_own_ids(
     encoder: ChatEncoder, shared_data, pandalm_pairs, version: int
 ) -> None:
-    """SummEval (16 summaries per article) and PandaLM, all variants: the ids of each message's
-    text alone, while the tokenizer sees a fraction of the text (each article once per group)."""
+    """SummEval (16 summaries per article) and PandaLM, all variants: each prompt's ids are the
+    whole-string ids, while the tokenizer sees a fraction of the text (each article once)."""
     from judgekit.data.sets import load_calibration_set
 
     summeval = load_calibration_set("summeval", data_dir=shared_data, metric="relevance")
@@ -156,19 +140,16 @@ def test_shared_prefixes_tokenised_once_give_each_text_its_own_ids(
         (f"overall_quality@v{version}", [r.item for r in summeval.records[:48]]),
         (f"pairwise_preference@v{version}", pandalm_pairs),
     ]
-    tokenize = encoder.tokenizer
     for ref, items in batches:
         requests = [p.request for p in plan_requests(load_rubric(ref), items)]
-        counting = _CountingTokenizer(encoder.tokenizer)
-        prompts = ChatEncoder(counting).prompts(requests)
+        fresh = ChatEncoder(encoder.tokenizer)
+        prompts = fresh.prompts(requests)
         for request, prompt in zip(requests, prompts, strict=True):
-            contents = [m.content for m in request.messages[:-1]]
-            for content, (start, end) in zip(contents, prompt.plain_spans, strict=False):
-                alone = tokenize(content, add_special_tokens=False, split_special_tokens=True)
-                assert prompt.ids[start:end] == alone["input_ids"]
+            tail = fresh.answer_slot(request).tail
+            assert prompt.ids == _whole_string_ids(fresh, request, tail)
         total = sum(len(m.content) for r in requests for m in r.messages)
         if ref.startswith("overall"):
-            assert counting.chars < 0.4 * total, (ref, counting.chars, total)
+            assert fresh.tokenised_chars < 0.4 * total, (ref, fresh.tokenised_chars, total)
 
 
 def test_a_cut_the_tokenizer_merges_across_is_dropped() -> None:
@@ -176,8 +157,8 @@ def test_a_cut_the_tokenizer_merges_across_is_dropped() -> None:
     from judgekit.backends.text_ids import TextIds
 
     class Merging:
-        def __call__(self, texts, **_):
-            return {"input_ids": [self.encode(t) for t in texts]}
+        def __call__(self, texts: list[str]) -> list[list[int]]:
+            return [self.encode(t) for t in texts]
 
         @staticmethod
         def encode(text: str) -> list[int]:
@@ -185,21 +166,21 @@ def test_a_cut_the_tokenizer_merges_across_is_dropped() -> None:
 
     plain = "a" * 300 + " b" * 100
     texts = [plain + " one", plain + " two", plain + " three"]
-    good = TextIds(Merging(), plain=True)
+    good = TextIds(Merging())
     assert good.encode(texts) == [Merging.encode(t) for t in texts]
     assert [len(p.text) for p in good._prefixes] == [468]  # verified, reused by " three"
     merging = "a" * 300 + "x y" * 60
     texts = [merging + " one", merging + " two", merging + " three"]
-    bad = TextIds(Merging(), plain=True)
+    bad = TextIds(Merging())
     assert bad.encode(texts) == [Merging.encode(t) for t in texts]
     assert bad._prefixes == []
     # endings: a shared instruction is reused, a shared ending cut inside "x y" is not
     ending = "Reply with the grade only: one number from 1 to 5, and nothing else at all."
     texts = [f"{i} " * 40 + ending for i in range(3)]
-    ends = TextIds(Merging(), plain=True)
+    ends = TextIds(Merging())
     assert ends.encode(texts) == [Merging.encode(t) for t in texts]
     assert [s.text for s in ends._suffixes] == [" from 1 to 5, and nothing else at all."]
     texts = [f"{i} " * 40 + "x y" * 40 for i in range(3)]
-    bad_ends = TextIds(Merging(), plain=True)
+    bad_ends = TextIds(Merging())
     assert bad_ends.encode(texts) == [Merging.encode(t) for t in texts]
     assert bad_ends._suffixes == []

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 TokenSeq = tuple[int, ...]
@@ -35,6 +36,9 @@ class Capabilities:
 class Backend(Protocol):
     """Requests in, same-order label log-probabilities out; every method is part of the contract.
 
+    ``preflight(rubric, variants)`` checks, before anything is judged (and before an engine
+    loads), that the rubric's prompts can be rendered, tokenised and read on this judge
+    (``backends.preflight``); it raises ``PreflightError`` naming the model, problem and fix.
     ``prepare(requests)`` is called once before ``identity`` is read, so choices the backend makes
     from the requests (a probed prompt ending) are part of the identity that keys stored results.
     ``score_stream(requests, chunk)`` yields lists of (index, result) as requests finish.
@@ -47,6 +51,8 @@ class Backend(Protocol):
 
     @property
     def capabilities(self) -> Capabilities: ...
+
+    def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None: ...
 
     def prepare(self, requests: Sequence[LabelRequest]) -> None: ...
 
@@ -66,6 +72,9 @@ class BackendBase:
     ``score`` call, handed back ``chunk`` results at a time), no stats."""
 
     capabilities = Capabilities()
+
+    def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None:
+        """No prompt of its own to check (a replay, a server rendering its chat)."""
 
     def prepare(self, requests: Sequence[LabelRequest]) -> None:
         """Nothing to choose from the requests."""

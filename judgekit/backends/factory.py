@@ -15,6 +15,7 @@ from judgekit.backends.spec import (
     VLLMJudge,
     judge_spec,
 )
+from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 
@@ -81,13 +82,26 @@ class LazyBackend(BackendBase):
         from judgekit.backends.vllm_engine import VLLMEngine, resolve_engine
 
         self.spec = spec
-        self._identity = resolve_engine(spec).identity
+        self._resolved = resolve_engine(spec)
+        self._identity = self._resolved.identity
         self._backend: Backend | None = None
         self.capabilities: Capabilities = VLLMEngine.capabilities
 
     @property
     def identity(self) -> JudgeIdentity:
         return self._identity
+
+    def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None:
+        """The probe prompts on the judge's chat format, before the engine loads."""
+        from judgekit.backends.preflight import preflight
+
+        preflight(
+            self._resolved.encoder,
+            rubric,
+            variants,
+            model=self._identity.model,
+            max_model_len=self.spec.max_model_len,
+        )
 
     @property
     def loaded(self) -> bool:

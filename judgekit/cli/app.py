@@ -21,6 +21,7 @@ from rich.console import Console
 
 from judgekit.audit.canaries import CanaryError
 from judgekit.backends import LabelTokenError
+from judgekit.backends.preflight import PreflightError
 from judgekit.backends.replay import ReplayError
 from judgekit.cards import CardError, NotCalibratedError
 from judgekit.ci.gates import GateFailure
@@ -40,6 +41,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     ConfigError,
     ReplayError,
     LabelTokenError,
+    PreflightError,
     ValidationError,
 )
 err = Console(stderr=True)

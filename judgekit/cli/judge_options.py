@@ -51,6 +51,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
             "--enforce-eager/--compile",
         ),
     ),
+    "chat_template": (str | None, _option("A Jinja chat template file replacing the model's own.")),
     "base_url": (list[str] | None, _option("openai: server URL(s); several = replicas.")),
     "api_key_env": (str | None, _option("openai: environment variable holding the API key.")),
     "max_concurrency": (int | None, _option("openai: in-flight requests per replica.")),

@@ -139,6 +139,7 @@ def judge(
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
     try:
+        engine.preflight(rubric, use.variants if use else variants)  # before an engine loads
         engine.prepare([p.request for p in planned])  # choices made here enter the identity
         identity = engine.identity
         if use is not None:

@@ -93,7 +93,7 @@ def test_replayed_judge_gets_a_card_with_an_ensemble(pandalm_named):
 
 
 def test_cascade_on_a_calibration_set(data: Path, pandalm_named, tmp_path: Path):
-    """PandaLM-7B (abstaining below the threshold certified for 0.7) -> GPT-3.5 (decides the rest)."""
+    """PandaLM-7B (abstaining below its threshold certified for 0.7) -> GPT-3.5 (the rest)."""
     rubric = load_rubric(RUBRIC)
     records = load_calibration_set("pandalm", data_dir=data).records
     held = [r for r, m in zip(records, heldout_mask([r.id for r in records]), strict=True) if m]
