@@ -38,16 +38,21 @@ from judgekit.stats import cohen_kappa, share_ci
 
 DEFAULT_TARGETS = (0.7, 0.8, 0.9)
 LEARNED = "learned ensemble"
+VARIANT = "variant "
+#: Card method name -> the run's ``Controls.ensemble`` that reproduces it.
+COMBINATIONS = {"plain mean": "mean", "majority": "majority"}
 
 
 def per_variant_probs(outputs: JudgeOutputs) -> dict[str, np.ndarray]:
-    """Each variant's distribution with the soft swap (orders combined), as the run does it."""
+    """Each variant's distribution, orders combined with the run's swap method."""
     variants = dict.fromkeys(key.rsplit("|", 1)[0] for key in outputs.order_probs)
     out = {}
     for v in variants:
         ab, ba = outputs.order_probs.get(f"{v}|AB"), outputs.order_probs.get(f"{v}|BA")
         if ab is not None and ba is not None:
-            out[v] = combine_orders(ab, ba, method="soft", labels=outputs.labels)
+            out[v] = combine_orders(
+                ab, ba, method=outputs.controls.swap_method, labels=outputs.labels
+            )
         else:
             out[v] = outputs.order_probs.get(f"{v}|AB", outputs.order_probs.get(f"{v}|-"))
     return out
@@ -58,9 +63,8 @@ def candidates(outputs: JudgeOutputs, fitted: FittedEnsemble) -> dict[str, np.nd
     variants = per_variant_probs(outputs)
     cube = np.stack(list(variants.values()), axis=1)
     return {
-        **{f"variant {v}": p for v, p in variants.items()},
-        "plain mean": aggregate_variants(cube, method="mean"),
-        "majority": aggregate_variants(cube, method="majority"),
+        **{f"{VARIANT}{v}": p for v, p in variants.items()},
+        **{name: aggregate_variants(cube, method=m) for name, m in COMBINATIONS.items()},
         LEARNED: ensemble_probs(fitted.model, outputs),
     }
 

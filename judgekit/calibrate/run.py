@@ -19,7 +19,7 @@ import numpy as np
 from judgekit.backends import Backend, JudgeSpec, ReplayJudge
 from judgekit.bias.length import LengthModel
 from judgekit.calibrate.annotators import consensus_records
-from judgekit.calibrate.ensemble_card import ensemble_card
+from judgekit.calibrate.ensemble_card import COMBINATIONS, LEARNED, VARIANT, ensemble_card
 from judgekit.calibrate.ensemble_fit import FittedEnsemble, fit_ensemble
 from judgekit.calibrate.length_card import fit_length_model
 from judgekit.calibrate.measure import CardSubject, calibrate
@@ -182,14 +182,14 @@ def choose_controls(
     learned = None
     if section is not None:
         chosen = section.chosen
-        if chosen == "learned":
+        if chosen == LEARNED:
             controls = controls.model_copy(update={"ensemble": "learned"})
             learned = section.model
             variants = section.model.variants
-        elif chosen in ("mean", "majority", "median"):
-            controls = controls.model_copy(update={"ensemble": chosen})
-        elif chosen in variants:
-            variants = [chosen]
+        elif chosen in COMBINATIONS:
+            controls = controls.model_copy(update={"ensemble": COMBINATIONS[chosen]})
+        elif chosen.removeprefix(VARIANT) in variants:
+            variants = [chosen.removeprefix(VARIANT)]
         reasons.append(f"combination: {chosen} ({section.reason})")
     model = fits.length_model
     decided = model is not None and model.decision is not None and model.decision.apply

@@ -127,6 +127,7 @@ def judge(
     if output.exists() and not (overwrite or resume):
         raise typer.BadParameter(f"{output} exists: pass --overwrite or --resume", param_hint="-o")
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
+    chosen.chosen_variants(variant)  # a typo stops here, before any judge starts
     columns = pairs_option(column)
     items = read_items(input, chosen.manifest.mode, columns)
     choice = choose_card(card)

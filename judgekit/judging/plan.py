@@ -15,7 +15,7 @@ import hashlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
-from judgekit.rubrics import Rubric, RubricError
+from judgekit.rubrics import Rubric
 from judgekit.schema import Item, LabelRequest, Message, Order
 
 
@@ -40,12 +40,7 @@ def plan_requests(
 
     Pairwise items are judged in both orders (AB and BA) when ``swap`` is on.
     """
-    chosen = tuple(variants) if variants else rubric.variants
-    if unknown := [v for v in chosen if v not in rubric.variants]:
-        raise RubricError(
-            f"rubric {rubric.ref} has no variant {', '.join(map(repr, unknown))}; its variants "
-            f"are {', '.join(rubric.variants)}"
-        )
+    chosen = rubric.chosen_variants(variants)
     orders: tuple[Order | None, ...] = (
         (("AB", "BA") if swap else ("AB",)) if rubric.manifest.mode == "pairwise" else (None,)
     )

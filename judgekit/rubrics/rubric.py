@@ -12,6 +12,7 @@ from the rubric's own files in a sandboxed environment with ``StrictUndefined``.
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
@@ -153,6 +154,18 @@ class Rubric:
     @property
     def variants(self) -> tuple[str, ...]:
         return tuple(self.manifest.variants)
+
+    def chosen_variants(self, variants: Sequence[str] | None) -> tuple[str, ...]:
+        """``variants`` (None or empty: all of them), refused with a RubricError naming the
+        rubric's variants when one is not among them."""
+        if not variants:
+            return self.variants
+        if unknown := [v for v in variants if v not in self.manifest.variants]:
+            raise RubricError(
+                f"rubric {self.ref} has no variant {', '.join(map(repr, unknown))}; its "
+                f"variants are {', '.join(self.variants)}"
+            )
+        return tuple(variants)
 
     @cached_property
     def _templates(self) -> dict[str, tuple[jinja2.Template, jinja2.Template]]:
