@@ -151,15 +151,15 @@ class Battles:
 
     def per_model_counts(self) -> pd.DataFrame:
         """Battles, invalid battles and questions per model (both sides counted)."""
-        rows = []
-        for m, name in enumerate(self.models):
-            involved = (self.model_a == m) | (self.model_b == m)
-            rows.append(
-                {
-                    "model": name,
-                    "n_battles": int(involved.sum()),
-                    "n_invalid": int((involved & np.isnan(self.outcome)).sum()),
-                    "n_questions": int(np.unique(self.question[involved]).size),
-                }
-            )
-        return pd.DataFrame(rows).set_index("model")
+        n, n_q = len(self.models), len(self.questions)
+        model = np.r_[self.model_a, self.model_b]
+        invalid = np.isnan(np.r_[self.outcome, self.outcome])
+        seen = np.unique(model * n_q + np.r_[self.question, self.question])
+        return pd.DataFrame(
+            {
+                "n_battles": np.bincount(model, minlength=n),
+                "n_invalid": np.bincount(model, invalid, minlength=n).astype(int),
+                "n_questions": np.bincount(seen // n_q, minlength=n),
+            },
+            index=pd.Index(self.models, name="model"),
+        )

@@ -85,8 +85,12 @@ def _terms(model: TieModel, d: np.ndarray, e: np.ndarray, s: np.ndarray) -> tupl
     return ll, gu - gv, -gu - gv, -(huu - 2 * huv + hvv), -(hvv - huu), -(huu + 2 * huv + hvv)
 
 
-class _Layout:
-    """Sparse maps from per-pair terms to the free parameters' gradient and Hessian."""
+class PairLayout:
+    """Sparse maps from per-pair terms to the free parameters' gradient and Hessian.
+
+    Pair (i, j) contributes +g to model i and -g to model j; the first model is fixed at 0 and
+    has no free parameter; with ``extra`` the tie parameter is the last free parameter.
+    """
 
     def __init__(self, pairs: np.ndarray, n_models: int, extra: bool) -> None:
         self.k = n_models - 1 + int(extra)
@@ -151,7 +155,7 @@ def fit_pairs(
     stats = np.asarray(stats, dtype=float)
     n_res = stats.shape[0]
     extra = ties != "half"
-    layout = _Layout(np.asarray(pairs), n_models, extra)
+    layout = PairLayout(np.asarray(pairs), n_models, extra)
     x = np.zeros((n_res, layout.k))
     if init is not None:
         x[:, : n_models - 1] = init.theta[:, 1:] - init.theta[:, :1]

@@ -105,7 +105,8 @@ class Leaderboard(StrictModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def _percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+def percentiles(values: np.ndarray, level: float) -> tuple[np.ndarray, np.ndarray]:
+    """Two-sided percentile interval ends of resamples (rows) at ``level``."""
     alpha = (1.0 - level) / 2
     return np.quantile(values, alpha, axis=0), np.quantile(values, 1 - alpha, axis=0)
 
@@ -118,29 +119,37 @@ def _to_scale(theta: np.ndarray, scale: Scale) -> np.ndarray:
     return theta
 
 
-def _ranks(theta: np.ndarray) -> np.ndarray:
+def ranks(theta: np.ndarray) -> np.ndarray:
     """1 + how many models are strictly stronger, per row of ``theta`` (..., M)."""
     return 1 + (theta[..., None, :] > theta[..., :, None]).sum(axis=-1)
 
 
-def _observed(battles: Battles, model: int, baseline: int | None) -> dict[str, float | None]:
-    """Raw win rate of ``model`` over its valid battles (against the baseline when given)."""
-    as_a, as_b = battles.model_a == model, battles.model_b == model
+def _observed(battles: Battles, baseline: int | None) -> list[dict[str, float]]:
+    """Per model: raw win rate over its valid battles (against the baseline when given)."""
+    n = len(battles.models)
+    model = np.r_[battles.model_a, battles.model_b]
+    opponent = np.r_[battles.model_b, battles.model_a]
+    y = np.r_[battles.outcome, 1.0 - battles.outcome]
+    keep = np.r_[battles.valid, battles.valid]
     if baseline is not None:
-        as_a &= battles.model_b == baseline
-        as_b &= battles.model_a == baseline
-    keep = (as_a | as_b) & battles.valid
-    if not keep.any():
-        return {}
-    y = np.where(as_a, battles.outcome, 1.0 - battles.outcome)[keep]
-    w = battles.weight[keep]
+        keep &= opponent == baseline
+    model, y, w = model[keep], y[keep], np.r_[battles.weight, battles.weight][keep]
+    total = np.bincount(model, w, n)
+    count = np.bincount(model, minlength=n)
     discrete = np.where(y > 0.5, 1.0, np.where(y < 0.5, 0.0, 0.5))
-    out: dict[str, float | None] = {
-        "observed_win_rate": 100.0 * float(np.average(y, weights=w)),
-        "discrete_win_rate": 100.0 * float(np.average(discrete, weights=w)),
-    }
-    if baseline is not None and np.all(w == 1.0) and y.size > 1:
-        out["standard_error"] = 100.0 * float(y.std(ddof=1) / math.sqrt(y.size))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mean = np.bincount(model, w * y, n) / total
+        rate = np.bincount(model, w * discrete, n) / total
+        spread = np.bincount(model, (y - mean[model]) ** 2, n) / (count - 1)
+    unweighted = np.bincount(model, w != 1.0, n) == 0
+    out: list[dict[str, float]] = []
+    for m in range(n):
+        row = {}
+        if count[m]:
+            row = {"observed_win_rate": 100.0 * mean[m], "discrete_win_rate": 100.0 * rate[m]}
+            if baseline is not None and unweighted[m] and count[m] > 1:
+                row["standard_error"] = 100.0 * math.sqrt(spread[m] / count[m])
+        out.append({k: float(v) for k, v in row.items()})
     return out
 
 
@@ -177,17 +186,18 @@ def leaderboard_from_strengths(
         return theta - ref
 
     point, boot = anchor(strengths.theta), anchor(strengths.boot[ok])
-    low, high = _percentiles(boot, level)
-    rank_boot = _ranks(boot)
+    low, high = percentiles(boot, level)
+    rank_boot = ranks(boot)
     alpha = (1.0 - level) / 2
     rank_low = np.quantile(rank_boot, alpha, axis=0, method="lower")
     rank_high = np.quantile(rank_boot, 1 - alpha, axis=0, method="higher")
     counts = battles.per_model_counts()
+    observed = _observed(battles, base)
     rows = []
     for m, name in enumerate(battles.models):
         row: dict[str, object] = {
             "model": name,
-            "rank": int(_ranks(point)[m]),
+            "rank": int(ranks(point)[m]),
             "rank_low": int(rank_low[m]),
             "rank_high": int(rank_high[m]),
             "score": float(_to_scale(point[m], scale)),
@@ -195,7 +205,7 @@ def leaderboard_from_strengths(
             "high": float(_to_scale(high[m], scale)),
             "flip_rate": _flip_rate(battles, m),
             **{k: int(v) for k, v in counts.loc[name].items()},
-            **_observed(battles, m, base),
+            **observed[m],
         }
         if base is not None:
             row |= {
@@ -226,7 +236,7 @@ def leaderboard_from_strengths(
 def _tie_parameter(strengths: Strengths, ok: np.ndarray, level: float) -> Coefficient | None:
     if strengths.extra is None or strengths.boot_extra is None:
         return None
-    low, high = _percentiles(strengths.boot_extra[ok], level)
+    low, high = percentiles(strengths.boot_extra[ok], level)
     if strengths.ties == "davidson":  # report nu, not log nu
         return Coefficient(
             name="nu", estimate=math.exp(strengths.extra), low=math.exp(low), high=math.exp(high)
@@ -237,7 +247,7 @@ def _tie_parameter(strengths: Strengths, ok: np.ndarray, level: float) -> Coeffi
 def _style(strengths: Strengths, ok: np.ndarray, level: float) -> list[Coefficient]:
     if strengths.gamma is None or strengths.boot_gamma is None:
         return []
-    low, high = _percentiles(strengths.boot_gamma[ok], level)
+    low, high = percentiles(strengths.boot_gamma[ok], level)
     return [
         Coefficient(name=name, estimate=float(g), low=float(lo), high=float(hi))
         for name, g, lo, hi in zip(strengths.feature_names, strengths.gamma, low, high, strict=True)

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 import numpy as np
 import pandas as pd
 
-from judgekit.rank.leaderboard import Leaderboard, LeaderboardRow, _percentiles, _ranks
+from judgekit.rank.leaderboard import Leaderboard, LeaderboardRow, percentiles, ranks
 from judgekit.rank.strengths import cluster_counts
 
 __all__ = ["pointwise_leaderboard"]
@@ -51,16 +51,16 @@ def pointwise_leaderboard(
     n_failed = int((~ok).sum())
     if n_failed * 2 > n_resamples:
         raise ValueError(f"a model had no scores in {n_failed} of {n_resamples} resamples")
-    low, high = _percentiles(boot[ok], level)
-    rank_boot = _ranks(boot[ok])
+    low, high = percentiles(boot[ok], level)
+    rank_boot = ranks(boot[ok])
     alpha = (1 - level) / 2
     rank_low = np.quantile(rank_boot, alpha, axis=0, method="lower")
     rank_high = np.quantile(rank_boot, 1 - alpha, axis=0, method="higher")
-    ranks = _ranks(point)
+    point_ranks = ranks(point)
     rows = [
         LeaderboardRow(
             model=str(name),
-            rank=int(ranks[m]),
+            rank=int(point_ranks[m]),
             rank_low=int(rank_low[m]),
             rank_high=int(rank_high[m]),
             score=float(point[m]),

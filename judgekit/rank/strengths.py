@@ -27,6 +27,7 @@ __all__ = ["Strengths", "Unit", "cluster_counts", "counts_from_indices", "fit_st
 
 Unit = Literal["question", "battle"]
 CHUNK_CELLS = 4_000_000  # resamples x rows per contextual chunk (about 32 MB per array)
+DENSE_CELLS = 20_000_000  # clusters x pair sums pooled densely (160 MB at most)
 
 
 @dataclass(frozen=True)
@@ -86,8 +87,9 @@ def _pair_sums(
     if ties != "half" and not np.isin(y, (0.0, 0.5, 1.0)).all():
         raise ValueError(f"ties={ties!r} needs win/tie/loss outcomes; these include P(A) values")
     lo, hi = np.minimum(a, b), np.maximum(a, b)
-    pairs, pair = np.unique(np.stack([lo, hi], axis=1), axis=0, return_inverse=True)
-    pair = pair.ravel()
+    n_models = len(battles.models)
+    codes, pair = np.unique(lo * n_models + hi, return_inverse=True)
+    pairs = np.stack([codes // n_models, codes % n_models], axis=1)
     tie = y_lo == 0.5
     cols = np.concatenate([3 * pair, 3 * pair + 1, 3 * pair + 2])
     vals = np.concatenate(
@@ -97,6 +99,13 @@ def _pair_sums(
         (vals, (np.tile(cluster, 3), cols)), shape=(n_clusters, 3 * len(pairs))
     )
     return sums, pairs
+
+
+def _resample_sums(sums: sparse.csr_matrix, draws: np.ndarray) -> np.ndarray:
+    """(B, 3P) sums per resample: a dense BLAS product when the table fits, else sparse."""
+    if sums.shape[0] * sums.shape[1] <= DENSE_CELLS:
+        return draws.astype(float) @ sums.toarray()
+    return (sums.T @ draws.T.astype(float)).T
 
 
 def _check_connected(battles: Battles, pairs: np.ndarray) -> None:
@@ -160,7 +169,7 @@ def fit_strengths(
     point = fit_pairs(full, pairs, n_models, ties=ties, prior=prior)
     if not point.converged.all():
         raise ValueError(_unbounded(battles))
-    boot_sums = (sums.T @ draws.T.astype(float)).T.reshape(draws.shape[0], -1, 3)
+    boot_sums = _resample_sums(sums, draws).reshape(draws.shape[0], -1, 3)
     warm = PairFit(
         theta=np.repeat(point.theta, draws.shape[0], axis=0),
         extra=None if point.extra is None else np.repeat(point.extra, draws.shape[0]),
@@ -168,6 +177,11 @@ def fit_strengths(
         n_iter=0,
     )
     boot = fit_pairs(boot_sums, pairs, n_models, ties=ties, prior=prior, init=warm)
+    membership = np.zeros((len(pairs), n_models))
+    membership[np.arange(len(pairs)), pairs[:, 0]] = membership[
+        np.arange(len(pairs)), pairs[:, 1]
+    ] = 1
+    _drop_absent(boot.theta, boot_sums.sum(axis=2) @ membership)
     result = Strengths(
         models=battles.models,
         theta=point.theta[0],
@@ -190,9 +204,10 @@ def _fit_style(
     ridge: float,
     unit: Unit,
 ) -> Strengths:
+    a, b = battles.model_a[rows], battles.model_b[rows]
     args = (
-        battles.model_a[rows],
-        battles.model_b[rows],
+        a,
+        b,
         battles.features[rows],  # type: ignore[index]
         battles.outcome[rows],
     )
@@ -212,6 +227,10 @@ def _fit_style(
             converged=point.converged,
         )
         fit = fit_contextual(*args, weights, m, prior=prior, ridge=ridge, init=warm)
+        played = np.stack(
+            [np.bincount(a, wb, m) + np.bincount(b, wb, m) for wb in weights]
+        )  # battles per model in each resample
+        _drop_absent(fit.theta, played)
         thetas.append(fit.theta)
         gammas.append(fit.gamma)
     result = Strengths(
@@ -226,6 +245,12 @@ def _fit_style(
     )
     _check_failures(result.n_failed, draws.shape[0])
     return result
+
+
+def _drop_absent(theta: np.ndarray, played: np.ndarray) -> None:
+    """A resample in which some model played no battle says nothing about it: mark it failed
+    (in place) rather than keep the warm start as that model's estimate."""
+    theta[(played <= 0).any(axis=1)] = np.nan
 
 
 def _unbounded(battles: Battles) -> str:

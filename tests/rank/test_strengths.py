@@ -95,3 +95,25 @@ def test_invalid_battles_are_not_fitted() -> None:
     np.testing.assert_allclose(a, b, atol=1e-12)
     counts = with_invalid.per_model_counts()
     assert counts["n_invalid"].sum() == 2 * int(np.isnan(outcome).sum())
+
+
+@pytest.mark.parametrize("style", [False, True])
+def test_a_resample_without_some_model_is_counted_failed(style: bool) -> None:
+    rng = np.random.default_rng(5)
+    base = simulate_battles(np.array([0.0, 0.5]), 20, rng)
+    names = np.asarray(base.models, object)
+    question = [*np.asarray(base.questions, object)[base.question], "19", "19"]
+    battles = Battles.build(
+        question,
+        [*names[base.model_a], "m02", "m00"],
+        [*names[base.model_b], "m00", "m02"],
+        [*base.outcome, 1.0, 0.5],
+    )
+    if style:
+        battles = battles.with_features(rng.normal(size=(len(battles), 1)), ("length",))
+    counts = np.ones((3, 20), dtype=int)
+    counts[1, battles.questions.index("19")] = 0  # this resample never sees m02
+    counts[1, 0] += 1
+    fit = fit_strengths(battles, style=style, prior=0.1, counts=counts)
+    assert np.isnan(fit.boot[1]).all() and not np.isnan(fit.boot[[0, 2]]).any()
+    assert fit.n_failed == 1
