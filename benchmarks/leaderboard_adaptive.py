@@ -1,15 +1,15 @@
 """Adaptive comparisons against judging every pair, at equal rank stability.
 
-    python benchmarks/leaderboard_adaptive.py              # 20 tournaments of 10 models
+    python benchmarks/leaderboard_adaptive.py              # 10 tournaments of 10 models
     python benchmarks/leaderboard_adaptive.py --seeds 5 --models 6
 
 Each tournament: true strengths evenly spaced ``--gap`` apart (shuffled), verdicts drawn with
 ties (E[score] = sigmoid(d)), a pool of ``--questions`` questions. Both designs stop at the same
-rule: every adjacent pair of the current ranking is reversed in at most 5% of 200 question
-resamples (``rank.adaptive.order_flips``).
+rule, the ranking stable at 95%: every adjacent pair of the current ranking is reversed in at
+most 5% / (M - 1) of 500 question resamples (``rank.adaptive``).
 - every pair: each round judges all M(M-1)/2 pairs on one new question, then checks the rule;
-- adaptive (``rank.adaptive_rank``): a warm-up ring, then batches of 10 battles on the adjacent
-  pairs that are least surely ordered.
+- adaptive (``rank.adaptive_rank``): a warm-up ring, then rounds of M(M-1)/2 battles (the same
+  cadence of checks) on the adjacent pairs that are least surely ordered.
 Reported per design: judgments until stable (median, and the share of tournaments that became
 stable within the question pool), Kendall tau with the true order, and exact-order share.
 Results go to ``benchmarks/results/leaderboard_adaptive.{json,md}``.
@@ -25,6 +25,7 @@ import numpy as np
 from scipy.stats import kendalltau
 
 from judgekit.rank import Battles, adaptive_rank, fit_strengths, order_flips, outcome_oracle
+from judgekit.rank.adaptive import stability_threshold
 from judgekit.rank.simulate import draw_outcome
 
 RESULTS = Path(__file__).resolve().parent / "results"
@@ -44,10 +45,10 @@ def every_pair(theta: np.ndarray, n_questions: int, rng: np.random.Generator) ->
         if q < 2:
             continue
         battles = Battles.build(*zip(*rows, strict=True))
-        fit = fit_strengths(battles, prior=0.1, n_resamples=200, rng=rng)
+        fit = fit_strengths(battles, prior=0.1, n_resamples=500, rng=rng)
         idx, flips = order_flips(fit)
         order = np.array([int(battles.models[i][1:]) for i in idx])
-        if (flips <= 1 - CONFIDENCE).all():
+        if (flips <= stability_threshold(m, CONFIDENCE)).all():
             stable = True
             break
     return len(rows), order, stable
@@ -71,10 +72,11 @@ def summarise(runs: list[tuple], theta_list: list[np.ndarray]) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seeds", type=int, default=20)
+    parser.add_argument("--seeds", type=int, default=10)
     parser.add_argument("--models", type=int, default=10)
     parser.add_argument("--gap", type=float, default=0.3)
     parser.add_argument("--questions", type=int, default=1000)
+    parser.add_argument("--batch", type=int, default=None, help="battles per round (M(M-1)/2)")
     args = parser.parse_args()
     full, adaptive, thetas = [], [], []
     questions = [str(q) for q in range(args.questions)]
@@ -90,7 +92,7 @@ def main() -> None:
             outcome_oracle(theta, rng, tie_rate=0.3),
             budget=n_pairs * args.questions,
             rng=rng,
-            batch=10,
+            batch=args.batch or n_pairs,
             confidence=CONFIDENCE,
         )
         order = np.array([int(r.model[1:]) for r in run.leaderboard.rows])
@@ -108,7 +110,7 @@ def main() -> None:
     lines = [
         f"{args.seeds} tournaments x {args.models} models (strengths {args.gap} apart), "
         f"pool of {args.questions} questions; stop when every adjacent pair is reversed in "
-        f"<= {100 * (1 - CONFIDENCE):.0f}% of 200 question resamples",
+        f"<= {100 * (1 - CONFIDENCE):.0f}% / {args.models - 1} of 500 question resamples",
         "",
         "| design | judgments until stable (median) | stable | Kendall tau | exact order |",
         "|---|---|---|---|---|",

@@ -33,7 +33,7 @@ def _ticks(low: float, high: float) -> np.ndarray:
         if span / (step * mult) <= 6:
             step *= mult
             break
-    return np.arange(np.ceil(low / step) * step, high + step / 2, step)
+    return np.arange(np.ceil(low / step) * step, high + step * 1e-9, step)
 
 
 def forest_plot(board: Leaderboard) -> str:

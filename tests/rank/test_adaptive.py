@@ -14,7 +14,7 @@ def test_stops_stable_with_fewer_battles_than_all_pairs() -> None:
     questions = [str(q) for q in range(300)]
     run = adaptive_rank(models, questions, outcome_oracle(theta, rng), budget=4000, rng=rng)
     assert run.stopped == "stable"
-    assert run.steps[-1].stable and run.steps[-1].worst_flip <= 0.05
+    assert run.steps[-1].stable and run.steps[-1].worst_flip <= 0.05 / 5  # Bonferroni, 6 models
     assert len(run.battles) < 15 * 300 / 4  # under a quarter of judging every pair
     order = [int(r.model[1:]) for r in run.leaderboard.rows]
     assert order == list(np.argsort(-theta))
