@@ -42,7 +42,6 @@ class PairFit:
     theta: np.ndarray
     extra: np.ndarray | None
     converged: np.ndarray
-    n_iter: int
 
 
 def _terms(model: TieModel, d: np.ndarray, e: np.ndarray, s: np.ndarray) -> tuple[np.ndarray, ...]:
@@ -176,10 +175,9 @@ def fit_pairs(
 
     active = np.arange(n_res)
     converged = np.zeros(n_res, dtype=bool)
-    n_iter = 0
-    ll_now = objective(x, stats)[0]
-    while active.size and n_iter < MAX_ITER:
-        n_iter += 1
+    for _ in range(MAX_ITER):
+        if not active.size:
+            break
         s, xa = stats[active], x[active]
         ll, centred, gd, ge, hdd, hde, hee = objective(xa, s)
         grad, hess = layout.assemble(gd, ge, hdd, hde, hee)
@@ -197,7 +195,6 @@ def fit_pairs(
             scale[worse] /= 2
             new_ll[worse] = objective(xa[worse] + scale[worse, None] * step[worse], s[worse])[0]
         x[active] = xa + scale[:, None] * step
-        ll_now[active] = new_ll
         done = np.max(np.abs(scale[:, None] * step), axis=1) < TOL
         converged[active[done]] = True
         active = active[~done]
@@ -206,4 +203,4 @@ def fit_pairs(
     ext = x[:, -1].copy() if extra else None
     if ext is not None:
         ext[~converged] = np.nan
-    return PairFit(theta=theta, extra=ext, converged=converged, n_iter=n_iter)
+    return PairFit(theta=theta, extra=ext, converged=converged)

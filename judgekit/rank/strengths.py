@@ -84,7 +84,7 @@ def _pair_sums(
     a, b = battles.model_a[rows], battles.model_b[rows]
     y, w = battles.outcome[rows], battles.weight[rows]
     y_lo = np.where(a < b, y, 1.0 - y)
-    if ties != "half" and not np.isin(y, (0.0, 0.5, 1.0)).all():
+    if ties != "half" and not battles.discrete:
         raise ValueError(f"ties={ties!r} needs win/tie/loss outcomes; these include P(A) values")
     lo, hi = np.minimum(a, b), np.maximum(a, b)
     n_models = len(battles.models)
@@ -174,7 +174,6 @@ def fit_strengths(
         theta=np.repeat(point.theta, draws.shape[0], axis=0),
         extra=None if point.extra is None else np.repeat(point.extra, draws.shape[0]),
         converged=point.converged,
-        n_iter=0,
     )
     boot = fit_pairs(boot_sums, pairs, n_models, ties=ties, prior=prior, init=warm)
     membership = np.zeros((len(pairs), n_models))
