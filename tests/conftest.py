@@ -87,4 +87,4 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
 def gpt35_args(shared_data: Path) -> list[str]:
     """``judgekit calibrate`` options for the PandaLM authors' released GPT-3.5 verdicts."""
     verdicts = shared_data / "pandalm" / "judge_outputs" / "gpt-3.5-turbo-testset-v1.json"
-    return ["--judgments", str(verdicts), "--id-field", "idx", "--verdict-field", "gpt_result"]
+    return ["--verdicts", str(verdicts), "--id-field", "idx", "--verdict-field", "gpt_result"]

@@ -63,7 +63,7 @@ ALLOWED = {
         "stats",
     },
     "ci": {"backends", "cards", "config", "data", "judging", "rubrics", "schema", "stats"},
-    "rank": {"data", "files", "schema", "stats"},
+    "rank": {"backends", "cards", "data", "files", "judging", "rubrics", "schema", "stats"},
     "cli": {
         "audit",
         "backends",

@@ -104,8 +104,8 @@ def calibrate(
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict.
 
-    Another judge's verdicts are calibrated the same way: --verdicts FILE (alias --judgments)
-    with --id-field, --verdict-field and --model NAME replays them through the run.
+    Another judge's verdicts are calibrated the same way: --verdicts FILE with --id-field,
+    --verdict-field and --model NAME replays them through the run.
     """
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     replay = isinstance(judge_spec, ReplayJudge)

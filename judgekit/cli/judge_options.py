@@ -65,9 +65,7 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "tokenizer": (str | None, _option("openai: local tokenizer dir of the served judge.")),
     "verdicts": (
         str | None,
-        _option(
-            "replay: JSON/JSONL file of another judge's verdicts.", "--verdicts", "--judgments"
-        ),
+        _option("replay: JSON/JSONL file of another judge's verdicts.", "--verdicts"),
     ),
     "id_field": (str | None, _option("replay: id field of the verdicts file.")),
     "verdict_field": (str | None, _option("replay: verdict field of the verdicts file.")),

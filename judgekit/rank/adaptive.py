@@ -31,6 +31,8 @@ __all__ = ["AdaptiveRun", "Step", "adaptive_rank", "order_flips", "propose", "st
 
 Outcome = Callable[[str, str, str], float | None]
 Proposal = tuple[str, str, str]
+#: Judges a round's proposals at once (a judge run), one P(A) or None per proposal.
+Outcomes = Callable[[list[Proposal]], list[float | None]]
 
 
 @dataclass(frozen=True)
@@ -121,8 +123,9 @@ def _warmup(
 def adaptive_rank(
     models: Sequence[str],
     questions: Sequence[str],
-    outcome: Outcome,
+    outcome: Outcome | None = None,
     *,
+    outcomes: Outcomes | None = None,
     budget: int,
     rng: np.random.Generator,
     batch: int | None = None,
@@ -131,15 +134,21 @@ def adaptive_rank(
     prior: float = 0.1,
     n_resamples: int = 500,
 ) -> AdaptiveRun:
-    """Judge battles chosen round by round until the ranking is stable or ``budget`` is spent."""
+    """Judge battles chosen round by round until the ranking is stable or ``budget`` is spent.
+
+    ``outcome`` judges one battle at a time; ``outcomes`` a round's battles at once.
+    """
+    if (outcome is None) == (outcomes is None):
+        raise ValueError("give outcome (one battle) or outcomes (a round), not both")
     if len(set(models)) < 2:
         raise ValueError("ranking needs at least two models")
     batch = batch or max(len(models), 10)
     judged: list[tuple[str, str, str, float]] = []
 
     def judge(proposals: list[Proposal]) -> None:
-        for q, a, b in proposals[: budget - len(judged)]:
-            value = outcome(q, a, b)
+        chosen = proposals[: budget - len(judged)]
+        values = outcomes(chosen) if outcomes is not None else [outcome(*p) for p in chosen]  # type: ignore[misc]
+        for (q, a, b), value in zip(chosen, values, strict=True):
             judged.append((q, a, b, np.nan if value is None else float(value)))
 
     def current() -> Battles:

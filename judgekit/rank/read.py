@@ -26,6 +26,7 @@ import numpy as np
 
 from judgekit.data.records import InputError, read_rows
 from judgekit.rank.battles import Battles
+from judgekit.rank.plan import Answer
 from judgekit.rank.style import style_features
 
 __all__ = ["DEFAULT_LABELS", "FIELDS", "Preset", "expand_paths", "read_battles", "read_scores"]
@@ -269,3 +270,35 @@ def _build(
         )
     except ValueError as err:
         raise InputError(f"judgments: {err}") from err
+
+
+ANSWER_FIELDS = ("question_id", "question", "model", "answer", "category")
+
+
+def read_answers(
+    paths: Sequence[str | Path], *, fields: Mapping[str, str] | None = None
+) -> list[Answer]:
+    """Answers to rank: ``question_id, question, model, answer`` rows (+ ``category``), from one
+    file or a folder of per-model files (no ``model`` column: the file's stem names the model).
+    Errors name the file, the row (counted from 1) and the field."""
+    unknown = set(fields or {}) - set(ANSWER_FIELDS)
+    if unknown:
+        raise InputError(f"unknown field(s) {sorted(unknown)}; fields are {list(ANSWER_FIELDS)}")
+    columns = {f: f for f in ANSWER_FIELDS} | dict(fields or {})
+    out = []
+    for path in expand_paths(paths):
+        for number, row in enumerate(read_rows(path), start=1):
+            values: dict[str, Any] = {}
+            for field, column in columns.items():
+                value = row.get(column)
+                if field == "model" and _missing(value):
+                    value = path.stem
+                if _missing(value):
+                    if field in ("category",):
+                        continue
+                    raise InputError(f"{path}: row {number}: field {field!r} ({column}) is empty")
+                values[field] = str(value)
+            out.append(Answer(**values))
+    if not out:
+        raise InputError(f"no answers in {[str(p) for p in paths]}")
+    return out

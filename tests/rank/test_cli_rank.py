@@ -54,7 +54,7 @@ def test_rank_writes_every_output(tmp_path: Path) -> None:
             "category",
             "--resamples",
             "200",
-            "--judge",
+            "--judged-by",
             "smollm2",
             "--json",
             str(out / "board.json"),
