@@ -268,3 +268,14 @@ def same_meta_columns(items: Sequence[Item]) -> list[Item]:
         else item.model_copy(update={"meta": {c: item.meta.get(c) for c in columns}})
         for item in items
     ]
+
+
+def check_slices(items: Sequence[Item], by: Sequence[str], source: str | None = None) -> None:
+    """Refuse a ``--by`` column that no item has in its meta (before anything is judged)."""
+    columns = dict.fromkeys(key for item in items for key in item.meta)
+    for column in by:
+        if column not in columns:
+            raise InputError(
+                f"{source or 'items'}: --by {column}: no such meta column; the meta columns "
+                f"are {list(columns)} (columns not mapped to an item field)"
+            )

@@ -91,6 +91,21 @@ class Rate:
     high: float
 
 
+def rate_names(categories: Sequence[str]) -> list[str]:
+    """The categories rates are reported for: the labels, then "tie" and "invalid"."""
+    return [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
+
+
+def verdict_categories(
+    labels: Sequence[str | None], valid: np.ndarray, ties: np.ndarray
+) -> list[str]:
+    """Each item's rate category: "invalid", "tie" (pointwise ties too), else its label."""
+    return [
+        INVALID if not ok else (TIE if tie else str(label))
+        for label, ok, tie in zip(labels, valid, ties, strict=True)
+    ]
+
+
 def label_rates(
     labels: Sequence[str | None], valid: np.ndarray, ties: np.ndarray, categories: Sequence[str]
 ) -> dict[str, Rate]:
@@ -99,10 +114,9 @@ def label_rates(
     Pointwise ties (no label) count as "tie". The denominator is every item.
     """
     n = len(labels)
-    names = [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
+    names = rate_names(categories)
     counts = dict.fromkeys(names, 0)
-    for label, ok, tie in zip(labels, valid, ties, strict=True):
-        key = INVALID if not ok else (TIE if tie else label)
+    for key in verdict_categories(labels, valid, ties):
         counts[key] += 1
     out = {}
     for name, k in counts.items():
