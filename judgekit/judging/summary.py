@@ -8,7 +8,7 @@ read as 16 independent items.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -292,6 +292,11 @@ def _as_figure(values: np.ndarray, groups: Sequence[str]) -> Figure | None:
     return (ci.estimate, ci.low, ci.high)
 
 
+def slice_values(meta: Sequence[Mapping[str, Any]], by: str) -> list[str]:
+    """Each item's slice: its meta value in column ``by`` as text ("(none)" when missing)."""
+    return [str(row.get(by)) if row.get(by) is not None else "(none)" for row in meta]
+
+
 def slice_summary(run: JudgeRun, by: str) -> list[SliceSummary]:
     """Every headline figure per value of meta column ``by`` (InputError when no item has it),
     in order of first appearance; intervals from ``clustered_interval`` over
@@ -301,7 +306,7 @@ def slice_summary(run: JudgeRun, by: str) -> list[SliceSummary]:
         raise InputError(f"--by {by}: no such meta column; the run's meta columns are {columns}")
     v = run.verdicts
     groups = np.asarray(v.groups, dtype=object)
-    values = [str(row.get(by)) if row.get(by) is not None else "(none)" for row in run.meta]
+    values = slice_values(run.meta, by)
     categories = verdict_categories(v.labels, v.valid, v.ties)
     names = rate_names([label for label in run.rubric.labels if label != TIE])
     table = v.criteria
