@@ -10,6 +10,7 @@ import typer
 from judgekit.audit.canaries import builtin_suite, load_suite, run_canaries, write_canary_report
 from judgekit.backends import JudgeSpec, ReplayJudge, create_backend
 from judgekit.calibrate.annotators import ConsensusMethod
+from judgekit.calibrate.criteria import run_criteria_calibration
 from judgekit.calibrate.run import run_calibration
 from judgekit.cards import CalibrationOptions, TrustThresholds, default_cards_dir
 from judgekit.cards.model import SplitName
@@ -19,7 +20,7 @@ from judgekit.cli.quiet import quiet
 from judgekit.data.sets import CalibrationSet
 from judgekit.data.user_sets import is_user_set, load_user_set
 from judgekit.judging.store import ResultStore
-from judgekit.rubrics import load_rubric
+from judgekit.rubrics import Rubric, load_rubric
 
 _T = TrustThresholds()
 
@@ -100,6 +101,13 @@ def calibrate(
     canaries: Annotated[
         bool, typer.Option(help="Also run the built-in canary suite on this judge (--out).")
     ] = False,
+    criterion_labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Multi-criterion rubric: CRITERION=METRIC (a registered set's metric) or "
+            "CRITERION=COLUMN (your file's label column); default: the criterion's own name."
+        ),
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict.
@@ -110,6 +118,29 @@ def calibrate(
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     replay = isinstance(judge_spec, ReplayJudge)
     dataset: str | CalibrationSet = set_name
+    if chosen.manifest.criteria:
+        _criteria(
+            chosen,
+            set_name,
+            judge_spec,
+            pairs_option(criterion_labels, "--criterion-labels"),
+            out=out,
+            cards_dir=cards_dir,
+            data_dir=data_dir,
+            store=store,
+            verbose=verbose,
+            columns=pairs_option(column),
+            options=CalibrationOptions(
+                split=split,
+                heldout_fraction=heldout_fraction,
+                limit=limit,
+                seed=seed,
+                variants=variant,
+                n_resamples=n_resamples,
+                fit_dev=False,
+            ),
+        )
+        return
     if is_user_set(set_name):
         dataset = load_user_set(
             set_name,
@@ -178,3 +209,47 @@ def calibrate(
     typer.echo(
         "runs use it only when named: judgekit judge --card PATH, or card = in judgekit.toml"
     )
+
+
+def _criteria(
+    rubric: Rubric,
+    set_name: str,
+    spec: JudgeSpec,
+    labels: dict[str, str],
+    *,
+    out: Path,
+    cards_dir: Path | None,
+    data_dir: Path | None,
+    store: Path | None,
+    verbose: bool,
+    columns: dict[str, str],
+    options: CalibrationOptions,
+) -> None:
+    """One run of a multi-criterion rubric, a card per criterion and the criteria table."""
+    names = [c.name for c in rubric.criteria if c.name is not None]
+    dataset: str | dict[str, CalibrationSet] = set_name
+    if is_user_set(set_name):
+        dataset = {
+            name: load_user_set(
+                set_name,
+                rubric.for_criterion(name),
+                label_column=labels.get(name, name),
+                columns=columns,
+            )
+            for name in names
+        }
+    with quiet(out / "calibrate.log", verbose=verbose):
+        result = run_criteria_calibration(
+            dataset,
+            rubric,
+            backend=spec,
+            options=options,
+            metrics=labels,
+            data_dir=data_dir,
+            cards_dir=cards_dir or default_cards_dir(),
+            out_dir=out,
+            store=ResultStore(store) if store is not None else None,
+        )
+    typer.echo(result.table.markdown())
+    typer.echo(f"cards: {', '.join(str(p) for p in result.card_paths.values())}")
+    typer.echo(f"table {result.paths['markdown']}; run {result.paths['run']}")

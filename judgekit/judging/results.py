@@ -91,3 +91,26 @@ def build_run(
         meta=tuple(item.meta for item in items),
         **fields,
     )
+
+
+def criterion_run(run: JudgeRun, name: str) -> JudgeRun:
+    """One declared criterion of a multi-criterion run as a run of its own (its judgments,
+    aggregated by the same rule with the criterion's labels): what calibrating that criterion
+    measures. Needs the run's items (ValueError without)."""
+    if run.items is None:
+        raise ValueError("a criterion's run needs the run's items (read_run(..., content=True))")
+    judgments = [
+        j.model_copy(update={"criterion": None}) for j in run.judgments if j.criterion == name
+    ]
+    return build_run(
+        run.rubric.for_criterion(name),
+        run.judge,
+        run.controls,
+        run.items,
+        judgments,
+        corrections=run.corrections,
+        card=run.card,
+        seconds=run.seconds,
+        judge_name=run.judge_name,
+        source=run.source,
+    )

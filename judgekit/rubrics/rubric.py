@@ -161,6 +161,15 @@ class Rubric:
             return tuple(check_name(k) for k in range(1, len(item.checklist or ()) + 1))
         return tuple(c.name for c in self.criteria)
 
+    def for_criterion(self, name: str) -> Rubric:
+        """One declared criterion as a single-criterion rubric (same files and hash): how one
+        criterion of a multi-criterion run is aggregated and calibrated on its own."""
+        found = self.criterion(name, None)
+        manifest = self.manifest.model_copy(
+            update={"criteria": None, "labels": found.labels, "answer_cue": found.answer_cue}
+        )
+        return replace(self, manifest=manifest)
+
     def weight(self, criterion: str | None) -> float:
         """A criterion's weight in the overall (every check of a checklist weighs the same)."""
         return next((c.weight for c in self.criteria if c.name == criterion), 1.0)
@@ -220,9 +229,11 @@ class Rubric:
         fixed = self._item_free.get(template.name)
         return fixed if fixed is not None else template.render(variables).strip()
 
-    def criterion(self, name: str | None, item: Item) -> Criterion:
+    def criterion(self, name: str | None, item: Item | None) -> Criterion:
         """The criterion ``name`` as asked of ``item`` (a check's text is the item's)."""
         if self.manifest.checklist:
+            if item is None:
+                raise RubricError(f"{self.ref}: a check is asked of an item")
             checks = item.checklist or ()
             number = name[len(CHECK_PREFIX) :] if name else ""
             if not number.isdigit() or not 1 <= int(number) <= len(checks):
