@@ -210,7 +210,10 @@ def _write(table: CriteriaTable, run: JudgeRun, first: PreparedSet, out: Path) -
     paths = {
         "run": out / "run.jsonl",
         "viewer": write_view(
-            [out / "run.jsonl"], out / "view.html", items=[r.item for r in first.dataset.records]
+            [out / "run.jsonl"],
+            out / "view.html",
+            items=[r.item for r in first.dataset.records],
+            rubric=run.rubric,
         ),
         "markdown": out / "criteria.md",
         "json": out / "criteria.json",

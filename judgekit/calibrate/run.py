@@ -326,6 +326,7 @@ def _write(
         out / "view.html",
         items=[r.item for r in prepared.dataset.records],
         human={r.id: r.consensus for r in prepared.dataset.records if r.consensus is not None},
+        rubric=final.rubric,
     )
     report = write_report(
         card, out, records=prepared.records, outputs=outputs_from_run(final), viewer=viewer

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import tempfile
 from pathlib import Path
 from typing import Annotated
 
@@ -108,7 +109,8 @@ def _probe(
     chosen = {r.ref: read_items(path, r.manifest.mode, columns)[:n] for r in rubrics}
     for rubric in rubrics:
         check_items(chosen[rubric.ref], rubric, str(path))
-    with quiet(path.with_name(f"{path.stem}.probe.log"), verbose=verbose):
+    log = Path(tempfile.gettempdir()) / f"judgekit-probe-{path.stem}.log"
+    with quiet(log, verbose=verbose):
         backend = open_backend(spec)
         try:
             results = {r.ref: probe_rubric(r, chosen[r.ref], backend=backend) for r in rubrics}

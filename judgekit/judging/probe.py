@@ -68,7 +68,14 @@ def probe_rubric(
                 low=float(mass.mean()) < warn_below,
             )
         )
-    return rows
+    names = [c.name for c in rubric.criteria]
+    return sorted(
+        rows,
+        key=lambda r: (
+            rubric.variants.index(r.variant) if r.variant in rubric.variants else len(names),
+            names.index(r.criterion) if r.criterion in names else 0,
+        ),
+    )
 
 
 def format_probe(rubric: Rubric, rows: Sequence[ProbeRow], warn_below: float) -> list[str]:

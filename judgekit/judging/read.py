@@ -31,7 +31,7 @@ from judgekit.files import sha256_file
 from judgekit.judging.aggregate import Corrections, CriterionTable, Verdicts, unit_key
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run_manifest import RunManifest
-from judgekit.rubrics import RubricError, load_rubric
+from judgekit.rubrics import Rubric, RubricError, load_rubric
 from judgekit.schema import CriterionVerdict, InputRef, Item, ItemVerdict, Judgment
 
 
@@ -50,17 +50,23 @@ def read_manifest(output: Path | str) -> RunManifest:
 
 
 def read_run(
-    output: Path | str, *, content: bool = True, items: Sequence[Item] | None = None
+    output: Path | str,
+    *,
+    content: bool = True,
+    items: Sequence[Item] | None = None,
+    rubric: Rubric | None = None,
 ) -> JudgeRun:
     """A finished run from its output file and sidecars.
 
     ``content``: also read the judged items from the input file the manifest names (with the
     column mapping it was read with; refused when the file changed since the run). ``items``:
     the content, given (e.g. a calibration set's items). Without either, ``run.items`` is None.
+    ``rubric``: the rubric the run used when it is not on the search path (a user's folder);
+    its hash is checked like a found one's.
     """
     output = Path(output)
     manifest = read_manifest(output)
-    rubric = load_rubric(manifest.rubric)
+    rubric = rubric if rubric is not None else load_rubric(manifest.rubric)
     if rubric.hash != manifest.rubric_hash:
         raise RubricError(
             f"{output}: judged with {manifest.rubric} hash {manifest.rubric_hash[:12]}, but the "

@@ -115,13 +115,15 @@ def load_run(
     items: Sequence[Item] | None = None,
     human: Mapping[str, str | float] | None = None,
     human_column: str = HUMAN_COLUMN,
+    rubric: Rubric | None = None,
 ) -> dict[str, Any]:
     """The page model of one run (read with ``read_run``): header, figures, one entry per item.
 
     The items come from the input file the run's manifest names (absolute path, column mapping,
     hash checked), unless given; human labels from ``human`` or that file's ``human_column``.
+    ``rubric``: the run's rubric when it is not on the search path.
     """
-    run = read_run(output, items=items)
+    run = read_run(output, items=items, rubric=rubric)
     assert run.items is not None  # read with content
     if human is None:
         human = (
