@@ -137,12 +137,12 @@ def test_judge_refuses_items_the_rubric_cannot_judge_before_any_engine(
 
 
 def test_a_criterion_without_labels_is_refused_naming_file_and_field(tmp_path: Path) -> None:
-    from judgekit.rubrics import RubricError, load_rubric_dir
-    from judgekit.rubrics.load import builtin_rubrics_dir
-
     import shutil
 
     import yaml
+
+    from judgekit.rubrics import RubricError, load_rubric_dir
+    from judgekit.rubrics.load import builtin_rubrics_dir
 
     folder = tmp_path / "summary_quality" / "v1"
     shutil.copytree(builtin_rubrics_dir() / "summary_quality" / "v1", folder)
@@ -158,7 +158,7 @@ def test_a_criterion_without_labels_is_refused_naming_file_and_field(tmp_path: P
     assert "criteria.coherence: no labels" in str(info.value)
     manifest["criteria"]["coherence"]["labels"] = []
     (folder / "rubric.yaml").write_text(yaml.safe_dump(manifest))
-    with pytest.raises(RubricError, match="criteria.coherence.labels"):
+    with pytest.raises(RubricError, match=r"criteria\.coherence\.labels"):
         load_rubric_dir(folder)
 
 

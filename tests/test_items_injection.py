@@ -42,10 +42,12 @@ def _items(text: str) -> dict[str, list]:
                 answer="a",
                 reference=f"gold {text}",
                 conversation=_turns(text, "a"),
-            )  # fmt: skip
+            )
         ],
         "instruction_checklist": [
-            PointwiseItem(id="k", question="q", answer="a", checklist=[f"check {text}", f"two {text}"])
+            PointwiseItem(
+                id="k", question="q", answer="a", checklist=[f"check {text}", f"two {text}"]
+            )
         ],
         "summary_quality": [PointwiseItem(id="s", question="q", context=text, answer=text)],
     }

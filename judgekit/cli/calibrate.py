@@ -118,30 +118,7 @@ def calibrate(
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     replay = isinstance(judge_spec, ReplayJudge)
     dataset: str | CalibrationSet = set_name
-    if chosen.manifest.criteria:
-        _criteria(
-            chosen,
-            set_name,
-            judge_spec,
-            pairs_option(criterion_labels, "--criterion-labels"),
-            out=out,
-            cards_dir=cards_dir,
-            data_dir=data_dir,
-            store=store,
-            verbose=verbose,
-            columns=pairs_option(column),
-            options=CalibrationOptions(
-                split=split,
-                heldout_fraction=heldout_fraction,
-                limit=limit,
-                seed=seed,
-                variants=variant,
-                n_resamples=n_resamples,
-                fit_dev=False,
-            ),
-        )
-        return
-    if is_user_set(set_name):
+    if is_user_set(set_name) and not chosen.manifest.criteria:
         dataset = load_user_set(
             set_name,
             chosen,
@@ -169,6 +146,11 @@ def calibrate(
             min_n=min_n,
         ),
     )
+    if chosen.manifest.criteria:  # one run, a card per criterion (thresholds as given)
+        labels = pairs_option(criterion_labels, "--criterion-labels")
+        paths = {"out": out, "cards_dir": cards_dir, "data_dir": data_dir, "store": store}
+        return _criteria(chosen, set_name, judge_spec, labels, options, pairs_option(column),
+                         verbose=verbose, **paths)  # fmt: skip
     if options.fit_dev:
         typer.echo(
             "judging the dev split too: the card's controls are chosen and its "
@@ -216,14 +198,14 @@ def _criteria(
     set_name: str,
     spec: JudgeSpec,
     labels: dict[str, str],
+    options: CalibrationOptions,
+    columns: dict[str, str],
     *,
     out: Path,
     cards_dir: Path | None,
     data_dir: Path | None,
     store: Path | None,
     verbose: bool,
-    columns: dict[str, str],
-    options: CalibrationOptions,
 ) -> None:
     """One run of a multi-criterion rubric, a card per criterion and the criteria table."""
     names = [c.name for c in rubric.criteria if c.name is not None]
