@@ -267,3 +267,46 @@ def test_criteria_calibration_against_a_user_file(
     assert all(r["spearman"]["estimate"] == pytest.approx(1.0) for r in table["rows"])
     assert table["n_items_judged"] == 12
     assert "| helpful | helpful_label | 12 |" in result.output
+
+
+def test_calibration_card_reports_every_slice(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A user file's other columns are meta; --by measures the card per slice of one."""
+
+    def script(item: str, variant: str, order: str) -> dict[str, float]:
+        return {"pass": 0.8, "fail": 0.2}
+
+    lend(monkeypatch, ScriptedBackend(script))
+    made = runner.invoke(app, ["rubrics", "new", "pass_fail", "--mode", "pointwise", "--labels",
+                               "pass=1,fail=0", "--dir", str(tmp_path)])  # fmt: skip
+    assert made.exit_code == 0, made.output
+    base = [
+        "calibrate",
+        "--rubric",
+        "pass_fail",
+        "--rubrics-dir",
+        str(tmp_path),
+        "--set",
+        str(EXAMPLES / "pass_fail_labelled.jsonl"),
+        "--label-column",
+        "human",
+        "--split",
+        "all",
+        "--no-fit-dev",
+        "--n-resamples",
+        "50",
+        "--cards-dir",
+        str(tmp_path / "c"),
+    ]
+    result = runner.invoke(app, [*base, "--out", str(tmp_path / "cal"), "--by", "topic"])
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "cal" / "card.json").read_text())
+    slices = {s["value"]: s for s in card["slices"]}
+    assert list(slices) == ["language", "math", "science", "geography"]
+    assert [slices[v]["n"] for v in slices] == [4, 2, 4, 2]
+    # the judge says pass everywhere: a slice's accuracy is its share of human passes
+    assert slices["language"]["accuracy"]["estimate"] == pytest.approx(0.5)
+    assert "by topic:" in result.output
+    bad = runner.invoke(app, [*base, "--out", str(tmp_path / "bad"), "--by", "colour"])
+    assert bad.exit_code == 2 and "--by colour: no such meta column" in bad.output

@@ -12,6 +12,7 @@ from judgekit.backends import JudgeSpec, ReplayJudge, create_backend
 from judgekit.calibrate.annotators import ConsensusMethod
 from judgekit.calibrate.criteria import run_criteria_calibration
 from judgekit.calibrate.run import run_calibration
+from judgekit.calibrate.slices import format_slices
 from judgekit.cards import CalibrationOptions, TrustThresholds, default_cards_dir
 from judgekit.cards.model import SplitName
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
@@ -101,6 +102,9 @@ def calibrate(
     canaries: Annotated[
         bool, typer.Option(help="Also run the built-in canary suite on this judge (--out).")
     ] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Also measure the card per value of this meta column.")
+    ] = None,
     criterion_labels: Annotated[
         list[str] | None,
         typer.Option(
@@ -167,6 +171,7 @@ def calibrate(
             cards_dir=cards_dir or default_cards_dir(),
             out_dir=out,
             store=ResultStore(store) if store is not None else None,
+            by=by,
         )
         if canaries and not replay:
             backend = create_backend(judge_spec)
@@ -187,6 +192,8 @@ def calibrate(
     typer.echo(("TRUSTED" if card.verdict.trusted else "NOT TRUSTED") + ":")
     for reason in card.verdict.reasons:
         typer.echo(f"  {reason}")
+    for line in format_slices(card.slices):
+        typer.echo(line)
     typer.echo(f"card {result.card_path}; report {result.report['html']}")
     typer.echo(
         "runs use it only when named: judgekit judge --card PATH, or card = in judgekit.toml"
