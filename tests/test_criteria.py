@@ -125,12 +125,12 @@ def test_criterion_weights_and_an_invalid_criterion(tmp_path: Path) -> None:
 
 def test_checklist_reads_each_check_and_reports_the_pass_ratio(tmp_path: Path) -> None:
     def script(item: str, variant: str, order: str) -> dict[str, float]:
-        return {"yes": 0.9, "no": 0.1}
+        return {"Yes": 0.9, "No": 0.1}
 
     class ByCheck(ScriptedBackend):
         def _one(self, request):  # type: ignore[no-untyped-def]
             passed = request.criterion in ("check1", "check3")
-            self.script = constant({"yes": 0.9, "no": 0.1} if passed else {"yes": 0.2, "no": 0.8})
+            self.script = constant({"Yes": 0.9, "No": 0.1} if passed else {"Yes": 0.2, "No": 0.8})
             return super()._one(request)
 
     run = judge(EXAMPLES / "checklist.jsonl", "instruction_checklist",
@@ -142,7 +142,7 @@ def test_checklist_reads_each_check_and_reports_the_pass_ratio(tmp_path: Path) -
     assert rows["c1"].score == pytest.approx((0.9 + 0.2 + 0.9) / 3)
     assert rows["c4"].criteria is not None and list(rows["c4"].criteria) == ["check1", "check2"]
     assert rows["c4"].criteria["check1"].check == "Is the response written in French?"
-    assert rows["c4"].criteria["check2"].label == "no"
+    assert rows["c4"].criteria["check2"].label == "No"
     back = read_run(tmp_path / "c.jsonl")
     assert back.verdicts.pass_ratio is not None
     assert back.verdicts.pass_ratio.tolist() == pytest.approx([2 / 3, 2 / 3, 2 / 3, 1 / 2])

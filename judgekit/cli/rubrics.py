@@ -132,7 +132,7 @@ def rubrics_new(
         str,
         typer.Option(
             help="LABEL[=VALUE],... e.g. pass=1,fail=0 or 1,2,3 (values: the number a label "
-            "spells, else its position). Pairwise: A,B; checklist default: yes=1,no=0."
+            "spells, else its position). Pairwise: A,B; checklist default: Yes=1,No=0."
         ),
     ] = "",
     criteria: Annotated[

@@ -57,7 +57,7 @@ _ASK = {
 
 def parse_labels(text: str, mode: ScaffoldMode) -> list[dict[str, object]]:
     """``LABEL[=VALUE],...`` -> label specs. Values default to the number a label spells, else
-    the position (first label 0); pairwise is always A=1, B=0; a checklist's default yes=1, no=0."""
+    the position (first label 0); pairwise is always A=1, B=0; a checklist's default Yes=1, No=0."""
     if mode == "pairwise":
         names = [("A", 1.0), ("B", 0.0)]
     else:
@@ -104,7 +104,7 @@ def new_rubric(
         "mode": "pairwise" if pairwise else "pointwise",
         "answer_cue": "Answer:",
         "min_label_mass": 0.2,
-        "labels": parse_labels(labels or "yes=1,no=0" if checklist else labels, mode),
+        "labels": parse_labels(labels or "Yes=1,No=0" if checklist else labels, mode),
         "variants": {v: {"system": "shared.system.j2", "user": f"{v}.user.j2"} for v in _ASK},
     }
     if checklist:
