@@ -310,3 +310,23 @@ def test_calibration_card_reports_every_slice(
     assert "by topic:" in result.output
     bad = runner.invoke(app, [*base, "--out", str(tmp_path / "bad"), "--by", "colour"])
     assert bad.exit_code == 2 and "--by colour: no such meta column" in bad.output
+
+
+def test_a_user_file_with_references_calibrates_correctness_reference(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    rows = [json.loads(line) for line in (EXAMPLES / "reference.jsonl").read_text().splitlines()]
+    path = tmp_path / "labelled.jsonl"
+    path.write_text("".join(json.dumps(r | {"human": 5 if r["id"].endswith("good") else 1}) + "\n"
+                            for r in rows))  # fmt: skip
+    lend(monkeypatch, ScriptedBackend(constant({"5": 0.6, "1": 0.4})))
+    result = runner.invoke(app, [
+        "calibrate", "--rubric", "correctness_reference", "--set", str(path), "--label-column",
+        "human", "--split", "all", "--no-fit-dev", "--n-resamples", "50", "--by", "category",
+        "--out", str(tmp_path / "cal"), "--cards-dir", str(tmp_path / "cards"),
+    ])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "cal" / "card.json").read_text())
+    assert card["n"] == 12 and [s["value"] for s in card["slices"]] == [
+        "math", "extraction", "qa", "code"
+    ]  # fmt: skip

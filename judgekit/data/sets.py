@@ -327,7 +327,7 @@ def _item(
     manifest: CalibrationSetManifest, row: dict[str, Any], index: int
 ) -> PointwiseItem | PairwiseItem:
     values: dict[str, Any] = {}
-    for name in ("id", "question", "context", "answer", "answer_a", "answer_b"):
+    for name in ("id", "question", "context", "answer", "answer_a", "answer_b", "reference"):
         if (spec := getattr(manifest.fields, name)) is not None:
             try:
                 values[name] = _text(spec, row, index)

@@ -68,22 +68,23 @@ def _field_map(
 ) -> FieldMap:
     """Item fields -> the file's columns, like ``judge --column``; fails naming the field.
     Other columns (not ``labels``' and not named like a judgekit field) are the items' meta."""
-    unknown = set(columns) - set(FIELDS[mode])
+    fields = tuple(f for f in (*FIELDS[mode], "reference") if f != "group")  # group: the split
+    unknown = set(columns) - {*fields, "group"}
     if unknown:
         raise DatasetError(f"{path}: unknown field(s) {sorted(unknown)} for {mode} items")
     specs: dict[str, FieldSpec] = {}
-    for field in FIELDS[mode]:
+    for field in fields:
         column = columns.get(field, field)
         if column in header:
             specs[field] = FieldSpec(field=column)
         elif field == "id":
             specs[field] = FieldSpec(template="{_row}")  # row numbers, as read_items does
-        elif field not in OPTIONAL:
+        elif field not in (*OPTIONAL, "reference"):
             raise DatasetError(
                 f"{path}: field {field!r}: column {column!r} not found; columns are "
                 f"{sorted(header)} (map one with --column {field}=NAME)"
             )
-    used = {spec.field for spec in specs.values()} | labels
+    used = {spec.field for spec in specs.values()} | labels | {columns.get("group", "group")}
     meta = {
         c: FieldSpec(field=c)
         for c in sorted(header - used)
@@ -143,6 +144,7 @@ def load_user_set(
             raise DatasetError(
                 f"{path}: labels: column {column!r} not found; columns are {sorted(header)}"
             )
+    group = columns.get("group", "group")
     # a vote file's other columns may differ between votes on one item: no meta there
     kept = header if group_column is None else set()
     fields = _field_map(
@@ -165,7 +167,8 @@ def load_user_set(
                 mode=rubric.manifest.mode,
                 fields=fields,
                 annotators=shape,
-                split_group=fields.question,  # items asking the same question stay together
+                # items of one group (else asking the same question) stay together
+                split_group=FieldSpec(field=group) if group in header else fields.question,
                 labels=labels,
                 scale=scale,
             )
