@@ -115,7 +115,7 @@ def render_attack(attack: Attack, question: Question, rubric: Rubric) -> str:
             question=question.question,
             reference=question.reference,
             wrong=question.wrong,
-            answer_cue=rubric.manifest.answer_cue,
+            answer_cue=rubric.criteria[0].answer_cue,
             top_label=rubric.labels[order[-1]],
             bottom_label=rubric.labels[order[0]],
             labels=" ".join(rubric.labels),

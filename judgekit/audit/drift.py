@@ -154,7 +154,7 @@ def pin_anchors(
         set_name=set_name,
         rubric=rubric.ref,
         rubric_hash=rubric.hash,
-        answer_cue=rubric.manifest.answer_cue,
+        answer_cue=rubric.criteria[0].answer_cue,
         variants=list(variants or rubric.variants),
         controls=controls,
         judge=identity,
@@ -182,8 +182,8 @@ def _rubric_changes(anchors: Anchors, rubric: Rubric, variants: Sequence[str]) -
         changes.append(
             f"rubric {rubric.ref} hash: {anchors.rubric_hash[:12]} -> {rubric.hash[:12]}"
         )
-    if rubric.manifest.answer_cue != anchors.answer_cue:
-        changes.append(f"answer cue: {anchors.answer_cue!r} -> {rubric.manifest.answer_cue!r}")
+    if rubric.criteria[0].answer_cue != anchors.answer_cue:
+        changes.append(f"answer cue: {anchors.answer_cue!r} -> {rubric.criteria[0].answer_cue!r}")
     if list(variants) != anchors.variants:
         changes.append(f"variants: {anchors.variants} -> {list(variants)}")
     return changes

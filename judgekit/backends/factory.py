@@ -34,14 +34,19 @@ def _openai(spec: OpenAIJudge) -> Backend:
 def _replay(spec: ReplayJudge) -> Backend:
     from judgekit.backends.replay import ReplayBackend, read_verdicts
 
-    verdicts = read_verdicts(
-        spec.verdicts,
-        id_field=spec.id_field,
-        verdict_field=spec.verdict_field,
-        label_map=spec.label_map,
-    )
+    def read(field: str) -> dict[str, str | None]:
+        return read_verdicts(
+            spec.verdicts, id_field=spec.id_field, verdict_field=field, label_map=spec.label_map
+        )
+
     name = spec.model or Path(spec.verdicts).stem
-    return ReplayBackend(verdicts, model=name, source=spec.verdicts)
+    return ReplayBackend(
+        read(spec.verdict_field),
+        model=name,
+        source=spec.verdicts,
+        verdicts_ba=read(spec.verdict_ba_field) if spec.verdict_ba_field else None,
+        ba_as_shown=spec.ba_as_shown,
+    )
 
 
 #: Backend kind -> the function that starts it: the one place backends are built. A test (or

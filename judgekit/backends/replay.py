@@ -5,8 +5,10 @@ decision, calibration and cascade code as a live one: a rubric label is one-hot;
 rubric without a tie label is an even split between A and B (the decision rule reads it as a tie,
 never as a win). In the BA order the verdict is swapped (the replayed judge saw the original order;
 "A" shown second is "B" in that prompt), so unswapping gives back the original verdict and the two
-orders always agree. A missing verdict, or one that is not a label of the rubric, is an error
-result (an invalid verdict, counted), never a default label.
+orders always agree. Verdicts made in both orders (``verdict_ab`` / ``verdict_ba``) are replayed
+per order instead, so the run's swap rule combines them exactly as it combines a live judge's
+(two orders that disagree make a tie). A missing verdict, or one that is not a label of the
+rubric, is an error result (an invalid verdict, counted), never a default label.
 """
 
 from __future__ import annotations
@@ -63,16 +65,29 @@ def read_verdicts(
 class ReplayBackend(BackendBase):
     """Verdicts by item id in, label log-probabilities out (``Backend`` protocol).
 
+    ``verdicts_ba``: the verdicts of the BA presentation, by original letters (A = answer_a)
+    unless ``ba_as_shown``; BA requests read them, AB requests ``verdicts``.
     ``num_prompt_tokens`` is an estimate, the rendered prompt's characters / ``CHARS_PER_TOKEN``
     (the replayed judge's own tokenizer is unknown), so cascades can report what escalating to
     that judge would cost in prompt tokens; the identity's settings say so.
     """
 
     def __init__(
-        self, verdicts: Mapping[str, str | None], *, model: str, source: str = "in-memory"
+        self,
+        verdicts: Mapping[str, str | None],
+        *,
+        model: str,
+        source: str = "in-memory",
+        verdicts_ba: Mapping[str, str | None] | None = None,
+        ba_as_shown: bool = False,
     ) -> None:
         self._verdicts = dict(verdicts)
-        digest = hashlib.sha256(json.dumps(sorted(self._verdicts.items())).encode()).hexdigest()
+        self._ba = dict(verdicts_ba) if verdicts_ba is not None else None
+        self._ba_as_shown = ba_as_shown
+        content = [sorted(self._verdicts.items())]
+        if self._ba is not None:
+            content += [sorted(self._ba.items()), ba_as_shown]
+        digest = hashlib.sha256(json.dumps(content).encode()).hexdigest()
         self._identity = JudgeIdentity(
             backend="replay",
             model=model,
@@ -89,11 +104,16 @@ class ReplayBackend(BackendBase):
 
     def _one(self, request: LabelRequest) -> LabelLogprobs:
         tokens = round(sum(len(m.content) for m in request.messages) / CHARS_PER_TOKEN)
-        verdict = self._verdicts.get(request.item_id)
+        source = self._ba if request.order == "BA" and self._ba is not None else self._verdicts
+        per_order = source is self._ba
+        verdict = source.get(request.item_id)
         if verdict is None:
-            error = f"no replayed verdict for item {request.item_id!r}"
+            error = f"no replayed verdict for item {request.item_id!r} ({request.order or '-'})"
             return LabelLogprobs({}, tokens, 0, error=error)
-        shown = _SWAPPED.get(verdict, verdict) if request.order == "BA" else verdict
+        as_shown = per_order and self._ba_as_shown
+        shown = (
+            _SWAPPED.get(verdict, verdict) if request.order == "BA" and not as_shown else verdict
+        )
         if shown in request.labels:
             return LabelLogprobs({shown: 0.0}, tokens, 0)
         if shown == TIE and {"A", "B"} <= set(request.labels):

@@ -121,7 +121,21 @@ class ReplayJudge(StrictModel):
     backend: Literal["replay"] = "replay"
     verdicts: str = Field(description="JSON list or JSONL file of the verdicts.")
     id_field: str = "id"
-    verdict_field: str = "verdict"
+    verdict_field: str = Field(
+        default="verdict",
+        description="The verdict; with verdict_ba_field, the verdict of the AB presentation.",
+    )
+    verdict_ba_field: str | None = Field(
+        default=None,
+        description="Verdicts made in both answer orders: the field holding the verdict of the "
+        "swapped (BA) presentation, combined with the AB one by the run's swap rule like a live "
+        "judge's two orders. It names answers by their original letters (A = answer_a) unless "
+        "ba_as_shown.",
+    )
+    ba_as_shown: bool = Field(
+        default=False,
+        description="The BA verdict names answers by the letter shown (A = answer_b, shown first).",
+    )
     label_map: dict[str, str] = Field(
         default_factory=dict, description="Verdict value -> rubric label, e.g. {'1': 'A'}."
     )

@@ -25,6 +25,7 @@ from judgekit.calibrate.length_card import fit_length_model
 from judgekit.calibrate.measure import CardSubject, calibrate
 from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_run
 from judgekit.calibrate.report import write_report
+from judgekit.calibrate.slices import require_column, slice_agreement
 from judgekit.cards.model import (
     CalibrationCard,
     CalibrationOptions,
@@ -220,17 +221,21 @@ def run_calibration(
     out_dir: Path | str,
     judge_name: str | None = None,
     store: ResultStore | None = None,
+    by: str | None = None,
 ) -> CalibrationResult:
     """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``), the final run
     (``out_dir/run.jsonl`` with its items file and manifest), its viewer and the report.
 
     ``dataset``: a registered set's name, or a set already loaded (``load_user_set``).
     ``backend``: a judge (``JudgeSpec`` or a started backend; ``ReplayJudge`` for another judge's
-    verdicts, label mapping defaulting to the set's own).
+    verdicts, label mapping defaulting to the set's own). ``by``: also measure the card per
+    slice of this meta column (``card.slices``).
     """
     options = options or CalibrationOptions()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prepared = prepare_set(dataset, rubric, options, data_dir=data_dir)
+    if by is not None:
+        require_column(prepared.records, by)
     if isinstance(backend, ReplayJudge) and not backend.label_map:
         mapping = prepared.dataset.manifest.labels or {}
         backend = backend.model_copy(update={"label_map": {k: str(v) for k, v in mapping.items()}})
@@ -272,18 +277,19 @@ def run_calibration(
                 corrections=replace(corrections, length_model=None),
             )
         )
+    subject = CardSubject(
+        rubric_ref=rubric.ref,
+        rubric_hash=rubric.hash,
+        judge=raw.judge,
+        judge_name=judge_name,
+        set_name=_set_name(prepared, options),
+        set_sha256=prepared.dataset.sha256,
+        group_by=prepared.dataset.manifest.split_group.describe(),
+    )
     card = calibrate(
         prepared.records,
         outputs_from_run(final),
-        subject=CardSubject(
-            rubric_ref=rubric.ref,
-            rubric_hash=rubric.hash,
-            judge=raw.judge,
-            judge_name=judge_name,
-            set_name=_set_name(prepared, options),
-            set_sha256=prepared.dataset.sha256,
-            group_by=prepared.dataset.manifest.split_group.describe(),
-        ),
+        subject=subject,
         options=options,
         rng=np.random.default_rng(options.seed),
         applies=applies,
@@ -293,6 +299,17 @@ def run_calibration(
         ensemble=section,
         notes=[*prepared.notes, *fits.notes, *_judged_note(prepared)],
     )
+    if by is not None:
+        slices = slice_agreement(
+            prepared.records,
+            outputs_from_run(final),
+            by,
+            subject=subject,
+            options=options,
+            applies=applies,
+            label_type=_label_type(prepared),
+        )
+        card = card.model_copy(update={"slices": slices})
     return _write(card, final, prepared, Path(cards_dir), Path(out_dir))
 
 
@@ -326,6 +343,7 @@ def _write(
         out / "view.html",
         items=[r.item for r in prepared.dataset.records],
         human={r.id: r.consensus for r in prepared.dataset.records if r.consensus is not None},
+        rubric=final.rubric,
     )
     report = write_report(
         card, out, records=prepared.records, outputs=outputs_from_run(final), viewer=viewer

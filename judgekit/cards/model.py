@@ -272,6 +272,19 @@ class CardControls(StrictModel):
     reasons: list[str] = Field(default_factory=list)
 
 
+class SliceAgreement(StrictModel):
+    """Headline figures on the items whose meta ``column`` is ``value`` (``note``: why none)."""
+
+    column: str
+    value: str
+    n: int
+    invalid_rate: float | None
+    kappa: Interval | None
+    trust: Interval | None = Field(description="The card's trust_metric on the slice.")
+    accuracy: Interval | None
+    note: str | None = None
+
+
 class CalibrationCard(StrictModel):
     """Everything measured about one judge x rubric x calibration set x split, and the verdict."""
 
@@ -354,6 +367,7 @@ class CalibrationCard(StrictModel):
     ensemble: EnsembleCard | None = Field(
         default=None, description="Learned frozen ensemble and abstention (issue 12)."
     )
+    slices: list[SliceAgreement] = Field(default_factory=list, description="calibrate --by")
 
     def trust_figure(self) -> Interval | None:
         """The agreement figure the trust verdict is decided on (named by ``trust_metric``)."""

@@ -2,7 +2,9 @@
 
 Each run is read back with the one run reader (``judging.read.read_run``): the per-item scores
 compared are the final ones each run reported (swap, ensemble, a card's frozen corrections).
-Items that share a question are one cluster: the interval resamples clusters.
+Items that share a question are one cluster: the interval resamples clusters. ``by`` compares
+every slice of a meta column too (which categories regressed?), with cluster-resampled
+intervals (``judging.summary.clustered_interval``).
 """
 
 from __future__ import annotations
@@ -12,10 +14,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from pydantic import Field
 
 from judgekit.data.records import InputError
 from judgekit.judging.read import read_run
 from judgekit.judging.results import JudgeRun
+from judgekit.judging.summary import clustered_interval, slice_values
 from judgekit.schema import StrictModel
 from judgekit.stats import bootstrap_ci, permutation_test, sign_test
 
@@ -25,6 +29,21 @@ class ItemChange(StrictModel):
     baseline: float
     candidate: float
     diff: float
+
+
+class DiffSlice(StrictModel):
+    """The paired difference on the items of one slice (baseline meta ``column`` = ``value``);
+    ``mean_diff_ci`` resamples the slice's groups (None: fewer than two groups)."""
+
+    column: str
+    value: str
+    n: int
+    mean_baseline: float
+    mean_candidate: float
+    mean_diff: float
+    mean_diff_ci: tuple[float, float] | None
+    candidate_better: int
+    baseline_better: int
 
 
 class RunDiff(StrictModel):
@@ -49,6 +68,7 @@ class RunDiff(StrictModel):
     mismatches: list[str]
     regressions: list[ItemChange]
     improvements: list[ItemChange]
+    slices: list[DiffSlice] = Field(default_factory=list)
 
     def table(self) -> str:
         low, high = self.mean_diff_ci
@@ -63,6 +83,19 @@ class RunDiff(StrictModel):
             f"{self.unchanged} unchanged",
         ]
         lines += [f"MISMATCH   {m}" for m in self.mismatches]
+        if self.slices:
+            lines += ["", f"by {self.slices[0].column} (95% CIs resample groups):"]
+            for c in self.slices:
+                ci = (
+                    f"[{c.mean_diff_ci[0]:+.3f}, {c.mean_diff_ci[1]:+.3f}]"
+                    if c.mean_diff_ci
+                    else "[one group: no interval]"
+                )
+                lines.append(
+                    f"  {c.value[:24]:<24} n={c.n:<4} {c.mean_baseline:.3f} -> "
+                    f"{c.mean_candidate:.3f}  diff {c.mean_diff:+.3f} {ci}  "
+                    f"{c.candidate_better} better, {c.baseline_better} worse"
+                )
         if self.regressions:
             lines += ["", "biggest regressions:", f"{'item':<28} {'baseline':>9} {'candidate':>9}"]
             lines += [
@@ -125,12 +158,14 @@ def diff_runs(
     n_resamples: int = 2000,
     top: int = 10,
     allow_mismatch: bool = False,
+    by: str | None = None,
 ) -> RunDiff:
     """Paired difference (candidate - baseline) over the items both runs judged validly.
 
     Runs must share the rubric; they must also share the judge (model, fingerprint, engine
     settings) and the controls, else a difference in scores could be a difference in judging:
     ``allow_mismatch`` compares them anyway and lists what differs in ``mismatches``.
+    ``by``: also compare each slice of this meta column (the baseline's values).
     """
     base, cand = read_run(baseline, content=False), read_run(candidate, content=False)
     ref_a, a, b = base.rubric.ref, _scores(base), _scores(cand)
@@ -178,7 +213,38 @@ def diff_runs(
         mismatches=mismatches,
         regressions=[c for c in changes[:top] if c.diff < 0],
         improvements=[c for c in reversed(changes[-top:]) if c.diff > 0],
+        slices=_slices(base, valid, by) if by is not None else [],
     )
+
+
+def _slices(base: JudgeRun, valid: pd.DataFrame, by: str) -> list[DiffSlice]:
+    """Paired differences per value of the baseline's meta column ``by``."""
+    ids = list(base.verdicts.item_ids)
+    meta = dict(zip(ids, base.meta, strict=True)) if base.meta else {}
+    if not any(by in row for row in meta.values()):
+        columns = sorted({k for row in meta.values() for k in row})
+        raise InputError(f"--by {by}: no such meta column in the baseline; it has {columns}")
+    group = dict(zip(ids, base.verdicts.groups, strict=True))
+    values = slice_values([meta[i] for i in valid.index], by)
+    out = []
+    for value in dict.fromkeys(values):
+        rows = valid[[v == value for v in values]]
+        diff = (rows["b"] - rows["a"]).to_numpy()
+        ci = clustered_interval(diff, [group[i] for i in rows.index])
+        out.append(
+            DiffSlice(
+                column=by,
+                value=value,
+                n=len(rows),
+                mean_baseline=float(rows["a"].mean()),
+                mean_candidate=float(rows["b"].mean()),
+                mean_diff=float(diff.mean()),
+                mean_diff_ci=(ci.low, ci.high) if ci is not None else None,
+                candidate_better=int((diff > 0).sum()),
+                baseline_better=int((diff < 0).sum()),
+            )
+        )
+    return out
 
 
 def write_diff(result: RunDiff, json_path: Path | None, markdown_path: Path | None) -> None:

@@ -10,7 +10,9 @@ import typer
 from judgekit.audit.canaries import builtin_suite, load_suite, run_canaries, write_canary_report
 from judgekit.backends import JudgeSpec, ReplayJudge, create_backend
 from judgekit.calibrate.annotators import ConsensusMethod
+from judgekit.calibrate.criteria import run_criteria_calibration
 from judgekit.calibrate.run import run_calibration
+from judgekit.calibrate.slices import format_slices
 from judgekit.cards import CalibrationOptions, TrustThresholds, default_cards_dir
 from judgekit.cards.model import SplitName
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
@@ -19,7 +21,7 @@ from judgekit.cli.quiet import quiet
 from judgekit.data.sets import CalibrationSet
 from judgekit.data.user_sets import is_user_set, load_user_set
 from judgekit.judging.store import ResultStore
-from judgekit.rubrics import load_rubric
+from judgekit.rubrics import Rubric, load_rubric
 
 _T = TrustThresholds()
 
@@ -100,6 +102,16 @@ def calibrate(
     canaries: Annotated[
         bool, typer.Option(help="Also run the built-in canary suite on this judge (--out).")
     ] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Also measure the card per value of this meta column.")
+    ] = None,
+    criterion_labels: Annotated[
+        list[str] | None,
+        typer.Option(
+            help="Multi-criterion rubric: CRITERION=METRIC (a registered set's metric) or "
+            "CRITERION=COLUMN (your file's label column); default: the criterion's own name."
+        ),
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict.
@@ -110,7 +122,7 @@ def calibrate(
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     replay = isinstance(judge_spec, ReplayJudge)
     dataset: str | CalibrationSet = set_name
-    if is_user_set(set_name):
+    if is_user_set(set_name) and not chosen.manifest.criteria:
         dataset = load_user_set(
             set_name,
             chosen,
@@ -138,6 +150,11 @@ def calibrate(
             min_n=min_n,
         ),
     )
+    if chosen.manifest.criteria:  # one run, a card per criterion (thresholds as given)
+        labels = pairs_option(criterion_labels, "--criterion-labels")
+        paths = {"out": out, "cards_dir": cards_dir, "data_dir": data_dir, "store": store}
+        return _criteria(chosen, set_name, judge_spec, labels, options, pairs_option(column),
+                         verbose=verbose, **paths)  # fmt: skip
     if options.fit_dev:
         typer.echo(
             "judging the dev split too: the card's controls are chosen and its "
@@ -154,6 +171,7 @@ def calibrate(
             cards_dir=cards_dir or default_cards_dir(),
             out_dir=out,
             store=ResultStore(store) if store is not None else None,
+            by=by,
         )
         if canaries and not replay:
             backend = create_backend(judge_spec)
@@ -174,7 +192,53 @@ def calibrate(
     typer.echo(("TRUSTED" if card.verdict.trusted else "NOT TRUSTED") + ":")
     for reason in card.verdict.reasons:
         typer.echo(f"  {reason}")
+    for line in format_slices(card.slices):
+        typer.echo(line)
     typer.echo(f"card {result.card_path}; report {result.report['html']}")
     typer.echo(
         "runs use it only when named: judgekit judge --card PATH, or card = in judgekit.toml"
     )
+
+
+def _criteria(
+    rubric: Rubric,
+    set_name: str,
+    spec: JudgeSpec,
+    labels: dict[str, str],
+    options: CalibrationOptions,
+    columns: dict[str, str],
+    *,
+    out: Path,
+    cards_dir: Path | None,
+    data_dir: Path | None,
+    store: Path | None,
+    verbose: bool,
+) -> None:
+    """One run of a multi-criterion rubric, a card per criterion and the criteria table."""
+    names = [c.name for c in rubric.criteria if c.name is not None]
+    dataset: str | dict[str, CalibrationSet] = set_name
+    if is_user_set(set_name):
+        dataset = {
+            name: load_user_set(
+                set_name,
+                rubric.for_criterion(name),
+                label_column=labels.get(name, name),
+                columns=columns,
+            )
+            for name in names
+        }
+    with quiet(out / "calibrate.log", verbose=verbose):
+        result = run_criteria_calibration(
+            dataset,
+            rubric,
+            backend=spec,
+            options=options,
+            metrics=labels,
+            data_dir=data_dir,
+            cards_dir=cards_dir or default_cards_dir(),
+            out_dir=out,
+            store=ResultStore(store) if store is not None else None,
+        )
+    typer.echo(result.table.markdown())
+    typer.echo(f"cards: {', '.join(str(p) for p in result.card_paths.values())}")
+    typer.echo(f"table {result.paths['markdown']}; run {result.paths['run']}")

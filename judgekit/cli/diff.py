@@ -29,6 +29,9 @@ def diff(
         bool,
         typer.Option(help="Compare runs whose judge, engine settings or controls differ."),
     ] = False,
+    by: Annotated[
+        str | None, typer.Option(help="Also compare each value of this meta column.")
+    ] = None,
     fail_below: Annotated[
         float | None,
         typer.Option(
@@ -38,7 +41,11 @@ def diff(
 ) -> None:
     """Candidate vs baseline on the same items: paired difference, CI, tests, regressions."""
     result = diff_runs(
-        baseline, candidate, rng=np.random.default_rng(seed), allow_mismatch=allow_mismatch
+        baseline,
+        candidate,
+        rng=np.random.default_rng(seed),
+        allow_mismatch=allow_mismatch,
+        by=by,
     )
     typer.echo(result.table())
     write_diff(result, json_out, markdown)

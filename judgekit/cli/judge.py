@@ -15,6 +15,7 @@ from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.judge_options import judge_options
 from judgekit.cli.quiet import JudgeProgress, log_path, quiet
 from judgekit.config import choose_card
+from judgekit.data.items import check_items, check_slices
 from judgekit.data.records import read_items
 from judgekit.judging.run import judge as run_judge
 from judgekit.judging.store import ResultStore
@@ -115,6 +116,10 @@ def judge(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show engine logs instead of <stem>.log.")
     ] = False,
+    by: Annotated[
+        list[str] | None,
+        typer.Option(help="Also report every figure per value of this meta column (repeatable)."),
+    ] = None,
     rubrics_dir: RubricsDir = None,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
@@ -130,6 +135,8 @@ def judge(
     chosen.chosen_variants(variant)  # a typo stops here, before any judge starts
     columns = pairs_option(column)
     items = read_items(input, chosen.manifest.mode, columns)
+    check_items(items, chosen, str(input))
+    check_slices(items, by or [], str(input))
     choice = choose_card(card)
     named = read_card(choice.path) if choice.path is not None else None
     given = {
@@ -178,7 +185,7 @@ def judge(
                 )
         finally:
             backend.close()
-    summary = summarize(run)
+    summary = summarize(run, by=by or [])
     typer.echo(summary.format())
     typer.echo(f"judgments written to {output}")
     if summary_json is not None:

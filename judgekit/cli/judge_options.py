@@ -68,7 +68,21 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
         _option("replay: JSON/JSONL file of another judge's verdicts.", "--verdicts"),
     ),
     "id_field": (str | None, _option("replay: id field of the verdicts file.")),
-    "verdict_field": (str | None, _option("replay: verdict field of the verdicts file.")),
+    "verdict_field": (
+        str | None,
+        _option("replay: verdict field (with --verdict-ba-field: the AB order's verdict)."),
+    ),
+    "verdict_ba_field": (
+        str | None,
+        _option("replay: field of the swapped (BA) order's verdict, by original letters."),
+    ),
+    "ba_as_shown": (
+        bool | None,
+        _option(
+            "replay: the BA verdict names answers by the letter shown.",
+            "--ba-as-shown/--ba-original-letters",
+        ),
+    ),
     "label_map": (list[str] | None, _option("replay: map VERDICT=LABEL, e.g. 1=A.")),
 }
 

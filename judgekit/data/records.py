@@ -1,7 +1,6 @@
-"""Reading items from user files and writing judgments as they are produced.
+"""Writing judgments as they are produced, and reading them back (items: ``data.items``).
 
-Inputs are JSONL, CSV or Parquet with configurable column names; a bad row raises an error
-naming the file, the row and the field. Outputs are JSONL or CSV, written batch by batch and
+Outputs are JSONL or CSV, written batch by batch and
 flushed and fsynced after each, so a run that dies keeps everything it already judged. An
 existing output is never truncated by accident: a writer either creates a new file, overwrites
 on request, or appends to resume (see ``judging.run.judge``).
@@ -19,120 +18,24 @@ from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ValidationError
 
-from judgekit.schema import Item, Judgment, PairwiseItem, PointwiseItem
+from judgekit.data.items import FIELDS, OPTIONAL, InputError, check_items, read_items, read_rows
+from judgekit.schema import Judgment
 
-Mode = Literal["pointwise", "pairwise"]
-FIELDS: dict[str, tuple[str, ...]] = {
-    "pointwise": ("id", "question", "answer", "context", "group"),
-    "pairwise": ("id", "question", "answer_a", "answer_b", "context", "group"),
-}
-OPTIONAL = {"context", "group"}
-
-
-class InputError(ValueError):
-    """An input file or one of its rows is unusable; the message says where."""
-
-
-def read_rows(path: Path | str) -> list[dict[str, Any]]:
-    """A table's rows as written: JSONL/JSON values as parsed, CSV cells as text, Parquet values
-    as stored (no type inference, so an id column keeps "007" and 12 stays 12, never 12.0)."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    try:
-        if suffix in {".jsonl", ".ndjson"}:
-            with path.open(encoding="utf-8") as handle:
-                rows = [json.loads(line) for line in handle if line.strip()]
-        elif suffix == ".json":
-            rows = json.loads(path.read_text(encoding="utf-8"))
-        elif suffix == ".csv":
-            with path.open(encoding="utf-8", newline="") as handle:
-                rows = list(csv.DictReader(handle))
-        elif suffix in {".parquet", ".pq"}:
-            import pyarrow.parquet as pq
-
-            rows = pq.read_table(path).to_pylist()
-        else:
-            raise InputError(
-                f"{path}: unsupported input format {suffix!r} (jsonl, json, csv, parquet)"
-            )
-    except (ValueError, OSError) as err:
-        if isinstance(err, InputError):
-            raise
-        raise InputError(f"{path}: cannot read as {suffix[1:]}: {err}") from err
-    if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
-        raise InputError(f"{path}: expected one object per row")
-    return rows
-
-
-def _missing(value: Any) -> bool:
-    """No value at all (an empty string is a value: a candidate may answer nothing)."""
-    return value is None or (isinstance(value, float) and math.isnan(value))
-
-
-def _text(value: Any) -> str:
-    """A cell as text, exactly as written (12 -> "12", 1.5 -> "1.5", "007" stays)."""
-    if isinstance(value, bool | dict | list):
-        raise TypeError(f"expected text or a number, got {json.dumps(value)[:40]}")
-    return value if isinstance(value, str) else str(value)
-
-
-def read_items(
-    path: Path | str, mode: Mode, columns: Mapping[str, str] | None = None
-) -> list[Item]:
-    """Items from a file; ``columns`` maps judgekit field -> column name (e.g. question=prompt).
-
-    Without an ``id`` column, items get their 1-based row number as id. Ids must be unique and
-    are kept exactly as written. Rows are counted from 1 (the first data row), as people count
-    them; an error names the file, the row and the field.
-    """
-    path = Path(path)
-    rows = read_rows(path)
-    mapping = {field: (columns or {}).get(field, field) for field in FIELDS[mode]}
-    unknown = set(columns or {}) - set(FIELDS[mode])
-    if unknown:
-        raise InputError(f"{path}: unknown field(s) {sorted(unknown)} for {mode} items")
-    header = dict.fromkeys(key for row in rows for key in row)
-    for field, column in mapping.items():
-        if column not in header and field not in OPTIONAL and field != "id" and rows:
-            raise InputError(
-                f"{path}: field {field!r}: column {column!r} not found; columns are "
-                f"{list(header)} (map one with --column {field}=NAME)"
-            )
-    if not rows:
-        raise InputError(f"{path}: no items (the file has no data rows)")
-    model = PointwiseItem if mode == "pointwise" else PairwiseItem
-    items: list[Item] = []
-    seen: dict[str, int] = {}
-    for row_number, row in enumerate(rows, start=1):
-        values: dict[str, Any] = {}
-        for field, column in mapping.items():
-            value = row.get(column)
-            if _missing(value) or (value == "" and field in ("id", *OPTIONAL)):
-                if field == "id":
-                    value = str(row_number)
-                elif field in OPTIONAL:
-                    continue
-                else:
-                    raise InputError(
-                        f"{path}: row {row_number}: field {field!r} ({column}) is empty"
-                    )
-            try:
-                values[field] = _text(value)
-            except TypeError as err:
-                raise InputError(f"{path}: row {row_number}: field {field!r}: {err}") from err
-        try:
-            item = model.model_validate(values)
-        except ValidationError as err:
-            first = err.errors()[0]
-            field = ".".join(str(p) for p in first["loc"])
-            raise InputError(f"{path}: row {row_number}: field {field!r}: {first['msg']}") from err
-        if item.id in seen:
-            raise InputError(
-                f"{path}: row {row_number}: field 'id': {item.id!r} repeats row {seen[item.id]}"
-            )
-        seen[item.id] = row_number
-        items.append(item)
-    return items
+__all__ = [
+    "FIELDS",
+    "OPTIONAL",
+    "InputError",
+    "JudgmentWriter",
+    "OutputExistsError",
+    "RunFiles",
+    "check_items",
+    "drop_torn_tail",
+    "items_path",
+    "manifest_path",
+    "read_items",
+    "read_judgments",
+    "read_rows",
+]
 
 
 def items_path(output: Path | str) -> Path:
@@ -185,6 +88,8 @@ class JudgmentWriter:
     def write(self, records: Sequence[BaseModel]) -> None:
         for record in records:
             row = record.model_dump(mode="json")
+            if row.get("meta") == {}:  # no meta columns: no empty object (Parquet cannot hold it)
+                del row["meta"]
             if self._csv:
                 flat = {k: json.dumps(v) if isinstance(v, dict) else v for k, v in row.items()}
                 if self._writer is None:
@@ -272,8 +177,8 @@ def drop_torn_tail(path: Path | str) -> int:
     return len(data) - keep
 
 
-_DICT_FIELDS = ("label_probs", "engine_settings")
-_TEXT_FIELDS = ("item_id", "rubric", "variant", "label", "judge_model")
+_DICT_FIELDS = ("label_probs", "engine_settings", "meta")
+_TEXT_FIELDS = ("item_id", "rubric", "variant", "label", "judge_model", "criterion")
 
 
 def _judgment_from_row(row: Mapping[str, Any]) -> dict[str, Any]:

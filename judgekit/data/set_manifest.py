@@ -100,6 +100,11 @@ class FieldMap(StrictModel):
     answer: FieldSpec | None = None
     answer_a: FieldSpec | None = None
     answer_b: FieldSpec | None = None
+    reference: FieldSpec | None = None
+    meta: dict[str, FieldSpec] = Field(
+        default_factory=dict,
+        description="Item meta columns (e.g. the system that wrote the answer): calibrate --by.",
+    )
 
 
 class AnnotatorSpec(StrictModel):

@@ -326,13 +326,20 @@ def _human(manifest: CalibrationSetManifest, row: dict[str, Any], metric: str | 
 def _item(
     manifest: CalibrationSetManifest, row: dict[str, Any], index: int
 ) -> PointwiseItem | PairwiseItem:
-    values = {}
-    for name in ("id", "question", "context", "answer", "answer_a", "answer_b"):
+    values: dict[str, Any] = {}
+    for name in ("id", "question", "context", "answer", "answer_a", "answer_b", "reference"):
         if (spec := getattr(manifest.fields, name)) is not None:
             try:
                 values[name] = _text(spec, row, index)
             except (LookupError, TypeError, ValueError) as err:
                 raise ValueError(f"field fields.{name}: {err}") from err
+    meta = {}
+    for name, spec in manifest.fields.meta.items():
+        try:
+            meta[name] = _text(spec, row, index)
+        except (LookupError, TypeError, ValueError) as err:
+            raise ValueError(f"field fields.meta.{name}: {err}") from err
+    values["meta"] = meta
     return PairwiseItem(**values) if manifest.mode == "pairwise" else PointwiseItem(**values)
 
 

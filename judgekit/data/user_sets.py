@@ -30,6 +30,7 @@ from judgekit.data.set_manifest import (
 from judgekit.data.sets import CalibrationSet, read_rows, rows_to_records
 from judgekit.files import sha256_file
 from judgekit.rubrics import Rubric
+from judgekit.schema import reserved_column
 
 USER_FORMATS = {".jsonl": "jsonl", ".ndjson": "jsonl", ".csv": "csv", ".parquet": "parquet"}
 PAIR_LABELS = {"a": "A", "b": "B", "tie": "tie"}
@@ -62,24 +63,34 @@ def _labels(rubric: Rubric) -> tuple[str, dict[str, str | float] | None, Scale |
     return "ordinal", None, Scale(min=min(values), max=max(values))
 
 
-def _field_map(path: Path, mode: str, columns: Mapping[str, str], header: set[str]) -> FieldMap:
-    """Item fields -> the file's columns, like ``judge --column``; fails naming the field."""
-    unknown = set(columns) - set(FIELDS[mode])
+def _field_map(
+    path: Path, mode: str, columns: Mapping[str, str], header: set[str], labels: set[str]
+) -> FieldMap:
+    """Item fields -> the file's columns, like ``judge --column``; fails naming the field.
+    Other columns (not ``labels``' and not named like a judgekit field) are the items' meta."""
+    fields = tuple(f for f in (*FIELDS[mode], "reference") if f != "group")  # group: the split
+    unknown = set(columns) - {*fields, "group"}
     if unknown:
         raise DatasetError(f"{path}: unknown field(s) {sorted(unknown)} for {mode} items")
     specs: dict[str, FieldSpec] = {}
-    for field in FIELDS[mode]:
+    for field in fields:
         column = columns.get(field, field)
         if column in header:
             specs[field] = FieldSpec(field=column)
         elif field == "id":
             specs[field] = FieldSpec(template="{_row}")  # row numbers, as read_items does
-        elif field not in OPTIONAL:
+        elif field not in (*OPTIONAL, "reference"):
             raise DatasetError(
                 f"{path}: field {field!r}: column {column!r} not found; columns are "
                 f"{sorted(header)} (map one with --column {field}=NAME)"
             )
-    return FieldMap(**specs)
+    used = {spec.field for spec in specs.values()} | labels | {columns.get("group", "group")}
+    meta = {
+        c: FieldSpec(field=c)
+        for c in sorted(header - used)
+        if reserved_column(c) is None and "." not in c
+    }
+    return FieldMap(**specs, meta=meta)
 
 
 def load_user_set(
@@ -133,7 +144,12 @@ def load_user_set(
             raise DatasetError(
                 f"{path}: labels: column {column!r} not found; columns are {sorted(header)}"
             )
-    fields = _field_map(path, rubric.manifest.mode, columns, header)
+    group = columns.get("group", "group")
+    # a vote file's other columns may differ between votes on one item: no meta there
+    kept = header if group_column is None else set()
+    fields = _field_map(
+        path, rubric.manifest.mode, columns, header, header - kept | {*annotator_columns, *named}
+    )
     label_type, labels, scale = _labels(rubric)
     digest = sha256_file(path)
     built = []
@@ -151,7 +167,8 @@ def load_user_set(
                 mode=rubric.manifest.mode,
                 fields=fields,
                 annotators=shape,
-                split_group=fields.question,  # items asking the same question stay together
+                # items of one group (else asking the same question) stay together
+                split_group=FieldSpec(field=group) if group in header else fields.question,
                 labels=labels,
                 scale=scale,
             )

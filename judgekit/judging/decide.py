@@ -91,6 +91,21 @@ class Rate:
     high: float
 
 
+def rate_names(categories: Sequence[str]) -> list[str]:
+    """The categories rates are reported for: the labels, then "tie" and "invalid"."""
+    return [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
+
+
+def verdict_categories(
+    labels: Sequence[str | None], valid: np.ndarray, ties: np.ndarray
+) -> list[str]:
+    """Each item's rate category: "invalid", "tie" (pointwise ties too), else its label."""
+    return [
+        INVALID if not ok else (TIE if tie else str(label))
+        for label, ok, tie in zip(labels, valid, ties, strict=True)
+    ]
+
+
 def label_rates(
     labels: Sequence[str | None],
     valid: np.ndarray,
@@ -104,14 +119,8 @@ def label_rates(
     Pointwise ties (no label) count as "tie". The denominator is every item. With every item in
     one group no interval can be estimated: it is [0, 1].
     """
-    names = [*categories, *(c for c in (TIE,) if c not in categories), INVALID]
-    outcome = np.array(
-        [
-            INVALID if not ok else (TIE if tie else label)
-            for label, ok, tie in zip(labels, valid, ties, strict=True)
-        ],
-        dtype=object,
-    )
+    names = rate_names(categories)
+    outcome = np.array(verdict_categories(labels, valid, ties), dtype=object)
     out = {}
     for name in names:
         flags = outcome == name

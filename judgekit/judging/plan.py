@@ -1,4 +1,4 @@
-"""Items x rubric variants x answer orders -> label requests, ordered by shared prefix.
+"""Items x rubric variants x answer orders x criteria -> label requests, ordered by shared prefix.
 
 Requests are sorted by their prompt text (system message, then user message): in that order any
 set of prompts sharing a prefix is contiguous, whatever the rubric puts first. A v1 rubric's
@@ -7,6 +7,8 @@ the shared material first and the variant's instruction last (``overall_quality@
 variants and answer orders of an item together, and they share everything but their tail.
 Submitted back to back, the engine's prefix cache computes each shared block once.
 ``prefix_key`` (system text + question + context) routes a prefix family to one server replica.
+A multi-criterion rubric asks each criterion (a checklist rubric each check) in its own request;
+rubrics that render the shared material first and the criterion last share that prefix too.
 """
 
 from __future__ import annotations
@@ -28,6 +30,10 @@ class PlannedRequest:
     order: Order | None
     request: LabelRequest
 
+    @property
+    def criterion(self) -> str | None:
+        return self.request.criterion
+
 
 def plan_requests(
     rubric: Rubric,
@@ -38,7 +44,8 @@ def plan_requests(
 ) -> list[PlannedRequest]:
     """Every request for a run, ordered so that requests sharing a prefix are adjacent.
 
-    Pairwise items are judged in both orders (AB and BA) when ``swap`` is on.
+    Pairwise items are judged in both orders (AB and BA) when ``swap`` is on, and on every
+    criterion of the rubric (every check of the item's checklist).
     """
     chosen = rubric.chosen_variants(variants)
     orders: tuple[Order | None, ...] = (
@@ -48,16 +55,18 @@ def plan_requests(
     for variant in chosen:
         for item in items:
             for order in orders:
-                messages = rubric.render(variant, item, swap=order == "BA")
-                request = LabelRequest(
-                    item_id=item.id,
-                    variant=variant,
-                    order=order,
-                    messages=messages,
-                    labels=rubric.labels,
-                    prefix_key=_prefix_key(messages, item),
-                )
-                planned.append(PlannedRequest(item, variant, order, request))
+                for criterion in rubric.criteria_for(item):
+                    messages = rubric.render(variant, item, swap=order == "BA", criterion=criterion)
+                    request = LabelRequest(
+                        item_id=item.id,
+                        variant=variant,
+                        order=order,
+                        messages=messages,
+                        labels=rubric.labels,
+                        prefix_key=_prefix_key(messages, item),
+                        criterion=criterion,
+                    )
+                    planned.append(PlannedRequest(item, variant, order, request))
     return sorted(planned, key=lambda p: tuple(m.content for m in p.request.messages))
 
 

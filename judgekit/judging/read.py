@@ -28,11 +28,11 @@ from judgekit.data.records import (
     read_rows,
 )
 from judgekit.files import sha256_file
-from judgekit.judging.aggregate import Corrections, Verdicts
+from judgekit.judging.aggregate import Corrections, CriterionTable, Verdicts, unit_key
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run_manifest import RunManifest
-from judgekit.rubrics import RubricError, load_rubric
-from judgekit.schema import InputRef, Item, ItemVerdict, Judgment
+from judgekit.rubrics import Rubric, RubricError, load_rubric
+from judgekit.schema import CriterionVerdict, InputRef, Item, ItemVerdict, Judgment
 
 
 def read_manifest(output: Path | str) -> RunManifest:
@@ -50,17 +50,23 @@ def read_manifest(output: Path | str) -> RunManifest:
 
 
 def read_run(
-    output: Path | str, *, content: bool = True, items: Sequence[Item] | None = None
+    output: Path | str,
+    *,
+    content: bool = True,
+    items: Sequence[Item] | None = None,
+    rubric: Rubric | None = None,
 ) -> JudgeRun:
     """A finished run from its output file and sidecars.
 
     ``content``: also read the judged items from the input file the manifest names (with the
     column mapping it was read with; refused when the file changed since the run). ``items``:
     the content, given (e.g. a calibration set's items). Without either, ``run.items`` is None.
+    ``rubric``: the rubric the run used when it is not on the search path (a user's folder);
+    its hash is checked like a found one's.
     """
     output = Path(output)
     manifest = read_manifest(output)
-    rubric = load_rubric(manifest.rubric)
+    rubric = rubric if rubric is not None else load_rubric(manifest.rubric)
     if rubric.hash != manifest.rubric_hash:
         raise RubricError(
             f"{output}: judged with {manifest.rubric} hash {manifest.rubric_hash[:12]}, but the "
@@ -93,12 +99,13 @@ def read_run(
         seconds=(manifest.finished - manifest.started).total_seconds(),
         judge_name=manifest.judge_name,
         source=manifest.input,
+        meta=tuple(r.meta for r in rows),
     )
 
 
 def _latest(judgments: list[Judgment]) -> list[Judgment]:
     """One judgment per request: a resumed run's retry replaces the row that failed."""
-    kept = {(j.item_id, j.variant, j.order): j for j in judgments}
+    kept = {(j.item_id, j.variant, j.order, j.criterion): j for j in judgments}
     return list(kept.values())
 
 
@@ -131,7 +138,7 @@ def _verdict_rows(output: Path) -> list[ItemVerdict]:
 def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
     """An items row as this version writes it (0.2 rows, CSV cells and Parquet values too)."""
     row = {k: (None if v == "" else v) for k, v in row.items()}
-    for key in ("label_probs", "controls"):
+    for key in ("label_probs", "controls", "criteria", "meta"):
         if isinstance(row.get(key), str):
             row[key] = json.loads(row[key])
     if "score_length_corrected" in row:  # 0.2: score = uncorrected, plus the corrected one
@@ -150,17 +157,48 @@ def _upgrade(row: dict[str, Any]) -> dict[str, Any]:
     return row
 
 
-def _verdicts(rows: Sequence[ItemVerdict], labels: Sequence[str]) -> Verdicts:
-    def column(name: str) -> np.ndarray:
-        return np.array([np.nan if getattr(r, name) is None else getattr(r, name) for r in rows])
-
-    probs = np.array(
+def _probs(rows: Sequence[ItemVerdict | CriterionVerdict], labels: Sequence[str]) -> np.ndarray:
+    return np.array(
         [
             [r.label_probs[label] for label in labels] if r.label_probs else [np.nan] * len(labels)
             for r in rows
         ],
         dtype=float,
     ).reshape(len(rows), len(labels))
+
+
+def _column(rows: Sequence[ItemVerdict | CriterionVerdict], name: str) -> np.ndarray:
+    return np.array(
+        [np.nan if getattr(r, name) is None else getattr(r, name) for r in rows], dtype=float
+    )
+
+
+def _criteria(rows: Sequence[ItemVerdict], labels: Sequence[str]) -> CriterionTable | None:
+    """A multi-criterion run's per-criterion verdicts, as its items file reported them."""
+    if not any(r.criteria for r in rows):
+        return None
+    units = [(i, name, c) for i, r in enumerate(rows) for name, c in (r.criteria or {}).items()]
+    verdicts = [c for _, _, c in units]
+    table = Verdicts(
+        item_ids=tuple(unit_key(rows[i].item_id, name) for i, name, _ in units),
+        groups=tuple(rows[i].group for i, _, _ in units),
+        probs=_probs(verdicts, labels),
+        scores=_column(verdicts, "score"),
+        uncorrected=None,
+        labels=tuple(c.label for c in verdicts),
+        ties=np.array([c.tie for c in verdicts], dtype=bool),
+        n_valid_variants=np.array([c.n_valid_variants for c in verdicts], dtype=int),
+        n_variants=max((r.n_variants for r in rows), default=0),
+    )
+    index = np.array([i for i, _, _ in units], dtype=int)
+    return CriterionTable(tuple(name for _, name, _ in units), index, table)
+
+
+def _verdicts(rows: Sequence[ItemVerdict], labels: Sequence[str]) -> Verdicts:
+    def column(name: str) -> np.ndarray:
+        return _column(rows, name)
+
+    probs = _probs(rows, labels)
     has_orders = any(r.p_a_ab is not None for r in rows)
     return Verdicts(
         item_ids=tuple(r.item_id for r in rows),
@@ -176,4 +214,6 @@ def _verdicts(rows: Sequence[ItemVerdict], labels: Sequence[str]) -> Verdicts:
         n_variants=max((r.n_variants for r in rows), default=0),
         p_a_ab=column("p_a_ab").astype(float) if has_orders else None,
         p_a_ba=column("p_a_ba").astype(float) if has_orders else None,
+        criteria=_criteria(rows, labels),
+        pass_ratio=column("pass_ratio") if any(r.pass_ratio is not None for r in rows) else None,
     )

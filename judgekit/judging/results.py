@@ -15,7 +15,15 @@ from judgekit.bias.length import answer_lengths
 from judgekit.cards.store import CardRef
 from judgekit.judging.aggregate import Corrections, Verdicts, aggregate
 from judgekit.rubrics import Rubric
-from judgekit.schema import Controls, InputRef, Item, JudgeIdentity, Judgment, item_group
+from judgekit.schema import (
+    Controls,
+    InputRef,
+    Item,
+    JudgeIdentity,
+    Judgment,
+    Scalar,
+    item_group,
+)
 
 
 @dataclass(frozen=True)
@@ -24,7 +32,8 @@ class JudgeRun:
 
     ``items`` is the content judged (None for a run read back without its input file), read
     from ``source`` (None: items passed in memory); ``corrections`` and ``card`` say which
-    calibration card shaped the verdicts, if any.
+    calibration card shaped the verdicts, if any. ``meta``: each item's meta columns, aligned
+    with ``verdicts.item_ids`` (known with or without the content).
     """
 
     rubric: Rubric
@@ -39,6 +48,7 @@ class JudgeRun:
     backend_stats: dict[str, Any] | None = None
     judge_name: str | None = None
     source: InputRef | None = None
+    meta: tuple[dict[str, Scalar], ...] = ()
 
     @property
     def mode(self) -> str:
@@ -78,5 +88,29 @@ def build_run(
         verdicts,
         items=tuple(items),
         corrections=corrections,
+        meta=tuple(item.meta for item in items),
         **fields,
+    )
+
+
+def criterion_run(run: JudgeRun, name: str) -> JudgeRun:
+    """One declared criterion of a multi-criterion run as a run of its own (its judgments,
+    aggregated by the same rule with the criterion's labels): what calibrating that criterion
+    measures. Needs the run's items (ValueError without)."""
+    if run.items is None:
+        raise ValueError("a criterion's run needs the run's items (read_run(..., content=True))")
+    judgments = [
+        j.model_copy(update={"criterion": None}) for j in run.judgments if j.criterion == name
+    ]
+    return build_run(
+        run.rubric.for_criterion(name),
+        run.judge,
+        run.controls,
+        run.items,
+        judgments,
+        corrections=run.corrections,
+        card=run.card,
+        seconds=run.seconds,
+        judge_name=run.judge_name,
+        source=run.source,
     )

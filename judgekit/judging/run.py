@@ -19,6 +19,7 @@ from typing import Literal
 from judgekit.backends import Backend, JudgeSpec, open_backend
 from judgekit.bias.length import load_length_model
 from judgekit.cards.store import CardError, NamedCard, check_card, read_card
+from judgekit.data.items import check_items, same_meta_columns
 from judgekit.data.records import (
     InputError,
     RunFiles,
@@ -119,6 +120,8 @@ def judge(
     ``output`` is refused unless ``if_exists`` says ``overwrite`` (the old files are replaced
     together when the run ends) or ``resume`` (its rows are kept, checked to come from the same
     rubric and judge, and only the requests it lacks or that failed with an error are judged).
+    Items the rubric cannot judge (a field it requires missing, one it does not read present)
+    are refused (``InputError``) before any backend starts.
     ``min_label_mass`` overrides the rubric's threshold below which a verdict is invalid. With a
     ``store``, prompts judged before with the same judge are not judged again, and each written
     chunk is committed there, so a killed run resumes where it stopped. ``source`` names the
@@ -128,7 +131,8 @@ def judge(
     if isinstance(items, str | Path):
         source = items
         items = read_items(items, rubric.manifest.mode, columns)
-    items = list(items)
+    items = same_meta_columns(items)
+    check_items(items, rubric, str(source) if source is not None else None)
     use = card_use(card, controls=controls, variants=variants) if card is not None else None
     chosen = use.controls if use else controls or Controls()
     if chosen.ensemble == "learned" and (use is None or use.corrections.learned is None):
@@ -205,8 +209,10 @@ def _execute(
         files = RunFiles(output, "append" if resuming else ("new" if mode == "append" else mode))
         if resuming:
             judgments = _resumed(output, rubric, identity, planned)
-            done = {(j.item_id, j.variant, j.order) for j in judgments}
-            planned = [p for p in planned if (p.item.id, p.variant, p.order) not in done]
+            done = {(j.item_id, j.variant, j.order, j.criterion) for j in judgments}
+            planned = [
+                p for p in planned if (p.item.id, p.variant, p.order, p.criterion) not in done
+            ]
     total = len(judgments) + len(planned)
     start = time.perf_counter()
     order = {p.request.key: n for n, p in enumerate(planned)}
@@ -234,7 +240,9 @@ def _execute(
             files.discard()
         raise
     # finish order is the engine's; the run's views keep the plan's order
-    judgments.sort(key=lambda j: order.get(request_key(j.item_id, j.variant, j.order), -1))
+    judgments.sort(
+        key=lambda j: order.get(request_key(j.item_id, j.variant, j.order, j.criterion), -1)
+    )
     run = build_run(
         rubric,
         identity,
@@ -276,8 +284,8 @@ def _resumed(
                 f"{output}: cannot resume: its rows came from another judge or engine settings "
                 f"({j.judge_model}, {j.judge_fingerprint[:12]})"
             )
-    wanted = {(p.item.id, p.variant, p.order) for p in planned}
-    kept = {(j.item_id, j.variant, j.order): j for j in rows}  # a later row replaces an earlier
+    wanted = {(p.item.id, p.variant, p.order, p.criterion) for p in planned}
+    kept = {(j.item_id, j.variant, j.order, j.criterion): j for j in rows}  # later replaces
     return [j for key, j in kept.items() if key in wanted and not j.error]
 
 
@@ -337,6 +345,7 @@ def _judgment(
         rubric_hash=rubric.hash,
         variant=planned.variant,
         order=planned.order,
+        criterion=planned.criterion,
         label_probs=score.probs,
         label_mass=score.mass,
         expected_score=score.expected,
@@ -350,4 +359,5 @@ def _judgment(
         num_prompt_tokens=result.num_prompt_tokens,
         num_cached_tokens=result.num_cached_tokens,
         from_store=from_store,
+        meta=planned.item.meta,
     )

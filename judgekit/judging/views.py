@@ -1,4 +1,9 @@
-"""A run as tables: one row per judgment, one row per item, the rows its items file holds."""
+"""A run as tables: one row per judgment, one row per item, the rows its items file holds.
+
+Frames are flat for analysis: meta columns as columns, a multi-criterion run's criteria as
+``score[NAME]``, ``label[NAME]`` and ``p_<label>[NAME]`` (a checklist's checks ``check1``...).
+The items file keeps them as the ``criteria`` and ``meta`` objects of each row.
+"""
 
 from __future__ import annotations
 
@@ -7,18 +12,19 @@ import math
 import numpy as np
 import pandas as pd
 
+from judgekit.judging.aggregate import Verdicts
 from judgekit.judging.results import JudgeRun
-from judgekit.schema import ItemVerdict
+from judgekit.schema import CriterionVerdict, ItemVerdict
 
 
 def judgments_frame(run: JudgeRun) -> pd.DataFrame:
     """One row per judgment (item x variant x order), label probabilities as ``p_<label>``."""
     rows = []
     for j in run.judgments:
-        row = j.model_dump(exclude={"label_probs", "engine_settings"})
+        row = j.model_dump(exclude={"label_probs", "engine_settings", "meta"})
         for label in run.rubric.labels:
             row[f"p_{label}"] = j.label_probs[label] if j.label_probs else math.nan
-        rows.append(row)
+        rows.append(row | j.meta)
     return pd.DataFrame(rows)
 
 
@@ -33,6 +39,22 @@ def items_frame(run: JudgeRun) -> pd.DataFrame:
         frame["score_uncorrected"] = v.uncorrected
     frame["label"] = pd.Series(v.labels, dtype=object)
     frame["tie"] = v.ties
+    if v.pass_ratio is not None:
+        frame["pass_ratio"] = v.pass_ratio
+    if (table := v.criteria) is not None:
+        n, units = len(v), table.verdicts
+        for name in table.criteria:
+            frame[f"score[{name}]"] = table.column(name, units.scores, n)
+            labels = np.array(units.labels, dtype=object)
+            chosen = np.array([c == name for c in table.names], dtype=bool)
+            column = np.full(n, None, dtype=object)
+            column[table.item_index[chosen]] = labels[chosen]
+            frame[f"label[{name}]"] = column
+            probs = table.column(name, units.probs, n)
+            for k, label in enumerate(run.rubric.labels):
+                frame[f"p_{label}[{name}]"] = probs[:, k]
+    for column in dict.fromkeys(key for row in run.meta for key in row):
+        frame[column] = pd.Series([row.get(column) for row in run.meta], dtype=object)
     return frame
 
 
@@ -74,6 +96,7 @@ def item_verdicts(run: JudgeRun) -> list[ItemVerdict]:
         n_valid[j.item_id] = n_valid.get(j.item_id, 0) + int(j.valid)
     v = run.verdicts
     controls = controls_applied(run)
+    criteria = _criterion_rows(run)
     out = []
     for i, item_id in enumerate(v.item_ids):
         valid = bool(v.valid[i])
@@ -104,7 +127,36 @@ def item_verdicts(run: JudgeRun) -> list[ItemVerdict]:
                 p_a_ba=b,
                 flip=None if a is None or b is None else (a > 0.5) != (b > 0.5),
                 controls=controls,
+                criteria=criteria[i] if criteria is not None else None,
+                pass_ratio=None if v.pass_ratio is None else _number(v.pass_ratio[i]),
+                meta=run.meta[i] if run.meta else {},
             )
+        )
+    return out
+
+
+def _criterion_rows(run: JudgeRun) -> list[dict[str, CriterionVerdict]] | None:
+    """Per item, its criteria's verdicts (a check's text when the run has its items)."""
+    v = run.verdicts
+    if v.criteria is None:
+        return None
+    units: Verdicts = v.criteria.verdicts
+    out: list[dict[str, CriterionVerdict]] = [{} for _ in v.item_ids]
+    for u, (name, i) in enumerate(zip(v.criteria.names, v.criteria.item_index, strict=True)):
+        valid = bool(units.valid[u])
+        check = None
+        if run.rubric.manifest.checklist and run.items is not None:
+            check = run.rubric.criterion(name, run.items[int(i)]).description
+        out[int(i)][name] = CriterionVerdict(
+            label_probs=dict(zip(run.rubric.labels, map(float, units.probs[u]), strict=True))
+            if valid
+            else None,
+            score=_number(units.scores[u]),
+            label=units.labels[u],
+            tie=bool(units.ties[u]),
+            valid=valid,
+            n_valid_variants=int(units.n_valid_variants[u]),
+            check=check,
         )
     return out
 

@@ -5,6 +5,13 @@ template per prompt variant. Its content hash covers every file in the folder, s
 always be traced to the exact text that produced it; a published version never changes (see the
 lock file), a change is a new ``vN``.
 
+A rubric may declare several **criteria** (each with its own description, label meanings,
+answer cue and weight; one label scale for all), judged from one shared prompt prefix with one
+label read per criterion, or be a **checklist** rubric (one yes/no read per check of the item's
+checklist). Templates read the item as variables: ``question``, ``context``, ``answer`` (or
+``answer_a``/``answer_b``), ``conversation`` (the turns before the judged reply, as
+``{role, content}``), ``reference``, and per request ``criterion`` / ``check``.
+
 Candidate and question text are *variables*, never template source: templates are compiled once
 from the rubric's own files in a sandboxed environment with ``StrictUndefined``.
 """
@@ -13,77 +20,19 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Literal
 
 import jinja2
 from jinja2 import meta
 from jinja2.sandbox import SandboxedEnvironment
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from judgekit.schema import Item, Message, PairwiseItem, PointwiseItem
+from judgekit.rubrics.manifest import LabelSpec, RubricError, RubricManifest
+from judgekit.schema import CONTENT_FIELDS, Item, Message, PairwiseItem, PointwiseItem, history
 
 MANIFEST = "rubric.yaml"
-
-
-class RubricError(ValueError):
-    """A rubric could not be found, parsed, validated or rendered; the message names the file."""
-
-
-class LabelSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    label: str = Field(min_length=1, description="What the judge writes, e.g. '4' or 'A'.")
-    value: float = Field(description="Numeric value: the score, or the preference for answer A.")
-    meaning: str = Field(min_length=1)
-
-
-class VariantSpec(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    system: str = Field(description="System-message template file, relative to the version dir.")
-    user: str = Field(description="User-message template file, relative to the version dir.")
-
-
-class RubricManifest(BaseModel):
-    """The validated contents of ``rubric.yaml``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    name: str = Field(pattern=r"^[a-z][a-z0-9_]*$")
-    version: int = Field(ge=1)
-    description: str
-    mode: Literal["pointwise", "pairwise"]
-    labels: tuple[LabelSpec, ...] = Field(min_length=2)
-    answer_cue: str = Field(
-        min_length=1,
-        description="Text the assistant turn starts with; the next token is the label.",
-    )
-    min_label_mass: float = Field(
-        default=0.2,
-        gt=0,
-        le=1,
-        description="Below this probability mass on valid labels a verdict is counted invalid.",
-    )
-    variants: dict[str, VariantSpec] = Field(min_length=1)
-
-    @field_validator("labels")
-    @classmethod
-    def _unique_labels(cls, labels: tuple[LabelSpec, ...]) -> tuple[LabelSpec, ...]:
-        names = [spec.label for spec in labels]
-        if len(set(names)) != len(names):
-            raise ValueError(f"labels must be unique, got {names}")
-        return labels
-
-    @model_validator(mode="after")
-    def _pairwise_labels(self) -> RubricManifest:
-        if self.mode == "pairwise":
-            names = {spec.label for spec in self.labels}
-            if not {"A", "B"} <= names or not names <= {"A", "B", "tie"}:
-                raise ValueError("pairwise rubrics use labels 'A', 'B' and optionally 'tie'")
-        return self
+__all__ = ["MANIFEST", "Criterion", "LabelSpec", "Rubric", "RubricError", "RubricManifest"]
 
 
 def _environment(root: Path) -> SandboxedEnvironment:
@@ -97,17 +46,56 @@ def _environment(root: Path) -> SandboxedEnvironment:
     )
 
 
-#: Template variables that change from item to item; a template reading none is rendered once.
-_ITEM_FIELDS = frozenset({"question", "context", "answer", "answer_a", "answer_b"})
+#: Template variables that change from request to request; a template reading none of them is
+#: rendered once (``labels`` too, when criteria give it their own meanings).
+_ITEM_FIELDS = frozenset(
+    {"question", "answer", "answer_a", "answer_b", "criterion", "check", *CONTENT_FIELDS}
+)
 
 
-def _reads_item(env: SandboxedEnvironment, name: str) -> bool:
-    """Whether template ``name``, or a template it includes, reads an item field."""
+def _variables_read(env: SandboxedEnvironment, name: str) -> frozenset[str] | None:
+    """Variables template ``name`` and the templates it includes read (None: an include that
+    cannot be resolved statically, so assume it reads anything)."""
     assert env.loader is not None
     tree = env.parse(env.loader.get_source(env, name)[0])
-    if meta.find_undeclared_variables(tree) & _ITEM_FIELDS:
-        return True
-    return any(ref is None or _reads_item(env, ref) for ref in meta.find_referenced_templates(tree))
+    found = set(meta.find_undeclared_variables(tree))
+    for ref in meta.find_referenced_templates(tree):
+        inner = None if ref is None else _variables_read(env, ref)
+        if inner is None:
+            return None
+        found |= inner
+    return frozenset(found)
+
+
+def _reads_item(env: SandboxedEnvironment, name: str, varying: frozenset[str]) -> bool:
+    """Whether template ``name``, or a template it includes, reads a varying variable."""
+    read = _variables_read(env, name)
+    return read is None or bool(read & varying)
+
+
+@dataclass(frozen=True)
+class Criterion:
+    """What one label read asks: the rubric's one question, a declared criterion, or a check.
+
+    ``name`` is None for a rubric with one criterion; a checklist's checks are ``check1``...
+    """
+
+    name: str | None
+    labels: tuple[LabelSpec, ...]
+    answer_cue: str
+    description: str = ""
+    weight: float = 1.0
+
+    def variables(self) -> dict[str, object]:
+        return {"name": self.name, "description": self.description, "labels": self.labels}
+
+
+CHECK_PREFIX = "check"
+
+
+def check_name(number: int) -> str:
+    """The criterion name of a checklist's check ``number`` (1-based)."""
+    return f"{CHECK_PREFIX}{number}"
 
 
 def content_hash(directory: Path) -> str:
@@ -143,13 +131,69 @@ class Rubric:
     def ref(self) -> str:
         return f"{self.name}@v{self.version}"
 
+    @cached_property
+    def criteria(self) -> tuple[Criterion, ...]:
+        """The declared criteria (one unnamed criterion for a rubric without; a checklist's
+        checks are per item, see ``criteria_for``)."""
+        specs = self.manifest.criteria or {}
+        out = []
+        for name, labels, cue in self.manifest.scales():
+            assert labels is not None and cue is not None  # validated
+            spec = specs.get(name) if name is not None else None
+            out.append(
+                Criterion(
+                    name,
+                    labels,
+                    cue,
+                    spec.description if spec else "",
+                    spec.weight if spec else 1.0,
+                )
+            )
+        return tuple(out)
+
+    @property
+    def multi(self) -> bool:
+        """Judged once per criterion or check (the item's verdict is their overall)."""
+        return self.manifest.checklist or bool(self.manifest.criteria)
+
+    def criteria_for(self, item: Item) -> tuple[str | None, ...]:
+        """The criteria an item is judged on: the rubric's, or one per check of its checklist."""
+        if self.manifest.checklist:
+            return tuple(check_name(k) for k in range(1, len(item.checklist or ()) + 1))
+        return tuple(c.name for c in self.criteria)
+
+    def for_criterion(self, name: str) -> Rubric:
+        """One declared criterion as a single-criterion rubric (same files and hash): how one
+        criterion of a multi-criterion run is aggregated and calibrated on its own."""
+        found = self.criterion(name, None)
+        manifest = self.manifest.model_copy(
+            update={"criteria": None, "labels": found.labels, "answer_cue": found.answer_cue}
+        )
+        return replace(self, manifest=manifest)
+
+    def weight(self, criterion: str | None) -> float:
+        """A criterion's weight in the overall (every check of a checklist weighs the same)."""
+        return next((c.weight for c in self.criteria if c.name == criterion), 1.0)
+
     @property
     def labels(self) -> tuple[str, ...]:
-        return tuple(spec.label for spec in self.manifest.labels)
+        return tuple(spec.label for spec in self.criteria[0].labels)
 
     @property
     def values(self) -> tuple[float, ...]:
-        return tuple(spec.value for spec in self.manifest.labels)
+        return tuple(spec.value for spec in self.criteria[0].labels)
+
+    @cached_property
+    def reads(self) -> frozenset[str]:
+        """The optional item fields (``CONTENT_FIELDS``) the rubric's templates read."""
+        templates = [t for pair in self._templates.values() for t in pair]
+        found: set[str] = set()
+        for template in templates:
+            read = _variables_read(template.environment, str(template.name))
+            found |= set(CONTENT_FIELDS) if read is None else read
+        if self.manifest.checklist:
+            found.add("checklist")
+        return frozenset(found) & set(CONTENT_FIELDS)
 
     @property
     def variants(self) -> tuple[str, ...]:
@@ -187,37 +231,69 @@ class Rubric:
         rendering time; the text is the same by construction.
         """
         templates = {t.name: t for pair in self._templates.values() for t in pair}
+        varying = _ITEM_FIELDS | ({"labels"} if self.multi else set())
         return {
-            name: template.render({"labels": self.manifest.labels}).strip()
+            name: template.render({"labels": self.criteria[0].labels}).strip()
             for name, template in templates.items()
-            if not _reads_item(template.environment, str(name))
+            if not _reads_item(template.environment, str(name), varying)
         }
 
     def _render(self, template: jinja2.Template, variables: dict[str, object]) -> str:
         fixed = self._item_free.get(template.name)
         return fixed if fixed is not None else template.render(variables).strip()
 
-    def render(self, variant: str, item: Item, *, swap: bool = False) -> tuple[Message, ...]:
-        """Chat messages for one item; the last one is the assistant's answer cue.
+    def criterion(self, name: str | None, item: Item | None) -> Criterion:
+        """The criterion ``name`` as asked of ``item`` (a check's text is the item's)."""
+        if self.manifest.checklist:
+            if item is None:
+                raise RubricError(f"{self.ref}: a check is asked of an item")
+            checks = item.checklist or ()
+            number = name[len(CHECK_PREFIX) :] if name else ""
+            if not number.isdigit() or not 1 <= int(number) <= len(checks):
+                raise RubricError(f"{self.ref}: item {item.id!r} has no check {name!r}")
+            return replace(self.criteria[0], name=name, description=checks[int(number) - 1])
+        found = next((c for c in self.criteria if c.name == name), None)
+        if found is None:
+            names = [c.name for c in self.criteria]
+            raise RubricError(f"{self.ref}: unknown criterion {name!r}; has {names}")
+        return found
+
+    def render(
+        self, variant: str, item: Item, *, swap: bool = False, criterion: str | None = None
+    ) -> tuple[Message, ...]:
+        """Chat messages for one item (and criterion); the last one is the answer cue.
 
         ``swap`` shows a pairwise item's answers in the order B, A (for position-bias control).
+        ``criterion``: which criterion or check to ask (None for a rubric with one criterion).
         """
         if variant not in self.manifest.variants:
             raise RubricError(f"{self.ref}: unknown variant {variant!r}; has {list(self.variants)}")
         system, user = self._templates[variant]
-        variables = _variables(self, item, swap)
+        asked = self.criterion(criterion, item)
+        variables = _variables(self, item, swap) | {
+            "labels": asked.labels,
+            "criterion": asked.variables(),
+            "check": asked.description if self.manifest.checklist else "",
+        }
         try:
             return (
                 Message("system", self._render(system, variables)),
                 Message("user", self._render(user, variables)),
-                Message("assistant", self.manifest.answer_cue),
+                Message("assistant", asked.answer_cue),
             )
         except jinja2.TemplateError as err:
             raise RubricError(f"{self.path}: variant {variant!r}: render error: {err}") from err
 
 
 def _variables(rubric: Rubric, item: Item, swap: bool) -> dict[str, object]:
-    common = {"question": item.question, "context": item.context, "labels": rubric.manifest.labels}
+    """The item as template variables: text stays text (turns are plain role/content dicts)."""
+    common = {
+        "question": item.question,
+        "context": item.context,
+        "conversation": [{"role": t.role, "content": t.content} for t in history(item)],
+        "reference": item.reference or "",
+        "checklist": list(item.checklist or ()),
+    }
     if rubric.manifest.mode == "pointwise":
         if not isinstance(item, PointwiseItem):
             raise RubricError(f"{rubric.ref} is pointwise but item {item.id!r} is a pair")

@@ -24,7 +24,7 @@ from judgekit.judging.results import JudgeRun
 from judgekit.judging.summary import summarize
 from judgekit.judging.views import item_verdicts
 from judgekit.rubrics import Rubric
-from judgekit.schema import Item, ItemVerdict, PairwiseItem
+from judgekit.schema import Item, ItemVerdict, PairwiseItem, history
 
 HUMAN_COLUMN = "human_label"
 
@@ -115,13 +115,15 @@ def load_run(
     items: Sequence[Item] | None = None,
     human: Mapping[str, str | float] | None = None,
     human_column: str = HUMAN_COLUMN,
+    rubric: Rubric | None = None,
 ) -> dict[str, Any]:
     """The page model of one run (read with ``read_run``): header, figures, one entry per item.
 
     The items come from the input file the run's manifest names (absolute path, column mapping,
     hash checked), unless given; human labels from ``human`` or that file's ``human_column``.
+    ``rubric``: the run's rubric when it is not on the search path.
     """
-    run = read_run(output, items=items)
+    run = read_run(output, items=items, rubric=rubric)
     assert run.items is not None  # read with content
     if human is None:
         human = (
@@ -136,6 +138,7 @@ def load_run(
                 include={
                     "variant",
                     "order",
+                    "criterion",
                     "label_probs",
                     "label_mass",
                     "label",
@@ -163,6 +166,7 @@ def load_run(
         "input": run.source.path if run.source is not None else None,
         "rates": {k: list(v) for k, v in summary.label_rates.items()},
         "notes": [],
+        "meta_columns": list(dict.fromkeys(k for row in run.meta for k in row)),
         "items": entries,
     }
 
@@ -181,14 +185,24 @@ def _entry(
     answers = {"A": item.answer_a, "B": item.answer_b} if pair else {"answer": item.answer}
     prompts = {}
     for row in rows:
-        key = f"{row['variant']} {row['order'] or ''}".strip()
-        messages = rubric.render(row["variant"], item, swap=row["order"] == "BA")
+        key = " ".join(x for x in (row["variant"], row["order"], row["criterion"]) if x)
+        messages = rubric.render(
+            row["variant"], item, swap=row["order"] == "BA", criterion=row["criterion"]
+        )
         prompts[key] = [{"role": m.role, "content": m.content} for m in messages]
     labels = _variant_labels(rows, rubric.labels)
     return {
         "id": verdict.item_id,
         "question": item.question,
         "context": item.context,
+        "conversation": [{"role": t.role, "content": t.content} for t in history(item)],
+        "reference": item.reference,
+        "meta": dict(verdict.meta),
+        "criteria": {
+            name: {"label": c.label, "score": c.score, "valid": c.valid, "check": c.check}
+            for name, c in (verdict.criteria or {}).items()
+        },
+        "pass_ratio": verdict.pass_ratio,
         "answers": answers,
         "lengths": {k: len(v) for k, v in answers.items()},
         "label_probs": probs,

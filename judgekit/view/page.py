@@ -124,6 +124,7 @@ def render_page(model: Mapping[str, Any]) -> str:
         "<option value=entropy>uncertain: highest entropy</option>"
         "<option value=change>biggest change between runs (second - first)</option>"
         "</select></label>"
+        "<span id=meta-filters></span>"
         "<span id=count></span></div>"
         "<div id=main><table id=list><thead></thead><tbody></tbody></table>"
         "<div id=detail><p class=hint>Click an item to see it.</p></div></div>"

@@ -19,11 +19,33 @@ const fmt = (x, d = 3) => (x === null || x === undefined ? "–" : Number(x).toF
 const signed = (x) => (x === null || x === undefined ? "–" : (x > 0 ? "+" : "") + Number(x).toFixed(3));
 const probs = (p) => (p ? Object.entries(p).map(([k, v]) => `${k} ${fmt(v, 2)}`).join(" · ") : "invalid");
 
+// one select per meta column of the items file (model, category...): "" = any value
+const metaColumns = runs[0].meta_columns || [];
+const metaText = (v) => (v === null || v === undefined ? "(none)" : String(v));
+metaColumns.forEach((column) => {
+  const label = el("label", column + " ");
+  const select = el("select");
+  select.dataset.column = column;
+  select.appendChild(el("option", "any"));
+  select.options[0].value = "";
+  [...new Set(items.map((e) => metaText(e.meta[column])))].sort().forEach((v) => {
+    const option = el("option", v);
+    option.value = v;
+    select.appendChild(option);
+  });
+  select.addEventListener("change", renderList);
+  label.appendChild(select);
+  $("meta-filters").appendChild(label);
+});
+const metaMatch = (e) => [...$("meta-filters").querySelectorAll("select")].every(
+  (s) => s.value === "" || metaText(e.meta[s.dataset.column]) === s.value);
+
 function visible() {
   let out = items.filter((e) =>
     (!$("f-invalid").checked || !e.valid) &&
     (!$("f-flip").checked || e.flip === true) &&
-    (!$("f-human").checked || e.disagrees === true));
+    (!$("f-human").checked || e.disagrees === true) &&
+    metaMatch(e));
   const key = $("sort").value;
   const by = {
     id: (a, b) => (a.id < b.id ? -1 : 1),
@@ -91,14 +113,25 @@ function runDetail(run, e, own) {
     table.appendChild(tr);
   });
   box.appendChild(table);
+  const criteria = Object.entries(e.criteria || {});
+  if (criteria.length) {
+    box.appendChild(el("h4", e.pass_ratio === null ? "Per criterion" : `Checks (pass ratio ${fmt(e.pass_ratio, 2)})`));
+    const crit = el("table", null, "judgments");
+    criteria.forEach(([name, c]) => {
+      const tr = el("tr");
+      [name, c.check ?? "", c.valid ? c.label ?? "tie" : "invalid", fmt(c.score)].forEach((x) => tr.appendChild(el("td", x)));
+      crit.appendChild(tr);
+    });
+    box.appendChild(crit);
+  }
   box.appendChild(el("h4", "Per variant and order"));
   const per = el("table", null, "judgments");
   const hr = el("tr");
-  ["variant", "order", "distribution", "label", "mass", "invalid reason"].forEach((c) => hr.appendChild(el("th", c)));
+  ["variant", "order", "criterion", "distribution", "label", "mass", "invalid reason"].forEach((c) => hr.appendChild(el("th", c)));
   per.appendChild(hr);
   e.judgments.forEach((j) => {
     const tr = el("tr");
-    [j.variant, j.order ?? "–", probs(j.label_probs), j.label ?? "–", fmt(j.label_mass, 2), j.invalid_reason ?? ""]
+    [j.variant, j.order ?? "–", j.criterion ?? "–", probs(j.label_probs), j.label ?? "–", fmt(j.label_mass, 2), j.invalid_reason ?? ""]
       .forEach((c) => tr.appendChild(el("td", c)));
     per.appendChild(tr);
   });
@@ -125,6 +158,13 @@ function renderDetail() {
   detail.appendChild(el("h4", "Question"));
   detail.appendChild(el("pre", e.question, "question"));
   if (e.context) { detail.appendChild(el("h4", "Context")); detail.appendChild(el("pre", e.context)); }
+  if (e.conversation && e.conversation.length) {
+    detail.appendChild(el("h4", "Conversation before the judged reply"));
+    e.conversation.forEach((t) => detail.appendChild(el("pre", `[${t.role}]\n${t.content}`, "turn")));
+  }
+  if (e.reference) { detail.appendChild(el("h4", "Reference")); detail.appendChild(el("pre", e.reference)); }
+  const meta = Object.entries(e.meta || {});
+  if (meta.length) detail.appendChild(el("p", meta.map(([k, v]) => `${k}: ${metaText(v)}`).join(" · "), "hint"));
   if (!second) {
     Object.entries(e.answers).forEach(([k, v]) => {
       detail.appendChild(el("h4", `${k === "answer" ? "Answer" : "Answer " + k} (${e.lengths[k]} characters)`));
