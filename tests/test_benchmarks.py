@@ -7,12 +7,14 @@ the next benchmark run. Speed is never asserted: only what the numbers are made 
 
 from __future__ import annotations
 
+import ast
 import json
 import math
 from pathlib import Path
 
 import pytest
 from scripted import ScriptedBackend, constant
+from test_architecture import MAX_FUNCTION_LINES, MAX_LINES
 
 import judgekit
 from benchmarks import bias_controls, cascade, compare_cards, throughput
@@ -308,3 +310,19 @@ def test_scripts_parse_their_defaults() -> None:
         compare_cards.build_parser().parse_args([])  # the two folders and --set are required
     defaults = throughput.build_parser().parse_args([])
     assert (defaults.items, defaults.variants, defaults.timeout) == (None, "direct", 3600)
+
+
+def test_benchmark_modules_and_functions_stay_short() -> None:
+    """judgekit's limits (tests/test_architecture.py) hold for the benchmarks too."""
+    long = []
+    for path in (REPO / "benchmarks").rglob("*.py"):
+        text = path.read_text()
+        if text.count("\n") > MAX_LINES:
+            long.append(f"{path.name} ({text.count(chr(10))} lines)")
+        for node in ast.walk(ast.parse(text)):
+            if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+                docstring = ast.get_docstring(node) and len(node.body) > 1
+                body = node.body[1:] if docstring else node.body
+                if (node.end_lineno or node.lineno) - body[0].lineno + 1 > MAX_FUNCTION_LINES:
+                    long.append(f"{path.name}:{node.name}")
+    assert long == []
