@@ -29,6 +29,7 @@ from judgekit.judging.summary import summarize
 from judgekit.schema import PointwiseItem
 
 pytestmark = pytest.mark.engine
+REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
 
 
@@ -77,8 +78,11 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
     items = _answers(pandalm_rows, "2", 20)
     source = _write_jsonl(tmp_path / "items.jsonl", items)
     out, store_path = tmp_path / "out.jsonl", tmp_path / "store.sqlite"
+    # this checkout's CLI: the venv's console script may run another checkout's editable install
     command = [
-        str(Path(sys.executable).parent / "judgekit"),
+        sys.executable,
+        "-c",
+        "from judgekit.cli import main; main()",
         "judge",
         "--rubric",
         "overall_quality@v1",
@@ -95,7 +99,9 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
         "--dtype",
         "float32",  # the session engine's: the store's keys include the dtype
     ]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and child.poll() is None:
         if out.exists() and len(out.read_text().splitlines()) >= 6:
