@@ -22,14 +22,25 @@ import argparse
 import json
 import os
 import platform
+import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-DATA = REPO.parent / "shared" / "data"
+sys.path.insert(0, str(REPO))  # this checkout's judgekit, also when run as a script
+
+from judgekit.backends import Backend, VLLMJudge, create_backend  # noqa: E402
+from judgekit.calibrate.run import run_calibration  # noqa: E402
+from judgekit.cards import CalibrationCard, CalibrationOptions  # noqa: E402
+from judgekit.data.sets import load_calibration_set  # noqa: E402
+from judgekit.data.split import split_records  # noqa: E402
+from judgekit.stats import ConfidenceInterval, proportion_ci  # noqa: E402
+
+DATA = Path(os.environ.get("JUDGEKIT_DATA_DIR") or REPO.parent / "shared" / "data")
 RESULTS = REPO / "benchmarks" / "results"
 RUBRIC = "pairwise_preference@v1"
 POINTWISE = "overall_quality@v1"
@@ -44,20 +55,18 @@ def _ci(x: Any) -> str:
     return f"{x.estimate:.3f} [{x.low:.3f}, {x.high:.3f}]"
 
 
-def _human_a_rate(n: int) -> Any:
+def _human_a_rate(n: int) -> ConfidenceInterval:
     """Share of held-out pairs whose human consensus is A (among A/B): where an order-free
     judge's A pick rate should sit, since PandaLM's A and B slots need not be balanced."""
-    from judgekit.data.sets import load_calibration_set
-    from judgekit.data.split import split_records
-    from judgekit.stats import proportion_ci
-
     records = load_calibration_set("pandalm", data_dir=DATA).records
     held = split_records(records, "heldout")
     decisive = [r.consensus for r in held[:n] if r.consensus in ("A", "B")]
     return proportion_ci(sum(c == "A" for c in decisive), len(decisive))
 
 
-def table_rows(card: Any, human_a: Any | None) -> list[tuple[str, str, str, str]]:
+def table_rows(
+    card: CalibrationCard, human_a: ConfidenceInterval | None
+) -> list[tuple[str, str, str, str]]:
     """(control, figure, before, after) rows from a calibration card."""
     rows = []
     if (p := card.position) is not None:
@@ -71,6 +80,8 @@ def table_rows(card: Any, human_a: Any | None) -> list[tuple[str, str, str, str]
             ),
             ("position swap", "humans: A pick rate (reference for 'after')", "-", _ci(human_a)),
         ]
+    applied = "applied" if card.applies.length_correction else "not applied: after = if it were"
+    length = f"length (frozen, fitted on dev; {applied})"
     if card.length_before is not None:
         unit = (
             "log-odds per tanh(len diff / dev sd)"
@@ -78,20 +89,16 @@ def table_rows(card: Any, human_a: Any | None) -> list[tuple[str, str, str, str]
             else "score per e-fold of length, human covariate"
         )
         rows.append(
-            (
-                "length (frozen, fitted on dev)",
-                f"length slope, {unit}",
-                _ci(card.length_before),
-                _ci(card.length_after),
-            )
+            (length, f"length slope, {unit}", _ci(card.length_before), _ci(card.length_after))
         )
     for change in card.length_agreement:
-        rows.append(
-            ("length (frozen, fitted on dev)", change.metric, _ci(change.before), _ci(change.after))
-        )
+        rows.append((length, change.metric, _ci(change.before), _ci(change.after)))
     for v in card.per_variant:
         rows.append(("variant ensemble", f"kappa vs humans: {v.variant} alone", _ci(v.kappa), "-"))
-    rows.append(("variant ensemble", "kappa vs humans: mean of 3 variants", "-", _ci(card.kappa)))
+    chosen = f"{card.applies.controls.ensemble} of {', '.join(card.applies.variants)}"
+    rows.append(
+        ("variant ensemble", f"kappa vs humans: the card's ({chosen})", "-", _ci(card.kappa))
+    )
     for level, alpha in card.variant_alpha.items():
         rows.append(
             ("variant ensemble", f"Krippendorff alpha across variants ({level})", _ci(alpha), "-")
@@ -120,22 +127,18 @@ def markdown(title: str, rows: list[tuple[str, str, str, str]], meta: dict[str, 
 
 
 def measure(
-    backend: Any, set_name: str, rubric: str, metric: str | None, n: int, args: Any
-) -> tuple[Any, dict[str, Any]]:
+    backend: Backend, set_name: str, rubric: str, metric: str | None, n: int, args: Any
+) -> tuple[CalibrationCard, dict[str, Any]]:
     """One calibration (dev fit + held-out figures); the card and the run's sizes and time."""
-    from judgekit.calibrate.run import run_calibration
-    from judgekit.rubrics import load_rubric
-
     start = time.perf_counter()
+    options = CalibrationOptions(metric=metric, limit=n, n_resamples=args.resamples)
     with tempfile.TemporaryDirectory() as cards:
         result = run_calibration(
             set_name,
-            load_rubric(rubric),
+            rubric,
             backend=backend,
-            metric=metric,
-            limit=n,
+            options=options,
             data_dir=DATA,
-            n_resamples=args.resamples,
             cards_dir=cards,
             out_dir=args.out / f"bias_controls_{set_name}",
         )
@@ -157,21 +160,22 @@ def measure(
     }
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--n", type=int, default=80, help="PandaLM pairs per split")
     parser.add_argument(
         "--summeval-n", type=int, default=40, help="SummEval summaries per split (0: skip)"
     )
     parser.add_argument("--resamples", type=int, default=1000, help="bootstrap resamples")
     parser.add_argument("--out", type=Path, default=RESULTS)
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     if not DATA.is_dir():
         raise SystemExit(f"public data sets not found at {DATA} (see ../shared/README.md)")
-
-    from judgekit.backends import create_backend
-
-    backend = create_backend("vllm")
+    backend = create_backend(VLLMJudge())
     runs = [("pandalm", "PandaLM", RUBRIC, None, args.n)]
     if args.summeval_n > 0:
         runs.append(("summeval", "SummEval (relevance)", POINTWISE, "relevance", args.summeval_n))

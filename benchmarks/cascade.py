@@ -3,15 +3,17 @@
 One command (embedded SmolLM2 as the small judge on the real vLLM engine; the released GPT-3.5
 verdicts on PandaLM replayed as the big judge; data from ``../shared/data``)::
 
-    PYTHONPATH=. python benchmarks/cascade.py --n 60 --set-n llmbar_natural=30 --pandalm-7b-n 250 \
+    python benchmarks/cascade.py --n 60 --set-n llmbar_natural=30 --pandalm-7b-n 250 \\
         --store ~/.cache/judgekit/cascade_store.sqlite
 
-Per set: the small judge judges ``--n`` dev and ``--n`` held-out items (3 prompt variants x 2
-orders); the learned ensemble and the abstention thresholds are fitted / chosen on dev only; the
-card (``calibrate``) reports every combination's held-out kappa with a bootstrap CI and the
-realised agreement on kept items. The cascade (small with its card's threshold for each target,
-then the big judge deciding the rest) runs on the held-out items. Results:
-``benchmarks/results/cascade.json``, ``.md`` and ``cascade.png``.
+Per set: ``run_calibration`` judges ``--n`` dev and ``--n`` held-out items with the small judge
+(3 prompt variants x 2 orders), fits the learned ensemble and chooses the abstention thresholds on
+dev only, and reports every combination's held-out kappa with a bootstrap CI. The big judge gets a
+card the same way (one prompt, one order: how its verdicts were made). The cascades (the small
+judge with its card and its certified threshold for each target, then the big judge with its
+card deciding the rest) run on the held-out items; the small judge's judgments come from the
+result store the calibration filled, so its engine starts once per set. Results:
+``benchmarks/results/cascade.json``, ``.md``, ``cascade.png`` and one reliability plot per set.
 """
 
 from __future__ import annotations
@@ -19,76 +21,99 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import sys
+import tempfile
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("JUDGEKIT_DATA_DIR", REPO.parent / "shared" / "data"))
+sys.path.insert(0, str(REPO))  # this checkout's judgekit, also when run as a script
+
+from judgekit.backends import JudgeSpec, ReplayJudge, VLLMJudge  # noqa: E402
+from judgekit.calibrate.cascade_policy import card_policy, cascade_agreement  # noqa: E402
+from judgekit.calibrate.run import prepare_set, run_calibration  # noqa: E402
+from judgekit.cards import CalibrationOptions, read_card  # noqa: E402
+from judgekit.cards.store import NamedCard  # noqa: E402
+from judgekit.data.sets import CalibrationRecord  # noqa: E402
+from judgekit.judging.cascade import CascadeResult, Stage, cascade  # noqa: E402
+from judgekit.judging.store import ResultStore  # noqa: E402
+from judgekit.rubrics import load_rubric  # noqa: E402
+from judgekit.schema import Controls  # noqa: E402
+
+DATA = Path(os.environ.get("JUDGEKIT_DATA_DIR") or REPO.parent / "shared" / "data")
 RESULTS = REPO / "benchmarks" / "results"
 RUBRIC = "pairwise_preference@v1"
 TARGETS = (0.7, 0.8, 0.9)
-BIG = {
-    "pandalm": (
-        "gpt-3.5-turbo",
-        "pandalm/judge_outputs/gpt-3.5-turbo-testset-v1.json",
-        "gpt_result",
-    )
-}
 PANDALM_MAP = {"0": "tie", "1": "A", "2": "B"}
+OUTPUTS = "pandalm/judge_outputs"
+#: Big judge per set: released verdicts of the PandaLM test set, replayed.
+BIG = {"pandalm": ("gpt-3.5-turbo", f"{OUTPUTS}/gpt-3.5-turbo-testset-v1.json", "gpt_result")}
+
+
+def replay(model: str, path: str, field: str) -> ReplayJudge:
+    """Released PandaLM-test-set verdicts as a judge (by ``idx``, 0/1/2 -> tie/A/B)."""
+    return ReplayJudge(
+        verdicts=str(DATA / path),
+        id_field="idx",
+        verdict_field=field,
+        label_map=PANDALM_MAP,
+        model=model,
+    )
 
 
 def _ci(x: Any) -> str:
     return "n/a" if x is None else f"{x.estimate:.3f} [{x.low:.3f}, {x.high:.3f}]"
 
 
-def _splits(set_name: str, n: int) -> tuple[list, list]:
-    from judgekit.data.sets import load_calibration_set
-    from judgekit.data.split import heldout_mask
-
-    records = load_calibration_set(set_name, data_dir=DATA).records
-    mask = heldout_mask([r.id for r in records])
-    dev = [r for r, m in zip(records, mask, strict=True) if not m][:n]
-    held = [r for r, m in zip(records, mask, strict=True) if m][:n]
-    return dev, held
-
-
-def _card(dev: list, held: list, outputs: Any, model: str, args: Any) -> Any:
-    import numpy as np
-
-    from judgekit.calibrate.ensemble_fit import fit_ensemble
-    from judgekit.calibrate.measure import calibrate
-
-    fitted = fit_ensemble(dev, outputs, "dev", rng=np.random.default_rng(0))
-    return calibrate(
-        held,
-        outputs,
-        rubric_ref=RUBRIC,
-        rubric_hash="-",
-        judge_model=model,
-        judge_fingerprint=model,
-        set_name="-",
-        set_sha256="-",
-        split="heldout",
-        rng=np.random.default_rng(0),
+def calibrated(
+    set_name: str,
+    judge: JudgeSpec,
+    name: str,
+    n: int,
+    args: argparse.Namespace,
+    store: ResultStore | None,
+    one_prompt: bool = False,
+) -> tuple[NamedCard, list[CalibrationRecord], dict[str, Any]]:
+    """The judge's card on ``n`` dev + ``n`` held-out items, the held-out records, and what the
+    calibration cost. ``one_prompt``: one variant in one order (how a replayed judge ran)."""
+    options = CalibrationOptions(
+        limit=n,
         n_resamples=args.resamples,
-        ensemble=fitted,
-        dev_records=dev,
+        controls=Controls(swap=not one_prompt),
+        variants=["direct"] if one_prompt else None,
     )
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as cards:
+        result = run_calibration(
+            set_name,
+            RUBRIC,
+            backend=judge,
+            options=options,
+            data_dir=DATA,
+            cards_dir=cards,
+            out_dir=args.out / f"cascade_{set_name}_{name}",
+            store=store,
+        )
+        named = read_card(result.card_path)
+    held = prepare_set(set_name, load_rubric(RUBRIC), options, data_dir=DATA).records
+    cost = {
+        "seconds": time.perf_counter() - start,
+        "fresh_judgments": sum(not j.from_store for j in result.run.judgments),
+    }
+    return named, held, cost
 
 
-def _alone(stage: Any, held: list, store: Any, args: Any) -> dict[str, Any]:
-    """One judge deciding every held-out item on its own: a one-stage cascade."""
-    import numpy as np
-
-    from judgekit.calibrate.cascade_policy import cascade_agreement
-    from judgekit.judging.cascade import cascade
-    from judgekit.rubrics import load_rubric
-
-    result = cascade([r.item for r in held], load_rubric(RUBRIC), [stage], store=store)
-    scores = cascade_agreement(
-        result, held, rng=np.random.default_rng(0), n_resamples=args.resamples
-    )
+def scored(
+    stages: list[Stage], held: list[CalibrationRecord], store: ResultStore | None, resamples: int
+) -> dict[str, Any]:
+    """The stages as a cascade on the held-out items, scored against the humans."""
+    result = cascade([r.item for r in held], load_rubric(RUBRIC), stages, store=store)
+    rng = np.random.default_rng(0)
+    scores = cascade_agreement(result, held, rng=rng, n_resamples=resamples)
     return {
         "result": result,
         "scores": scores,
@@ -97,117 +122,73 @@ def _alone(stage: Any, held: list, store: Any, args: Any) -> dict[str, Any]:
 
 
 def measure(
-    set_name: str, small_backend: Any, small: str, args: Any, *, one_prompt: bool = False
+    set_name: str,
+    small_judge: JudgeSpec,
+    small: str,
+    args: argparse.Namespace,
+    store: ResultStore | None,
+    *,
+    one_prompt: bool = False,
 ) -> dict[str, Any]:
-    """``one_prompt``: the small judge is a replay (one verdict per item): one variant, one
-    order, as the replayed judge was run."""
-    import numpy as np
-
-    from judgekit.backends.replay import ReplayBackend
-    from judgekit.calibrate.cascade_policy import card_policy, card_variants, cascade_agreement
-    from judgekit.calibrate.outputs import outputs_from_run
-    from judgekit.calibrate.run import read_verdicts
-    from judgekit.judging.aggregate import Controls
-    from judgekit.judging.cascade import Stage, cascade
-    from judgekit.judging.run import judge
-    from judgekit.judging.store import ResultStore
-    from judgekit.rubrics import load_rubric
-
-    rubric = load_rubric(RUBRIC)
-    store = ResultStore(args.store) if args.store else None
-    dev, held = _splits(set_name, args.set_n.get(set_name, args.n))
-    items = [r.item for r in dev + held]
-    start = time.perf_counter()
-    small_controls = Controls(swap=False) if one_prompt else None
-    small_variants = ["direct"] if one_prompt else None
-    small_run = judge(
-        items,
-        rubric,
-        backend=small_backend,
-        store=store,
-        variants=small_variants,
-        controls=small_controls,
-    )
-    small_seconds = time.perf_counter() - start
-    n_fresh = sum(not j.from_store for j in small_run.judgments)
-    small_card = _card(dev, held, outputs_from_run(small_run), small, args)
-    out: dict[str, Any] = {
-        "set": set_name,
-        "small": small,
-        "n_dev": len(dev),
-        "n_heldout": len(held),
-        "small_seconds": small_seconds,
-        "small_fresh_judgments": n_fresh,
-        "small_card": small_card,
-    }
-    small_all = Stage(
-        small,
-        small_backend,
-        card_policy(small_card, None),
-        card_variants(small_card),
-        small_controls,
-    )
-    out["small_alone"] = _alone(small_all, held, store, args)
+    """Small judge alone, big judge alone (when the set has one) and the cascade per target."""
+    n = args.set_n.get(set_name, args.n)
+    card, held, cost = calibrated(set_name, small_judge, small, n, args, store, one_prompt)
+    out: dict[str, Any] = {"set": set_name, "small": small, "n_heldout": len(held)}
+    out |= {"n_dev": n, "small_seconds": cost["seconds"], "small_card": card.card}
+    out["small_fresh_judgments"] = cost["fresh_judgments"]
+    small_all = Stage(small, small_judge, card, card_policy(card.card, None))
+    out["small_alone"] = scored([small_all], held, store, args.resamples)
     big_stage = None
     if set_name in BIG:
         model, path, field = BIG[set_name]
-        verdicts = read_verdicts(
-            DATA / path, id_field="idx", verdict_field=field, label_map=PANDALM_MAP
+        big_card, _, _ = calibrated(
+            set_name, replay(model, path, field), model, n, args, None, True
         )
-        big = ReplayBackend(verdicts, model=model, source=path)
-        one_order = Controls(swap=False)
-        big_stage = Stage(model, big, None, ["direct"], one_order)
-        out["big_alone"] = _alone(big_stage, held, None, args)
-    cascades = {}
-    for target in TARGETS:
-        stages = [
-            Stage(
-                small,
-                small_backend,
-                card_policy(small_card, target, args.alpha),
-                card_variants(small_card),
-                small_controls,
-            ),
-            *([big_stage] if big_stage is not None else []),
-        ]
-        result = cascade([r.item for r in held], rubric, stages, store=store)
-        scores = cascade_agreement(
-            result, held, rng=np.random.default_rng(0), n_resamples=args.resamples
+        big_stage = Stage(model, replay(model, path, field), big_card)
+        out["big_alone"] = scored([big_stage], held, None, args.resamples)
+    out["cascades"] = {
+        target: scored(
+            [
+                Stage(small, small_judge, card, card_policy(card.card, target, args.alpha)),
+                *([big_stage] if big_stage is not None else []),
+            ],
+            held,
+            store,
+            args.resamples,
         )
-        cascades[target] = {"result": result, "scores": scores}
-    out["cascades"] = cascades
+        for target in TARGETS
+    }
     return out
 
 
-def _rows(m: dict[str, Any]) -> list[dict[str, str]]:
+def _rows(m: dict[str, Any]) -> list[dict[str, Any]]:
     """Table rows: small alone, big alone, cascade per target, with the guarantee."""
     n = m["n_heldout"]
     small_tokens = m["small_alone"]["tokens_per_item"]
+    big_tokens = m["big_alone"]["tokens_per_item"] if "big_alone" in m else 0.0
     rows = []
 
     def row(name: str, scores: dict, small_share: float, big_share: float, extra: str) -> None:
-        big_tokens = m["big_alone"]["tokens_per_item"] if "big_alone" in m else 0.0
+        decided = scores["agreement_decided"]
         rows.append(
             {
                 "judge": name,
                 "kappa (all items)": _ci(scores["kappa_all"]),
-                "agreement (decided)": _ci(scores["agreement_decided"]),
+                "agreement (decided)": _ci(decided),
                 "coverage": f"{scores['coverage']:.2f}",
                 "small tokens/item": f"{small_share * small_tokens:.0f}",
                 "big tokens/item (est.)": f"{big_share * big_tokens:.0f}",
                 "guarantee": extra,
                 "_cost": big_share,
                 "_kappa": scores["kappa_all"].estimate,
-                "_agreement": scores["agreement_decided"].estimate
-                if scores["agreement_decided"]
-                else float("nan"),
+                "_agreement": decided.estimate if decided else float("nan"),
             }
         )
 
     row(f"small alone ({m['small']})", m["small_alone"]["scores"], 1.0, 0.0, "-")
     if "big_alone" in m:
-        row(f"big alone ({m['big_alone']['result'].stages[0].judge_model})",
-            m["big_alone"]["scores"], 0.0, 1.0, "-")  # fmt: skip
+        big: CascadeResult = m["big_alone"]["result"]
+        row(f"big alone ({big.stages[0].judge_model})", m["big_alone"]["scores"], 0.0, 1.0, "-")
     policies = {p.target: p for p in m["small_card"].ensemble.abstention}
     for target, c in m["cascades"].items():
         first = c["result"].stages[0]
@@ -239,15 +220,15 @@ def markdown(m: dict[str, Any]) -> str:
     for r in section.comparison:
         dev = "n/a" if r.dev_kappa is None else f"{r.dev_kappa:.3f}"
         lines.append(f"| {r.method} | {dev} | {_ci(r.heldout_kappa)} | {r.n_invalid} |")
-    ece_plain = card.expected_calibration_error
+    ece = card.expected_calibration_error
     lines += [
         "",
         f"Chosen: **{section.chosen}** ({section.reason}). Learned-ensemble L2 "
-        f"{section.model.l2:g} (5-fold CV on dev), n fit {section.model.n}.",
+        f"{section.model.l2:g} (5-fold CV on dev), n fit {section.model.n}. The card applies: "
+        f"{'; '.join(card.applies.reasons) or 'the controls as judged'}.",
         f"Expected calibration error on held-out: learned ensemble "
-        f"{section.expected_calibration_error:.3f}, plain mean "
-        f"{ece_plain:.3f}."
-        if ece_plain is not None
+        f"{section.expected_calibration_error:.3f}, the card's verdicts {ece:.3f}."
+        if ece is not None
         else "",
         "",
         "| judge | kappa (all items) | agreement (decided) | coverage | small tokens/item | "
@@ -286,8 +267,44 @@ def plot(measured: list[dict[str, Any]], path: Path) -> None:
     fig.savefig(path, dpi=100, bbox_inches="tight")
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def dump(m: dict[str, Any]) -> dict[str, Any]:
+    """What the results JSON keeps of one measurement."""
+    return {
+        "set": m["set"],
+        "small": m["small"],
+        "small_seconds": m["small_seconds"],
+        "small_fresh_judgments": m["small_fresh_judgments"],
+        "small_card_applies": m["small_card"].applies.model_dump(mode="json"),
+        "small_card_ensemble": m["small_card"].ensemble.model_dump(mode="json"),
+        "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in _rows(m)],
+        "cascade_stages": {
+            str(t): [s.model_dump() for s in c["result"].stages] for t, c in m["cascades"].items()
+        },
+    }
+
+
+def write_results(measured: list[dict[str, Any]], out: Path) -> str:
+    """cascade.md / .json / .png and a reliability plot per set and small judge."""
+    from judgekit.calibrate.plots import plot_reliability
+
+    out.mkdir(parents=True, exist_ok=True)
+    text = "\n".join(markdown(m) for m in measured)
+    (out / "cascade.md").write_text(text)
+    plot(measured, out / "cascade.png")
+    for m in measured:
+        bins = m["small_card"].ensemble.reliability
+        png = plot_reliability(
+            [b.mean_probability for b in bins],
+            [b.human_agreement for b in bins],
+            [b.n for b in bins],
+        )
+        (out / f"cascade_reliability_{m['set']}_{m['small']}.png").write_bytes(png)
+    (out / "cascade.json").write_text(json.dumps([dump(m) for m in measured], indent=2) + "\n")
+    return text
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
     parser.add_argument("--n", type=int, default=60, help="items per split (dev and held-out)")
     parser.add_argument("--sets", default="pandalm,llmbar_natural")
     parser.add_argument(
@@ -299,7 +316,9 @@ def main() -> None:
     )
     parser.add_argument("--alpha", type=float, default=0.1)
     parser.add_argument("--resamples", type=int, default=1000)
-    parser.add_argument("--store", type=Path, default=None, help="result store (sqlite)")
+    parser.add_argument(
+        "--store", type=Path, default=None, help="result store (sqlite; default: a temporary one)"
+    )
     parser.add_argument("--out", type=Path, default=RESULTS)
     parser.add_argument(
         "--pandalm-7b-n",
@@ -308,59 +327,26 @@ def main() -> None:
         help="also: PandaLM-7B's released verdicts (replayed) as the small judge on this many "
         "PandaLM items per split, GPT-3.5 as the big one (0: skip)",
     )
-    args = parser.parse_args()
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
     args.set_n = {k: int(v) for k, _, v in (x.partition("=") for x in args.set_n)}
     os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "1")
-    from judgekit.backends import create_backend
-    from judgekit.backends.replay import ReplayBackend
-    from judgekit.calibrate.run import read_verdicts
-
-    backend = create_backend("vllm")
-    try:
-        measured = [measure(name, backend, "smollm2", args) for name in args.sets.split(",")]
-    finally:
-        backend.close()
-    if args.pandalm_7b_n:
-        verdicts = read_verdicts(
-            DATA / "pandalm/judge_outputs/pandalm-7b-testset-v1.json",
-            id_field="idx",
-            verdict_field="pandalm_result",
-            label_map=PANDALM_MAP,
-        )
-        replay = ReplayBackend(verdicts, model="pandalm-7b")
-        wide = argparse.Namespace(**{**vars(args), "n": args.pandalm_7b_n, "store": None})
-        measured.append(measure("pandalm", replay, "pandalm-7b", wide, one_prompt=True))
-    args.out.mkdir(parents=True, exist_ok=True)
-    text = "\n".join(markdown(m) for m in measured)
-    (args.out / "cascade.md").write_text(text)
-    plot(measured, args.out / "cascade.png")
-    from judgekit.calibrate.plots import plot_reliability
-
-    for m in measured:
-        bins = m["small_card"].ensemble.reliability
-        png = plot_reliability(
-            [b.mean_probability for b in bins],
-            [b.human_agreement for b in bins],
-            [b.n for b in bins],
-        )
-        (args.out / f"cascade_reliability_{m['set']}_{m['small']}.png").write_bytes(png)
-    dump = [
-        {
-            "set": m["set"],
-            "small": m["small"],
-            "small_seconds": m["small_seconds"],
-            "small_fresh_judgments": m["small_fresh_judgments"],
-            "small_card_ensemble": m["small_card"].ensemble.model_dump(mode="json"),
-            "rows": [{k: v for k, v in r.items() if not k.startswith("_")} for r in _rows(m)],
-            "cascade_stages": {
-                str(t): [s.model_dump() for s in c["result"].stages]
-                for t, c in m["cascades"].items()
-            },
-        }
-        for m in measured
-    ]
-    (args.out / "cascade.json").write_text(json.dumps(dump, indent=2) + "\n")
-    print(text)
+    with tempfile.TemporaryDirectory() as tmp:
+        store = ResultStore(args.store or Path(tmp) / "store.sqlite")
+        small = VLLMJudge()
+        measured = [measure(name, small, "smollm2", args, store) for name in args.sets.split(",")]
+        if args.pandalm_7b_n:
+            pandalm_7b = replay(
+                "pandalm-7b", f"{OUTPUTS}/pandalm-7b-testset-v1.json", "pandalm_result"
+            )
+            wide = argparse.Namespace(**{**vars(args), "n": args.pandalm_7b_n, "set_n": {}})
+            measured.append(
+                measure("pandalm", pandalm_7b, "pandalm-7b", wide, None, one_prompt=True)
+            )
+    print(write_results(measured, args.out))
 
 
 if __name__ == "__main__":

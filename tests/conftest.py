@@ -76,11 +76,21 @@ def engine(judge_backend: Backend) -> Backend:
     return judge_backend
 
 
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """Every test that uses the session engine is an engine test (``-m "not engine"`` skips it)."""
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Every test that uses the session engine is an engine test (``-m "not engine"`` skips it).
+
+    ``slow`` tests (pure, but seconds of CPU each) run in the full suite (no ``-m``) and when the
+    ``-m`` expression names ``slow``; the fast run ``-m "not engine"`` leaves them out.
+    """
     for item in items:
         if {"engine", "judge_backend"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engine)
+    expression = config.getoption("markexpr") or ""
+    if expression and "slow" not in expression:
+        slow = [item for item in items if item.get_closest_marker("slow") is not None]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if item.get_closest_marker("slow") is None]
 
 
 @pytest.fixture(scope="session")

@@ -73,11 +73,14 @@ def constant(probs: dict[str, float]) -> Script:
 
 class Lent(BackendBase):
     """A backend lent to a command for one call: every part of the protocol forwarded, except
-    ``close`` (the session's engine outlives the command that borrowed it)."""
+    ``close`` (the session's engine outlives the command that borrowed it). ``requests`` counts
+    the requests that reached ``backend`` through it (a test's proof that the store served the
+    rest)."""
 
     def __init__(self, backend: Any) -> None:
         self.backend = backend
         self.capabilities = backend.capabilities
+        self.requests = 0
 
     @property
     def identity(self) -> JudgeIdentity:
@@ -90,11 +93,13 @@ class Lent(BackendBase):
         self.backend.prepare(requests)
 
     def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
+        self.requests += len(requests)
         return self.backend.score(requests)
 
     def score_stream(
         self, requests: Sequence[LabelRequest], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        self.requests += len(requests)
         return self.backend.score_stream(requests, chunk)
 
     def stats(self) -> dict[str, Any] | None:

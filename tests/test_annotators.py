@@ -51,7 +51,8 @@ def planted() -> tuple[list[CalibrationRecord], np.ndarray]:
     return planted_records(300, np.random.default_rng(7))
 
 
-@pytest.mark.parametrize("method", ["dawid-skene", "mace"])
+# MACE: 10 restarts x 50 iterations of crowd-kit's pandas code, ~10 s of CPU whatever the size
+@pytest.mark.parametrize("method", ["dawid-skene", pytest.param("mace", marks=pytest.mark.slow)])
 def test_planted_accuracies_recovered(method: str, planted: tuple) -> None:
     records, truth = planted
     fit = fit_annotators(records, method, names=NAMES)  # type: ignore[arg-type]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -12,7 +13,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from scripted import lend
+from scipy import stats
+from scripted import Lent, lend
 from typer.testing import CliRunner
 
 import judgekit
@@ -27,25 +29,8 @@ from judgekit.judging.summary import summarize
 from judgekit.schema import PointwiseItem
 
 pytestmark = pytest.mark.engine
+REPO = Path(__file__).resolve().parents[1]
 runner = CliRunner()
-
-
-class CountingBackend:
-    """Wraps the session engine and counts the requests that reach it."""
-
-    def __init__(self, inner: judgekit.Backend) -> None:
-        self.inner, self.requests = inner, 0
-
-    @property
-    def identity(self) -> judgekit.schema.JudgeIdentity:
-        return self.inner.identity
-
-    def score(self, requests):  # type: ignore[no-untyped-def]
-        self.requests += len(requests)
-        return self.inner.score(requests)
-
-    def close(self) -> None:
-        pass
 
 
 def _answers(pandalm_rows: list[dict], side: str, n: int) -> list[PointwiseItem]:
@@ -73,14 +58,14 @@ def test_rerun_judges_nothing_new(judge_backend, pandalm_rows, tmp_path: Path) -
     """The pytest plugin's session judge, used as a team's test would use it."""
     items = _answers(pandalm_rows, "1", 8)
     store = ResultStore(tmp_path / "store.sqlite")
-    counting = CountingBackend(judge_backend)
+    counting = Lent(judge_backend)
     first = judgekit.judge(items, "overall_quality@v1", backend=counting, store=store)
     assert counting.requests == 24 and summarize(first).n_from_store == 0
     second = judgekit.judge(
         items, "overall_quality@v1", backend=counting, store=store, output=tmp_path / "o.jsonl"
     )
     assert counting.requests == 24 and summarize(second).n_from_store == 24
-    np.testing.assert_array_equal(first.item_scores, second.item_scores)
+    np.testing.assert_array_equal(first.verdicts.scores, second.verdicts.scores)
     changed = [*items[:7], items[7].model_copy(update={"answer": "changed answer"})]
     judgekit.judge(changed, "overall_quality@v1", backend=counting, store=store)
     assert counting.requests == 24 + 3  # only the changed item, in its 3 variants
@@ -93,8 +78,11 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
     items = _answers(pandalm_rows, "2", 20)
     source = _write_jsonl(tmp_path / "items.jsonl", items)
     out, store_path = tmp_path / "out.jsonl", tmp_path / "store.sqlite"
+    # this checkout's CLI: the venv's console script may run another checkout's editable install
     command = [
-        str(Path(sys.executable).parent / "judgekit"),
+        sys.executable,
+        "-c",
+        "from judgekit.cli import main; main()",
         "judge",
         "--rubric",
         "overall_quality@v1",
@@ -108,8 +96,12 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
         "direct",
         "--batch-size",
         "2",
+        "--dtype",
+        "float32",  # the session engine's: the store's keys include the dtype
     ]
-    child = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    child = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline and child.poll() is None:
         if out.exists() and len(out.read_text().splitlines()) >= 6:
@@ -120,7 +112,7 @@ def test_sigkill_mid_run_then_resume(engine, pandalm_rows, tmp_path: Path) -> No
     child.wait()
     done_before = len(ResultStore(store_path))
     assert 6 <= done_before < 20
-    counting = CountingBackend(engine)
+    counting = Lent(engine)
     run = judgekit.judge(
         source,
         "overall_quality@v1",
@@ -182,11 +174,20 @@ def test_diff_of_two_real_runs(engine, pandalm_pairs, tmp_path: Path) -> None:
     assert result.n_common == 12 and result.n_invalid_pairs == 0
     assert result.mean_diff == pytest.approx(float((b - a).mean()), abs=1e-12)
     assert result.mean_diff_ci[0] <= result.mean_diff <= result.mean_diff_ci[1]
-    assert 0 < result.p_permutation <= 1 and 0 < result.p_sign <= 1
-    assert result.candidate_better + result.baseline_better + result.unchanged == 12
-    if result.regressions:
-        worst = min(b - a)
-        assert result.regressions[0].diff == pytest.approx(worst)
+    diff = (b - a).to_numpy()
+    wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
+    assert (result.candidate_better, result.baseline_better) == (wins, losses)
+    assert result.unchanged == 12 - wins - losses
+    assert result.p_sign == pytest.approx(stats.binomtest(wins, wins + losses, 0.5).pvalue)
+    # every one of the 2^12 sign flips: the exact p-value the 10,000 random flips estimate
+    flips = np.array(list(itertools.product((-1.0, 1.0), repeat=12)))
+    exact = float(np.mean(np.abs((flips * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12))
+    assert result.p_permutation == pytest.approx(exact, abs=0.02)  # MC error < 0.005
+    # the regressions: the (at most 10) items the candidate scored lowest, worst first
+    worse = (b - a)[(b - a) < 0].sort_values(kind="stable")[:10]
+    assert [(c.item_id, c.diff) for c in result.regressions] == [
+        (i, pytest.approx(d, abs=1e-12)) for i, d in worse.items()
+    ]
     out = runner.invoke(
         cli.app,
         [

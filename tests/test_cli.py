@@ -186,14 +186,8 @@ def test_pairwise_rates_with_ties_and_resume_on_engine(
     engine, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     """A / B / tie rates sum to one; --resume on a finished output judges nothing again."""
-    calls: list[int] = []
-
-    class Counting(Lent):
-        def score_stream(self, requests, chunk):  # type: ignore[no-untyped-def]
-            calls.append(len(requests))
-            return super().score_stream(requests, chunk)
-
-    lend(monkeypatch, Counting(engine))
+    counted = Lent(engine)
+    lend(monkeypatch, counted)
     out, summary = tmp_path / "out.csv", tmp_path / "summary.json"
     sample = REPO / "examples" / "sample_pairwise.jsonl"
     base = ["judge", "--rubric", "pairwise_preference@v1", "--input", str(sample),
@@ -201,13 +195,13 @@ def test_pairwise_rates_with_ties_and_resume_on_engine(
     first = runner.invoke(cli.app, base)
     assert first.exit_code == 0, first.output
     n_items = len(sample.read_text().splitlines())
-    assert sum(calls) == n_items * 2
+    assert counted.requests == n_items * 2
     rates = json.loads(summary.read_text())["label_rates"]
     assert set(rates) == {"A", "B", "tie", "invalid"}
     assert sum(r[0] for r in rates.values()) == pytest.approx(1.0)
     assert runner.invoke(cli.app, base).exit_code == 2  # existing output refused
     resumed = runner.invoke(cli.app, [*base, "--resume"])
     assert resumed.exit_code == 0, resumed.output
-    assert sum(calls) == n_items * 2  # nothing judged twice
+    assert counted.requests == n_items * 2  # nothing judged twice
     assert json.loads(summary.read_text())["label_rates"] == rates
     assert len(out.read_text().splitlines()) == 1 + n_items * 2

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import math
 
 import numpy as np
@@ -12,7 +11,9 @@ import judgekit
 from judgekit import judge, summarize
 from judgekit.backends.vllm_engine import CPU_BLOCK_SIZE, chat_encoder
 from judgekit.bias import PointwiseLengthModel
+from judgekit.judging.aggregate import Corrections
 from judgekit.judging.plan import plan_requests
+from judgekit.judging.results import build_run
 from judgekit.rubrics import load_rubric
 from judgekit.schema import Judgment, PairwiseItem, PointwiseItem
 
@@ -60,11 +61,21 @@ def test_pointwise_on_pandalm_answers(engine, pandalm_answers: list[PointwiseIte
             "n_invalid": 0,
         }
     )
-    corrected = dataclasses.replace(run, length_model=model)
+    corrected = build_run(
+        rubric,
+        run.judge,
+        run.controls,
+        pandalm_answers,
+        run.judgments,
+        corrections=Corrections(length_model=model),
+    )
     n_chars = np.array([len(item.answer) for item in pandalm_answers], dtype=float)
     np.testing.assert_allclose(
-        corrected.final_scores, run.item_scores - 0.5 * (np.log(n_chars) - 5.0), rtol=1e-12
+        corrected.verdicts.scores,
+        run.verdicts.scores - 0.5 * (np.log(n_chars) - 5.0),
+        rtol=1e-12,
     )
+    np.testing.assert_array_equal(corrected.verdicts.uncorrected, run.verdicts.scores)
     assert summarize(corrected).controls["length"] == "frozen (from calibration)"
 
 

@@ -38,18 +38,17 @@ class Killed(RuntimeError):
     pass
 
 
-class DiesAfter(ScriptedBackend):
-    """Scores ``batches`` batches, then raises as a killed process would stop."""
+def dies_after(n: int) -> ScriptedBackend:
+    """Scores ``n`` requests, then raises as a killed process would stop."""
+    scored: list[str] = []
 
-    def __init__(self, batches: int) -> None:
-        super().__init__(_score)
-        self.left = batches
-
-    def score(self, requests):  # type: ignore[no-untyped-def]
-        if self.left == 0:
+    def script(item: str, variant: str, order: str) -> dict[str, float]:
+        if len(scored) == n:
             raise Killed
-        self.left -= 1
-        return super().score(requests)
+        scored.append(item)
+        return _score(item, variant, order)
+
+    return ScriptedBackend(script)
 
 
 def _judge(output: Path, backend: ScriptedBackend, **options: object) -> judgekit.JudgeRun:
@@ -91,7 +90,7 @@ def test_cli_refuses_existing_output(tmp_path: Path, monkeypatch: pytest.MonkeyP
 def test_resume_from_the_output_file_itself(tmp_path: Path, suffix: str) -> None:
     out = tmp_path / f"out{suffix}"
     with pytest.raises(Killed):
-        _judge(out, DiesAfter(2))
+        _judge(out, dies_after(8))  # two batches of 4
     first_part = out.read_bytes()
     assert len(read_judgments(out)) == 8
     if suffix == ".jsonl":
@@ -171,19 +170,18 @@ def test_diff_refuses_runs_judged_differently(
     )
 
 
-class Streaming(ScriptedBackend):
-    """Streams results ``chunk`` at a time, noting how many rows the output held at each yield."""
+def rows_at_each_chunk(output: Path, chunk: int, seen: list[int]) -> ScriptedBackend:
+    """Streams ``chunk`` results at a time, noting how many rows ``output`` held as each chunk
+    was scored (the script runs for a chunk's requests when the runner asks for the chunk)."""
+    calls = []
 
-    def __init__(self, output: Path) -> None:
-        super().__init__(_score)
-        self.output, self.windows, self.rows_seen = output, [], []
+    def script(item: str, variant: str, order: str) -> dict[str, float]:
+        if len(calls) % chunk == 0:
+            seen.append(len(output.read_text().splitlines()))
+        calls.append(item)
+        return _score(item, variant, order)
 
-    def score_stream(self, requests, chunk):  # type: ignore[no-untyped-def]
-        self.windows.append(len(requests))
-        results = self.score(requests)
-        for start in range(0, len(requests), chunk):
-            self.rows_seen.append(len(self.output.read_text().splitlines()))
-            yield list(enumerate(results))[start : start + chunk]
+    return ScriptedBackend(script, streaming=True)
 
 
 def test_streaming_backend_gets_the_whole_window_and_each_chunk_is_written_at_once(
@@ -191,10 +189,11 @@ def test_streaming_backend_gets_the_whole_window_and_each_chunk_is_written_at_on
 ) -> None:
     """No barrier: 18 requests go out in one call; the file grows by each chunk before the next."""
     output = tmp_path / "out.jsonl"
-    backend = Streaming(output)
+    rows_seen: list[int] = []
+    backend = rows_at_each_chunk(output, 4, rows_seen)
     run = judgekit.judge(ITEMS, "overall_quality@v1", backend=backend, output=output, write_every=4)
-    assert backend.windows == [18]  # 6 items x 3 variants, all submitted at once
-    assert backend.rows_seen == [0, 4, 8, 12, 16]  # written (and fsynced) chunk by chunk
+    assert backend.batches == [18]  # 6 items x 3 variants, all submitted at once
+    assert rows_seen == [0, 4, 8, 12, 16]  # written (and fsynced) chunk by chunk
     assert len(read_judgments(output)) == 18 == len(run.judgments)
     # the run's in-memory judgments keep the plan's order whatever order results arrive in
     plan = plan_requests(load_rubric("overall_quality@v1"), ITEMS)

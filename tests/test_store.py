@@ -6,6 +6,8 @@ import multiprocessing
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from judgekit.judging.store import ResultStore, cache_key
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, Message
 
@@ -46,6 +48,7 @@ def _writer(path: str, start: int) -> None:
     store.close()
 
 
+@pytest.mark.slow  # two spawned processes, each importing judgekit: ~6 s of CPU
 def test_two_concurrent_writers(tmp_path: Path) -> None:
     path = str(tmp_path / "shared.sqlite")
     ResultStore(path).close()

@@ -25,10 +25,12 @@ from judgekit.cards.model import (
     CalibrationCard,
     CalibrationOptions,
     CardControls,
+    CeilingSummary,
     EnsembleCard,
     Interval,
     LabelType,
     SplitInfo,
+    Verdict,
     card_key,
     verdict_settings,
 )
@@ -53,6 +55,20 @@ class CardSubject:
     set_sha256: str
     judge_name: str | None = None
     group_by: str = "item id"
+
+
+@dataclass(frozen=True)
+class Measured:
+    """One split measured: the joined records, the calibrator holding their arrays, the card's
+    agreement and length fields, the human label matrix, the human ceiling and the trust verdict
+    they give."""
+
+    joined: Joined
+    calibrator: Calibrator
+    fields: dict[str, Any]
+    humans: np.ndarray
+    ceiling: CeilingSummary | None
+    verdict: Verdict
 
 
 def calibrate(
@@ -80,6 +96,24 @@ def calibrate(
     (``calibrate.ensemble_card``, computed on the raw outputs).
     """
     label_type = label_type or infer_label_type(records, outputs)
+    applies = applies or CardControls(
+        controls=outputs.controls, variants=list(outputs.variant_probs) or []
+    )
+    joined, c = _calibrator(records, outputs, options, label_type, rng, notes)
+    fields = _figures(c, joined, options, applies, uncorrected, length_model, rng)
+    measured = _trust(c, joined, fields, options)
+    return _card(measured, subject, options, records, outputs, label_type, applies, ensemble)
+
+
+def _calibrator(
+    records: Sequence[CalibrationRecord],
+    outputs: JudgeOutputs,
+    options: CalibrationOptions,
+    label_type: LabelType,
+    rng: np.random.Generator,
+    notes: Sequence[str],
+) -> tuple[Joined, Calibrator]:
+    """The split's records joined with the judge's outputs (2+ with a consensus needed)."""
     joined = join_split(records, outputs, options.split, options.heldout_fraction)
     if len(joined.records) < 2:
         raise ValueError(
@@ -87,9 +121,19 @@ def calibrate(
         )
     c = Calibrator(joined, outputs, label_type, rng, options.n_resamples)
     c.notes.extend(notes)
-    applies = applies or CardControls(
-        controls=outputs.controls, variants=list(outputs.variant_probs) or []
-    )
+    return joined, c
+
+
+def _figures(
+    c: Calibrator,
+    joined: Joined,
+    options: CalibrationOptions,
+    applies: CardControls,
+    uncorrected: JudgeOutputs | None,
+    length_model: LengthModel | None,
+    rng: np.random.Generator,
+) -> dict[str, Any]:
+    """The card's agreement fields and, with a length model, its before/after figures."""
     fields = _agreement_fields(c, options)
     headline = {KAPPA_ALL: fields["kappa"]}
     if fields["ordinal"] is not None:
@@ -100,6 +144,13 @@ def calibrate(
             f"split {options.split!r} includes the dev items the card's controls were chosen "
             "and its corrections fitted on: its figures are in-sample there"
         )
+    return fields
+
+
+def _trust(
+    c: Calibrator, joined: Joined, fields: dict[str, Any], options: CalibrationOptions
+) -> Measured:
+    """The human ceiling and the trust verdict the figures give under ``options.thresholds``."""
     humans = c.human_matrix()
     ceiling = c.ceiling(humans)
     verdict = decide_trust(
@@ -116,10 +167,25 @@ def calibrate(
             f"NOTE: split {options.split!r} includes development items; only held-out cards "
             "are used by require_calibrated"
         )
+    return Measured(joined, c, fields, humans, ceiling, verdict)
+
+
+def _card(
+    m: Measured,
+    subject: CardSubject,
+    options: CalibrationOptions,
+    records: Sequence[CalibrationRecord],
+    outputs: JudgeOutputs,
+    label_type: LabelType,
+    applies: CardControls,
+    ensemble: EnsembleCard | None,
+) -> CalibrationCard:
+    """The card: subject, key, split, the measured figures and the per-variant and bias ones."""
+    c, joined, humans = m.calibrator, m.joined, m.humans
     settings = verdict_settings(subject.judge.settings)
     key_options = options.model_dump(mode="json") | {"set": subject.set_name}
     reliability, ece = c.reliability()
-    del fields["trust_kappa"]
+    fields = {k: v for k, v in m.fields.items() if k != "trust_kappa"}
     return CalibrationCard(
         key=card_key(
             subject.rubric_hash,
@@ -155,7 +221,7 @@ def calibrate(
         n_missing_outputs=int((joined.rows < 0).sum()),
         applies=applies,
         alpha=c.alpha(humans) if humans.shape[1] >= 1 else {},
-        human_ceiling=ceiling,
+        human_ceiling=m.ceiling,
         per_variant=c.per_variant(),
         position=c.position(),
         length=c.length(),
@@ -165,7 +231,7 @@ def calibrate(
         expected_calibration_error=ece,
         notes=c.notes,
         thresholds=options.thresholds,
-        verdict=verdict,
+        verdict=m.verdict,
         ensemble=ensemble,
         **fields,
     )

@@ -42,141 +42,181 @@ def headline_table(card: CalibrationCard) -> Table:
 
 
 def card_tables(card: CalibrationCard) -> list[Table]:
-    tables = [
+    """Every table of the report, in reading order: provenance, agreement, bias, thresholds."""
+    return [
+        _provenance_table(card),
+        _confusion_table(card),
+        *_ordinal_tables(card),
+        *_alpha_tables(card),
+        *_ceiling_tables(card),
+        *_per_variant_tables(card),
+        *_variant_tables(card),
+        *_position_tables(card),
+        *_length_tables(card),
+        *_reliability_tables(card),
+        _thresholds_table(card),
+    ]
+
+
+def _provenance_table(card: CalibrationCard) -> Table:
+    """What the card is about and where its numbers came from."""
+    split = card.split
+    return Table(
+        "Provenance",
+        ("", ""),
+        [
+            ("rubric", f"{card.rubric_ref} ({card.rubric_hash})"),
+            ("judge", f"{card.judge_model} (fingerprint {card.judge_fingerprint})"),
+            ("calibration set", f"{card.set_name} (sha256 {card.set_sha256})"),
+            (
+                "split",
+                f"{split.name}: {split.n_split} of {split.n_set} records "
+                f"in {split.n_groups} groups by {split.group_by} "
+                f"(held-out fraction {split.heldout_fraction}, salt {split.salt})",
+            ),
+            ("judge settings", json.dumps(card.judge_settings, sort_keys=True)),
+            ("left out", f"{card.n_no_consensus} without a human consensus"),
+            ("missing outputs", f"{card.n_missing_outputs} (counted invalid)"),
+            ("judge outputs", card.outputs_source),
+            ("created", f"{card.created}, judgekit {card.judgekit_version}"),
+            ("card key", card.key),
+        ],
+    )
+
+
+def _confusion_table(card: CalibrationCard) -> Table:
+    return Table(
+        "Confusion matrix (rows: human consensus, columns: judge)",
+        ("human \\ judge", *card.confusion.columns),
+        [
+            (row, *(str(c) for c in counts))
+            for row, counts in zip(card.confusion.rows, card.confusion.counts, strict=True)
+        ],
+    )
+
+
+def _ordinal_tables(card: CalibrationCard) -> list[Table]:
+    if (o := card.ordinal) is None:
+        return []
+    return [
         Table(
-            "Provenance",
+            "Ordinal agreement (valid verdicts)",
+            ("metric", "estimate [95% CI]"),
+            [
+                ("linear weighted kappa", _ci(o.weighted_kappa_linear)),
+                ("quadratic weighted kappa", _ci(o.weighted_kappa_quadratic)),
+                ("spearman (score vs human mean)", _ci(o.spearman)),
+                ("kendall tau-b", _ci(o.kendall)),
+                ("pearson", _ci(o.pearson)),
+            ],
+        )
+    ]
+
+
+def _alpha_tables(card: CalibrationCard) -> list[Table]:
+    if not card.alpha:
+        return []
+    return [
+        Table(
+            "Krippendorff's alpha, judge as one more rater",
+            ("level", "estimate [95% CI]"),
+            [(level, _ci(value)) for level, value in card.alpha.items()],
+        )
+    ]
+
+
+def _ceiling_tables(card: CalibrationCard) -> list[Table]:
+    if (c := card.human_ceiling) is None:
+        return []
+    return [
+        Table(
+            f"Human ceiling ({c.metric})",
             ("", ""),
             [
-                ("rubric", f"{card.rubric_ref} ({card.rubric_hash})"),
-                ("judge", f"{card.judge_model} (fingerprint {card.judge_fingerprint})"),
-                ("calibration set", f"{card.set_name} (sha256 {card.set_sha256})"),
-                (
-                    "split",
-                    f"{card.split.name}: {card.split.n_split} of {card.split.n_set} records "
-                    f"in {card.split.n_groups} groups by {card.split.group_by} "
-                    f"(held-out fraction {card.split.heldout_fraction}, salt {card.split.salt})",
-                ),
-                ("judge settings", json.dumps(card.judge_settings, sort_keys=True)),
-                ("left out", f"{card.n_no_consensus} without a human consensus"),
-                ("missing outputs", f"{card.n_missing_outputs} (counted invalid)"),
-                ("judge outputs", card.outputs_source),
-                ("created", f"{card.created}, judgekit {card.judgekit_version}"),
-                ("card key", card.key),
+                ("annotators", str(c.n_annotators)),
+                ("mean annotator-annotator", _f(c.mean_pairwise_annotator)),
+                ("judge vs full consensus", _f(c.judge_vs_consensus)),
+                ("human vs others' majority (leave-one-out)", _f(c.mean_loo_human)),
+                ("judge vs the same majorities", _f(c.mean_loo_judge)),
+                ("ratio", _f(c.ratio)),
+                ("consensus ties dropped", str(c.ties_dropped)),
+                ("invalid verdicts", c.invalid_handling),
             ],
-        ),
-        Table(
-            "Confusion matrix (rows: human consensus, columns: judge)",
-            ("human \\ judge", *card.confusion.columns),
-            [
-                (row, *(str(c) for c in counts))
-                for row, counts in zip(card.confusion.rows, card.confusion.counts, strict=True)
-            ],
-        ),
+        )
     ]
-    if card.ordinal is not None:
-        o = card.ordinal
-        tables.append(
-            Table(
-                "Ordinal agreement (valid verdicts)",
-                ("metric", "estimate [95% CI]"),
-                [
-                    ("linear weighted kappa", _ci(o.weighted_kappa_linear)),
-                    ("quadratic weighted kappa", _ci(o.weighted_kappa_quadratic)),
-                    ("spearman (score vs human mean)", _ci(o.spearman)),
-                    ("kendall tau-b", _ci(o.kendall)),
-                    ("pearson", _ci(o.pearson)),
-                ],
-            )
-        )
-    if card.alpha:
-        tables.append(
-            Table(
-                "Krippendorff's alpha, judge as one more rater",
-                ("level", "estimate [95% CI]"),
-                [(level, _ci(value)) for level, value in card.alpha.items()],
-            )
-        )
-    if (c := card.human_ceiling) is not None:
-        tables.append(
-            Table(
-                f"Human ceiling ({c.metric})",
-                ("", ""),
-                [
-                    ("annotators", str(c.n_annotators)),
-                    ("mean annotator-annotator", _f(c.mean_pairwise_annotator)),
-                    ("judge vs full consensus", _f(c.judge_vs_consensus)),
-                    ("human vs others' majority (leave-one-out)", _f(c.mean_loo_human)),
-                    ("judge vs the same majorities", _f(c.mean_loo_judge)),
-                    ("ratio", _f(c.ratio)),
-                    ("consensus ties dropped", str(c.ties_dropped)),
-                    ("invalid verdicts", c.invalid_handling),
-                ],
-            )
-        )
-    if card.per_variant:
-        tables.append(
-            Table(
-                "Per prompt variant",
-                ("variant", "kappa [95% CI]", "spearman [95% CI]", "invalid"),
-                [
-                    *(
-                        (v.variant, _ci(v.kappa), _ci(v.spearman), str(v.n_invalid))
-                        for v in card.per_variant
-                    ),
-                    (
-                        "ensemble (the verdict)",
-                        _ci(card.kappa),
-                        _ci(card.ordinal.spearman) if card.ordinal else "n/a",
-                        str(card.n_invalid),
-                    ),
-                ],
-            )
-        )
-    tables += _variant_tables(card)
-    if (p := card.position) is not None:
-        tables.append(
-            Table(
-                "Position bias",
-                ("", "estimate [95% CI]"),
-                [
-                    ("flip rate (verdict changes with order)", _ci(p.flip_rate)),
-                    ("first-position pick rate, before swap (per order)", _ci(p.first_pick_before)),
-                    ("answer-A (first in AB) pick rate, after soft swap", _ci(p.first_pick_after)),
-                    ("valid / invalid items", f"{p.n_valid} / {p.n_invalid}"),
-                ],
-            )
-        )
-    tables += _length_tables(card)
-    if card.reliability:
-        tables.append(
-            Table(
-                f"Reliability (expected calibration error {_f(card.expected_calibration_error)})",
-                ("probability bin", "items", "mean probability", "human agreement"),
-                [
-                    (
-                        f"[{b.low:.1f}, {b.high:.1f}{']' if b.high >= 1.0 else ')'}",
-                        str(b.n),
-                        _f(b.mean_probability),
-                        _f(b.human_agreement),
-                    )
-                    for b in card.reliability
-                ],
-            )
-        )
-    t = card.thresholds
-    tables.append(
-        Table(
-            "Thresholds",
-            ("check", "threshold"),
-            [
-                ("trust metric 95% CI lower bound", f">= {t.min_kappa_ci_low}"),
-                ("judge / human-ceiling ratio", f">= {t.min_ceiling_ratio}"),
-                ("invalid rate", f"<= {t.max_invalid_rate}"),
-                ("items", f">= {t.min_n}"),
-            ],
+
+
+def _per_variant_tables(card: CalibrationCard) -> list[Table]:
+    """Each prompt variant's agreement alone, then the ensemble's (the card's verdict)."""
+    if not card.per_variant:
+        return []
+    rows = [(v.variant, _ci(v.kappa), _ci(v.spearman), str(v.n_invalid)) for v in card.per_variant]
+    rows.append(
+        (
+            "ensemble (the verdict)",
+            _ci(card.kappa),
+            _ci(card.ordinal.spearman) if card.ordinal else "n/a",
+            str(card.n_invalid),
         )
     )
-    return tables
+    return [
+        Table(
+            "Per prompt variant",
+            ("variant", "kappa [95% CI]", "spearman [95% CI]", "invalid"),
+            rows,
+        )
+    ]
+
+
+def _position_tables(card: CalibrationCard) -> list[Table]:
+    if (p := card.position) is None:
+        return []
+    return [
+        Table(
+            "Position bias",
+            ("", "estimate [95% CI]"),
+            [
+                ("flip rate (verdict changes with order)", _ci(p.flip_rate)),
+                ("first-position pick rate, before swap (per order)", _ci(p.first_pick_before)),
+                ("answer-A (first in AB) pick rate, after soft swap", _ci(p.first_pick_after)),
+                ("valid / invalid items", f"{p.n_valid} / {p.n_invalid}"),
+            ],
+        )
+    ]
+
+
+def _reliability_tables(card: CalibrationCard) -> list[Table]:
+    if not card.reliability:
+        return []
+    return [
+        Table(
+            f"Reliability (expected calibration error {_f(card.expected_calibration_error)})",
+            ("probability bin", "items", "mean probability", "human agreement"),
+            [
+                (
+                    f"[{b.low:.1f}, {b.high:.1f}{']' if b.high >= 1.0 else ')'}",
+                    str(b.n),
+                    _f(b.mean_probability),
+                    _f(b.human_agreement),
+                )
+                for b in card.reliability
+            ],
+        )
+    ]
+
+
+def _thresholds_table(card: CalibrationCard) -> Table:
+    t = card.thresholds
+    return Table(
+        "Thresholds",
+        ("check", "threshold"),
+        [
+            ("trust metric 95% CI lower bound", f">= {t.min_kappa_ci_low}"),
+            ("judge / human-ceiling ratio", f">= {t.min_ceiling_ratio}"),
+            ("invalid rate", f"<= {t.max_invalid_rate}"),
+            ("items", f">= {t.min_n}"),
+        ],
+    )
 
 
 def _slope(figure: LengthFigure | None) -> tuple[str, str, str]:

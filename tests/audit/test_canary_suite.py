@@ -76,9 +76,9 @@ def test_calibrate_writes_the_canary_table(shared_data: Path, tmp_path: Path, mo
     from typer.testing import CliRunner
 
     from judgekit import cli
-    from tests.audit.test_series_cli import NightlyBackend
+    from tests.audit.test_series_cli import nightly_backend
 
-    lend(monkeypatch, NightlyBackend(0, "x"))
+    lend(monkeypatch, nightly_backend(0.0, "x"))
     out = tmp_path / "report"
     result = CliRunner().invoke(
         cli.app,

@@ -3,39 +3,47 @@
 from __future__ import annotations
 
 import json
-import math
 import zlib
 from pathlib import Path
 
-from scripted import lend
+import pytest
+from scripted import Script, ScriptedBackend, lend
 from typer.testing import CliRunner
 
 import judgekit
 from judgekit import cli
-from judgekit.backends import BackendBase
-from judgekit.schema import JudgeIdentity, LabelLogprobs, PointwiseItem
+from judgekit.schema import PointwiseItem
 
 runner = CliRunner()
 
 
-class NightlyBackend(BackendBase):
-    """Splits mass between the first and last label per prompt (from its hash) plus a nightly
-    offset: a scripted judge whose scores move when ``offset`` does."""
+def nightly(offset: float) -> Script:
+    """Splits mass between the lowest and the highest label per request (from a hash of its
+    item, variant and order) plus a nightly ``offset``: scores move when the offset does."""
 
-    def __init__(self, offset: float, dtype: str) -> None:
-        self.offset = offset
-        self.identity = JudgeIdentity(
-            backend="scripted", model="nightly", fingerprint="f", settings={"dtype": dtype}
-        )
+    def script(item: str, variant: str, order: str) -> dict[str, float]:
+        spread = (zlib.crc32(f"{item}|{variant}|{order}".encode()) % 1000) / 1000 * 0.6
+        p = min(0.95, max(0.05, spread + offset))
+        return {"1": 1 - p, "5": p, "A": 1 - p, "B": p}  # the request's labels are kept
 
-    def score(self, requests):  # type: ignore[no-untyped-def]
-        out = []
-        for r in requests:
-            text = "".join(m.content for m in r.messages)
-            p = min(0.95, max(0.05, (zlib.crc32(text.encode()) % 1000) / 1000 * 0.6 + self.offset))
-            first, last = r.labels[0], r.labels[-1]
-            out.append(LabelLogprobs({first: math.log(1 - p), last: math.log(p)}, 10, 0))
-        return out
+    return script
+
+
+def nightly_backend(offset: float, dtype: str) -> ScriptedBackend:
+    return ScriptedBackend(nightly(offset), "f", model="nightly", settings={"dtype": dtype})
+
+
+def decided(item: str, variant: str, order: str) -> dict[str, float]:
+    """Prefers one answer of each pair at 56:44 (which one from a hash of the item), whichever
+    order it is shown in: every verdict is decided (outside the 0.05 tie band)."""
+    p_a = 0.56 if zlib.crc32(item.encode()) % 2 else 0.44
+    p_first = p_a if order == "AB" else 1 - p_a
+    return {"A": p_first, "B": 1 - p_first}
+
+
+def first_shown(item: str, variant: str, order: str) -> dict[str, float]:
+    """Picks whichever answer is shown first at 90:10: a pure position bias."""
+    return {"A": 0.9, "B": 0.1}
 
 
 def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
@@ -45,7 +53,7 @@ def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
     paths = []
     for night in range(6):
         changed = night >= 4
-        backend = NightlyBackend(0.35 if changed else 0.05, "bfloat16" if changed else "float32")
+        backend = nightly_backend(0.35 if changed else 0.05, "bfloat16" if changed else "float32")
         path = tmp_path / f"night{night}.jsonl"
         judgekit.judge(items, "overall_quality@v1", backend=backend, output=path)
         paths.append(path)
@@ -69,7 +77,7 @@ def test_series_flags_the_night_the_judge_changed(tmp_path: Path) -> None:
 def test_drift_cli_pin_then_check(shared_data: Path, tmp_path: Path, monkeypatch) -> None:
     """--pin samples and judges anchors of a set; a re-check with the same judge passes (exit 0),
     a shifted judge of another dtype alarms (exit 1) and the dtype is named."""
-    backend = NightlyBackend(0.05, "float32")
+    backend = ScriptedBackend(decided, "f", model="nightly", settings={"dtype": "float32"})
     lend(monkeypatch, backend)
     anchors = tmp_path / "anchors.json"
     pin = [
@@ -99,15 +107,15 @@ def test_drift_cli_pin_then_check(shared_data: Path, tmp_path: Path, monkeypatch
     check = ["drift", "--anchors", str(anchors), "--out", str(tmp_path / "out")]
     same = runner.invoke(cli.app, check)
     assert same.exit_code == 0 and "no alarm" in same.output, same.output
-    backend.offset, backend.identity = (
-        0.4,
-        backend.identity.model_copy(update={"settings": {"dtype": "bfloat16"}}),
-    )
+    backend.script = first_shown
+    backend.identity = backend.identity.model_copy(update={"settings": {"dtype": "bfloat16"}})
     moved = runner.invoke(cli.app, check)
-    assert moved.exit_code == 1 and "dtype: 'float32' -> 'bfloat16'" in moved.output
+    assert moved.exit_code == 1 and "dtype: 'float32' -> 'bfloat16'" in moved.output, moved.output
     report = json.loads((tmp_path / "out" / "drift.json").read_text())
-    # the shift moves mass to the last label in both orders: a position bias, which the order
-    # swap cancels on average, but every item moves and two labels flip
-    assert report["n_shifted"] == 12 and abs(report["mean_shift"]) < 0.05
-    flipped = report["n_flipped"]  # which anchors flip depends on the sampled items
-    assert flipped >= 1 and report["reasons"] == [f"flipped labels {flipped}/12 > 0.05"]
+    # the new judge only prefers the first-shown answer: the order swap cancels that to exactly
+    # 50:50, so every decided label becomes a tie while each item moves by 0.06 one way or the
+    # other (the mean moves by at most 0.06 x |sum of the signs| / 12)
+    sides = [zlib.crc32(a["item"]["id"].encode()) % 2 for a in stored["anchors"]]
+    expected_mean = 0.06 * (sides.count(0) - sides.count(1)) / 12
+    assert report["n_shifted"] == 12 and report["mean_shift"] == pytest.approx(expected_mean)
+    assert report["n_flipped"] == 12 and report["reasons"] == ["flipped labels 12/12 > 0.05"]

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from scripted import Lent
 
 from judgekit.backends.replay import ReplayBackend, read_verdicts
 from judgekit.calibrate.abstain import GROUP_BETTING, select_threshold
@@ -126,28 +127,41 @@ def test_cascade_on_a_calibration_set(data: Path, pandalm_named, tmp_path: Path)
 
 @pytest.mark.engine
 def test_cascade_small_engine_then_replay_on_the_sample_file(judge_backend, tmp_path: Path):
-    """The embedded SmolLM2 first (plain policy: keeps every valid verdict whose both orders
-    agree), then a replay judge with verdicts for every sample item decides the rest."""
+    """The embedded SmolLM2 first (keeps every valid verdict whose both orders agree), then a
+    replay judge with a verdict for every sample item decides the rest, each with its own
+    verdict."""
     rubric = load_rubric(RUBRIC)
     items = read_items(REPO / "examples" / "sample_pairwise.jsonl", "pairwise")
+    replayed = {item.id: "AB"[k % 2] for k, item in enumerate(items)}  # both labels occur
+    small_runs = []
 
     def orders_agree(run):
         from judgekit.judging.cascade import plain_decision
 
+        small_runs.append(run)
         d = plain_decision(run)
         ab, ba = run.verdicts.p_a_ab, run.verdicts.p_a_ba
         return d.__class__(d.confidence, d.keep & ((ab > 0.5) == (ba > 0.5)), "agree")
 
     stages = [
-        Stage("smollm2", judge_backend, policy=orders_agree),
-        Stage("api", ReplayBackend({i.id: "A" for i in items}, model="api")),
+        Stage("smollm2", Lent(judge_backend), policy=orders_agree),  # the session keeps it open
+        Stage("api", ReplayBackend(replayed, model="api")),
     ]
     result = cascade(items, rubric, stages, output=tmp_path / "c.jsonl")
+    (run,) = small_runs
+    v = run.verdicts
+    kept = v.valid & ((v.p_a_ab > 0.5) == (v.p_a_ba > 0.5))
     small, big = result.stages
     assert small.n_items == len(items) and small.prompt_tokens > 0 and small.seconds > 0
-    assert big.n_items == len(items) - small.n_decided
-    assert result.n_needs_human == 0
-    assert all(r.decided_by in ("smollm2", "api") for r in result.items)
+    assert small.n_decided == int(kept.sum()) and big.n_items == len(items) - small.n_decided
+    assert big.n_decided == big.n_items and result.n_needs_human == 0
+    for i, row in enumerate(result.items):
+        assert row.item_id == items[i].id == v.item_ids[i]
+        if kept[i]:
+            assert (row.decided_by, row.label) == ("smollm2", v.labels[i])
+        else:
+            assert (row.decided_by, row.label) == ("api", replayed[row.item_id])
+            assert row.judges_seen == ["smollm2", "api"]
 
 
 def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_named, tmp_path: Path):
