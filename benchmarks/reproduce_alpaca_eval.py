@@ -103,19 +103,7 @@ def alpaca_eval(
     git_show: Callable[[Path, str, str], bytes],
     git_files: Callable[[Path, str, str], list[str]],
 ) -> tuple[dict, list[str]]:
-    folder = Path(tempfile.mkdtemp(prefix="alpaca_eval-"))
-    wanted = [
-        f for f in git_files(repo, commit, "results") if f.endswith(f"{ANNOTATOR}/annotations.json")
-    ]
-    missing = []
-    for name in wanted:
-        try:
-            data = git_show(repo, commit, name)
-        except subprocess.CalledProcessError:
-            missing.append(name.split("/")[1])  # a snapshot without its large files
-            continue
-        (folder / name).parent.mkdir(parents=True, exist_ok=True)
-        (folder / name).write_bytes(data)
+    folder, wanted, missing = _annotations(repo, commit, git_show, git_files)
     battles = read_battles(
         [str(folder / "results" / "*" / ANNOTATOR / "annotations.json")],
         preset="alpaca_eval",
@@ -138,6 +126,51 @@ def alpaca_eval(
         for col in ("win_rate", "standard_error", "discrete_win_rate")
     }
     weights = pd.read_csv(io.BytesIO(git_show(repo, commit, WEIGHTS)), index_col=0)
+    lc, models = _lc_rebuilt(
+        battles, options, ours, weights, published["length_controlled_winrate"]
+    )
+    out = {
+        "annotation_files": len(wanted),
+        "missing_files": missing,
+        "models_compared": len(ours),
+        "max_abs_difference": exact,
+        "lc": lc,
+    }
+    return out, _markdown(out, len(models))
+
+
+def _annotations(
+    repo: Path,
+    commit: str,
+    git_show: Callable[[Path, str, str], bytes],
+    git_files: Callable[[Path, str, str], list[str]],
+) -> tuple[Path, list[str], list[str]]:
+    """The judge's annotation files copied out of the snapshot; models whose file is absent."""
+    folder = Path(tempfile.mkdtemp(prefix="alpaca_eval-"))
+    wanted = [
+        f for f in git_files(repo, commit, "results") if f.endswith(f"{ANNOTATOR}/annotations.json")
+    ]
+    missing = []
+    for name in wanted:
+        try:
+            data = git_show(repo, commit, name)
+        except subprocess.CalledProcessError:
+            missing.append(name.split("/")[1])  # a snapshot without its large files
+            continue
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(data)
+    return folder, wanted, missing
+
+
+def _lc_rebuilt(
+    battles: Battles,
+    options: RankOptions,
+    ours: pd.DataFrame,
+    weights: pd.DataFrame,
+    lc: pd.Series,
+) -> tuple[dict, list[str]]:
+    """The LC win rate three ways against the published one: the instruction-difficulty term is
+    not released, so it is rebuilt from the published GLM weights (ridge chosen by CV)."""
     weights.columns = ["length", "difficulty", "model"]
     models = [m for m in ours.index if m in weights.index]
     y, t = _tables(battles, models)
@@ -152,33 +185,35 @@ def alpaca_eval(
     rebuilt = dict(zip(battles.questions, difficulty, strict=True))
     with_difficulty = rank_pairwise(battles, options, difficulty=rebuilt)[0]
     lc_glm = pd.Series({r.model: r.lc_win_rate for r in with_difficulty.rows if r.model in models})
-    lc = published["length_controlled_winrate"]
-    out = {
-        "annotation_files": len(wanted),
-        "missing_files": missing,
-        "models_compared": len(ours),
-        "max_abs_difference": exact,
-        "lc": {
-            "models": len(models),
-            "ridge": ridge,
-            "cv_loglik": cv,
-            "judgekit_glm_minimal": _errors(ours.loc[models, "lc_minimal"], lc),
-            "published_weights_rebuilt_difficulty": _errors(lc_weights, lc),
-            "judgekit_glm_rebuilt_difficulty": _errors(lc_glm[models], lc),
-        },
-    }
+    return {
+        "models": len(models),
+        "ridge": ridge,
+        "cv_loglik": cv,
+        "judgekit_glm_minimal": _errors(ours.loc[models, "lc_minimal"], lc),
+        "published_weights_rebuilt_difficulty": _errors(lc_weights, lc),
+        "judgekit_glm_rebuilt_difficulty": _errors(lc_glm[models], lc),
+    }, models
+
+
+def _markdown(out: dict, n_lc_models: int) -> list[str]:
+    exact, missing, wanted = (
+        out["max_abs_difference"],
+        out["missing_files"],
+        out["annotation_files"],
+    )
+    ridge = out["lc"]["ridge"]
     lines = [
         "## AlpacaEval 2 (weighted_alpaca_eval_gpt4_turbo, baseline gpt4_1106_preview)",
         "",
-        f"{len(wanted) - len(missing)} of {len(wanted)} annotation files read "
-        f"({len(missing)} missing from this copy); {len(ours)} models also on the published "
-        "leaderboard.",
+        f"{wanted - len(missing)} of {wanted} annotation files read "
+        f"({len(missing)} missing from this copy); {out['models_compared']} models also on the "
+        "published leaderboard.",
         "",
         "| column | max abs difference to the published CSV |",
         "|---|---|",
         *[f"| {k} | {v:.2e} |" for k, v in exact.items()],
         "",
-        f"Length-controlled win rate ({len(models)} models with published GLM weights; "
+        f"Length-controlled win rate ({n_lc_models} models with published GLM weights; "
         f"difficulty ridge {ridge} chosen by 5-fold CV over models):",
         "",
         "| LC variant | max abs (points) | mean abs (points) | Spearman |",
@@ -193,4 +228,4 @@ def alpaca_eval(
         lines.append(
             f"| {label} | {e['max_abs']:.2f} | {e['mean_abs']:.2f} | {e['spearman']:.3f} |"
         )
-    return out, [*lines, ""]
+    return [*lines, ""]

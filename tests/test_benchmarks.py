@@ -139,7 +139,7 @@ def test_generative_scoring_groups_by_prefix() -> None:
         return LabelRequest(item, "direct", "AB", (Message("user", item),), ("A", "B"), prefix)
 
     requests = [request("a", "p"), request("b", "p"), request("c", "q")]
-    prompts = [PromptTokens(ids, ()) for ids in ([1, 2, 3, 4], [1, 2, 3, 5, 6], [9, 9])]
+    prompts = [PromptTokens(ids) for ids in ([1, 2, 3, 4], [1, 2, 3, 5, 6], [9, 9])]
     slot = AnswerSlot("", {"A": ((7,),), "B": ((8,),)})
     calls = generative_scoring.calls(requests, prompts, [slot] * 3)
     assert len(calls) == 4  # two prefix groups x two label tokens (first label rotated)
