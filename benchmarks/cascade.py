@@ -34,7 +34,7 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # this checkout's judgekit, also when run as a script
 
 from judgekit.backends import JudgeSpec, ReplayJudge, VLLMJudge  # noqa: E402
-from judgekit.calibrate.cascade_policy import card_policy, cascade_agreement  # noqa: E402
+from judgekit.calibrate.measure.cascade import card_policy, cascade_agreement  # noqa: E402
 from judgekit.calibrate.run import prepare_set, run_calibration  # noqa: E402
 from judgekit.cards import CalibrationOptions, read_card  # noqa: E402
 from judgekit.cards.store import NamedCard  # noqa: E402
@@ -285,7 +285,7 @@ def dump(m: dict[str, Any]) -> dict[str, Any]:
 
 def write_results(measured: list[dict[str, Any]], out: Path) -> str:
     """cascade.md / .json / .png and a reliability plot per set and small judge."""
-    from judgekit.calibrate.plots import plot_reliability
+    from judgekit.calibrate.report.plots import plot_reliability
 
     out.mkdir(parents=True, exist_ok=True)
     text = "\n".join(markdown(m) for m in measured)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 import numpy as np
 
-from judgekit.calibrate.abstain import StageCalibration, certify_escalated, select_threshold
+from judgekit.calibrate.measure.abstain import StageCalibration, certify_escalated, select_threshold
 from judgekit.data.sets import load_calibration_set
 from judgekit.stats import (
     Groups,

@@ -7,8 +7,8 @@ from typing import Any
 
 import numpy as np
 
-from judgekit.calibrate.measure import CardSubject, calibrate
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.measure.card import CardSubject, calibrate
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.cards import CalibrationCard, CalibrationOptions
 from judgekit.data.sets import CalibrationRecord
 from judgekit.schema import JudgeIdentity

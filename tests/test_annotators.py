@@ -14,7 +14,7 @@ import yaml
 from typer.testing import CliRunner
 
 from judgekit import cli
-from judgekit.calibrate.annotators import (
+from judgekit.calibrate.measure.annotators import (
     consensus_records,
     fit_annotators,
     inter_annotator_agreement,

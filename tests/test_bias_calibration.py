@@ -16,9 +16,9 @@ from helpers import card_for, card_with_length
 from scipy.special import expit
 
 from judgekit.bias.length import load_length_model as _load
-from judgekit.calibrate.length_card import fit_length_model
-from judgekit.calibrate.outputs import JudgeOutputs
-from judgekit.calibrate.report import write_report
+from judgekit.calibrate.fit.length import fit_length_model
+from judgekit.calibrate.measure.outputs import JudgeOutputs
+from judgekit.calibrate.report.write import write_report
 from judgekit.calibrate.run import run_calibration
 from judgekit.cards import CalibrationCard, CalibrationOptions, save_card
 from judgekit.data.sets import CalibrationRecord

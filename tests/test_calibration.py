@@ -22,9 +22,9 @@ from helpers import card_for
 from scipy.special import expit, logit
 
 from judgekit.backends import ReplayJudge
-from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_run, outputs_from_verdicts
-from judgekit.calibrate.plots import plot_confusion, plot_reliability, plot_variants
-from judgekit.calibrate.report import write_report
+from judgekit.calibrate.measure.outputs import JudgeOutputs, outputs_from_run, outputs_from_verdicts
+from judgekit.calibrate.report.plots import plot_confusion, plot_reliability, plot_variants
+from judgekit.calibrate.report.write import write_report
 from judgekit.calibrate.run import run_calibration
 from judgekit.cards import (
     CalibrationCard,

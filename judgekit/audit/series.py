@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from scipy import stats
 
 from judgekit.audit.drift import identity_changes
-from judgekit.calibrate.plots import figure_png
+from judgekit.calibrate.report.plots import figure_png
 from judgekit.data.records import InputError
 from judgekit.judging.read import read_run
 from judgekit.schema import StrictModel

@@ -1,5 +1,5 @@
 """The learned prompt-variant ensemble as a frozen model: fitted on dev by calibration
-(``calibrate.ensemble_fit``), stored in a card, applied unchanged by every run that uses the card.
+(``calibrate.fit.ensemble``), stored in a card, applied unchanged by every run that uses the card.
 
 Inputs per ``variant|order`` column: the centred log-probabilities of the labels (floored at
 1e-6; 0 where that prompt's verdict is invalid, i.e. no evidence either way); for pairs also

@@ -3,9 +3,9 @@
 The judge runs once on the set's items (every criterion read from one shared prefix). Each
 criterion is then measured against its own human column (SummEval's coherence, consistency,
 fluency and relevance are four metrics of one set) with the one card computation
-(``measure.calibrate``) on that criterion's verdicts (``judging.results.criterion_run``: the same
-aggregation and decision rule as the run). The table has a row per criterion: kappa, quadratic
-weighted kappa and the rank correlations, with their intervals.
+(``measure.card.calibrate``) on that criterion's verdicts (``judging.results.criterion_run``:
+the same aggregation and decision rule as the run). The table has a row per criterion: kappa,
+quadratic weighted kappa and the rank correlations, with their intervals.
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ from pathlib import Path
 import numpy as np
 
 from judgekit.backends import Backend, JudgeSpec
-from judgekit.calibrate.measure import CardSubject, calibrate
-from judgekit.calibrate.outputs import outputs_from_run
-from judgekit.calibrate.report import write_report
+from judgekit.calibrate.measure.card import CardSubject, calibrate
+from judgekit.calibrate.measure.outputs import outputs_from_run
+from judgekit.calibrate.report.write import write_report
 from judgekit.calibrate.run import PreparedSet, judge_records, prepare_set
 from judgekit.cards.model import (
     CalibrationCard,

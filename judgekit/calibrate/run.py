@@ -4,7 +4,7 @@ set -> ``prepare_set`` (consensus, split, limit) -> ``judge_records`` (the judge
 to fit on, the dev split; a file of another judge's verdicts is replayed through the same run)
 -> ``fit_dev`` (frozen length model, learned ensemble) -> ``choose_controls`` (on dev only: which
 combination, whether the length correction is applied) -> the final run (the verdicts a run with
-the card makes) -> ``measure.calibrate`` (the card) -> saved card, run files, viewer, report.
+the card makes) -> ``measure.card.calibrate`` (the card) -> saved card, run files, viewer, report.
 
 Fitting on held-out is refused (``split.require_dev``), so the card's figures are out of sample.
 """
@@ -18,14 +18,14 @@ import numpy as np
 
 from judgekit.backends import Backend, JudgeSpec, ReplayJudge
 from judgekit.bias.length import LengthModel
-from judgekit.calibrate.annotators import consensus_records
-from judgekit.calibrate.ensemble_card import COMBINATIONS, LEARNED, VARIANT, ensemble_card
-from judgekit.calibrate.ensemble_fit import FittedEnsemble, fit_ensemble
-from judgekit.calibrate.length_card import fit_length_model
-from judgekit.calibrate.measure import CardSubject, calibrate
-from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_run
-from judgekit.calibrate.report import write_report
-from judgekit.calibrate.slices import require_column, slice_agreement
+from judgekit.calibrate.fit.ensemble import FittedEnsemble, fit_ensemble
+from judgekit.calibrate.fit.ensemble_card import COMBINATIONS, LEARNED, VARIANT, ensemble_card
+from judgekit.calibrate.fit.length import fit_length_model
+from judgekit.calibrate.measure.annotators import consensus_records
+from judgekit.calibrate.measure.card import CardSubject, calibrate
+from judgekit.calibrate.measure.outputs import JudgeOutputs, outputs_from_run
+from judgekit.calibrate.measure.slices import require_column, slice_agreement
+from judgekit.calibrate.report.write import write_report
 from judgekit.cards.model import (
     CalibrationCard,
     CalibrationOptions,

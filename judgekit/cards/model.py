@@ -194,8 +194,9 @@ class AbstentionPolicy(StrictModel):
     )
     method: str = Field(
         default="Clopper-Pearson (independent items)",
-        description="The test behind the threshold (``calibrate.abstain``): Clopper-Pearson when "
-        "dev items are independent, betting over groups when they share questions/articles.",
+        description="The test behind the threshold (``calibrate.measure.abstain``): "
+        "Clopper-Pearson when dev items are independent, betting over groups when they share "
+        "questions/articles.",
     )
     n_groups_calibration: int | None = Field(
         default=None, description="Independent dev groups the threshold was certified on."
@@ -230,7 +231,7 @@ class EnsembleCard(StrictModel):
         default_factory=list,
         description="Their groups (the set's split_group): certificates treat a group as one "
         "independent unit, and a cascade re-certifies a later stage on the dev items the earlier "
-        "stages escalate (``cascade_policy.certify_stages``).",
+        "stages escalate (``calibrate.measure.cascade.certify_stages``).",
     )
     abstention: list[AbstentionPolicy]
 

@@ -7,13 +7,13 @@ from typing import Annotated
 
 import typer
 
-from judgekit.calibrate.annotator_report import (
+from judgekit.calibrate.measure.annotators import METHODS, fit_annotators, inter_annotator_agreement
+from judgekit.calibrate.report.annotators import (
     agreement_table,
     build_report,
     reliability_table,
     write_annotator_report,
 )
-from judgekit.calibrate.annotators import METHODS, fit_annotators, inter_annotator_agreement
 from judgekit.cli.app import app
 from judgekit.data.sets import DatasetError, load_calibration_set
 

@@ -9,10 +9,10 @@ import typer
 
 from judgekit.audit.canaries import builtin_suite, load_suite, run_canaries, write_canary_report
 from judgekit.backends import JudgeSpec, ReplayJudge, create_backend
-from judgekit.calibrate.annotators import ConsensusMethod
 from judgekit.calibrate.criteria import run_criteria_calibration
+from judgekit.calibrate.measure.annotators import ConsensusMethod
+from judgekit.calibrate.measure.slices import format_slices
 from judgekit.calibrate.run import run_calibration
-from judgekit.calibrate.slices import format_slices
 from judgekit.cards import CalibrationOptions, TrustThresholds, default_cards_dir
 from judgekit.cards.model import SplitName
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option

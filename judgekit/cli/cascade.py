@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import JudgeSpec, VLLMJudge, judge_spec, open_backend
-from judgekit.calibrate.cascade_policy import card_policy, certify_stages
+from judgekit.calibrate.measure.cascade import card_policy, certify_stages
 from judgekit.cards import CardError, NamedCard, load_card
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.quiet import log_path, quiet

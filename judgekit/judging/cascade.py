@@ -4,7 +4,7 @@ Every item goes to the first judge; the items it abstains on go to the next; the
 decides the rest, or abstains too, which marks the item as needing a human. A stage with a card
 judges exactly as a run with that card does (its controls, frozen corrections and decision rule:
 ``judge(..., card=...)``); whether it keeps an item is its policy (e.g.
-``calibrate.cascade_policy.card_policy``: a threshold certified on the dev items that reach the
+``calibrate.measure.cascade.card_policy``: a threshold certified on the dev items that reach the
 stage); a stage without a policy keeps every valid verdict. Judges are any backends or judge
 specs, a replay of precomputed verdicts included; a spec's engine is started for its stage and
 closed before the next stage starts, so two engines never hold one GPU at once.

@@ -127,10 +127,6 @@ def label_rates(
         if len(flags) == 0:
             out[name] = Rate(name, 0, 0.0, 0.0, 0.0)
             continue
-        if groups is not None and len(set(groups)) < 2:
-            low, high = 0.0, 1.0
-        else:
-            ci = share_ci(flags, groups=groups)
-            low, high = ci.low, ci.high
-        out[name] = Rate(name, int(flags.sum()), float(flags.mean()), low, high)
+        ci = share_ci(flags, groups=groups)
+        out[name] = Rate(name, int(flags.sum()), float(flags.mean()), ci.low, ci.high)
     return out

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from scipy.stats import binomtest
 
-from judgekit.calibrate.abstain import (
+from judgekit.calibrate.measure.abstain import (
     CLOPPER_PEARSON,
     GROUP_BETTING,
     clopper_pearson_lower,

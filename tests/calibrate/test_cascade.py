@@ -12,8 +12,8 @@ import pytest
 from scripted import Lent
 
 from judgekit.backends.replay import ReplayBackend, read_verdicts
-from judgekit.calibrate.abstain import GROUP_BETTING, select_threshold
-from judgekit.calibrate.cascade_policy import (
+from judgekit.calibrate.measure.abstain import GROUP_BETTING, select_threshold
+from judgekit.calibrate.measure.cascade import (
     StageMismatchError,
     card_policy,
     card_threshold,
@@ -197,7 +197,7 @@ def test_cli_cascade_with_cards_and_replay(data: Path, pandalm_named, tmp_path: 
 
 
 def test_report_renders_the_ensemble_section(pandalm_named, tmp_path: Path):
-    from judgekit.calibrate.report import write_report
+    from judgekit.calibrate.report.write import write_report
 
     paths = write_report(pandalm_named.card, tmp_path)
     text = paths["markdown"].read_text()

@@ -10,14 +10,14 @@ import pytest
 from helpers import card_for
 
 from judgekit.bias.learned import softmax_predict
-from judgekit.calibrate.ensemble_card import ensemble_card
-from judgekit.calibrate.ensemble_fit import (
+from judgekit.calibrate.fit.ensemble import (
     apply_ensemble,
     fit_ensemble,
     fit_softmax_regression,
     group_folds,
 )
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.fit.ensemble_card import ensemble_card
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.cards.model import CalibrationCard
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import HeldOutError, heldout_mask

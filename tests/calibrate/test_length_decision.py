@@ -24,13 +24,13 @@ from judgekit.bias.length import (
     human_preference,
 )
 from judgekit.bias.length import load_length_model as _load
-from judgekit.calibrate.agreement import Calibrator, join_split
-from judgekit.calibrate.length_card import (
+from judgekit.calibrate.fit.length import (
     _group_folds,
     _length_corrected,
     fit_length_model,
 )
-from judgekit.calibrate.outputs import JudgeOutputs, outputs_from_verdicts, preference_for_a
+from judgekit.calibrate.measure.agreement import Calibrator, join_split
+from judgekit.calibrate.measure.outputs import JudgeOutputs, outputs_from_verdicts, preference_for_a
 from judgekit.cards import CalibrationCard, save_card
 from judgekit.data.sets import CalibrationRecord, load_calibration_set
 from judgekit.data.split import split_records

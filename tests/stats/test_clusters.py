@@ -220,3 +220,8 @@ def test_gpt35_kappa_on_pandalm_cluster_interval_is_wider(gpt35) -> None:
     assert (item.low, item.high) == pytest.approx((0.4236, 0.5123), abs=5e-4)
     assert (cluster.low, cluster.high) == pytest.approx((0.4094, 0.5343), abs=5e-4)
     assert cluster.high - cluster.low > 1.35 * (item.high - item.low)
+
+
+def test_share_in_one_group_has_no_interval() -> None:
+    ci = share_ci([1, 1, 0, 1], groups=["q"] * 4)
+    assert (ci.estimate, ci.low, ci.high, ci.n_groups) == (0.75, 0.0, 1.0, 1)

@@ -26,8 +26,8 @@ from judgekit.bias.length import (
     length_decision,
     stored_length_model,
 )
-from judgekit.calibrate.agreement import Calibrator, Joined, infer_label_type, join_split
-from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
+from judgekit.calibrate.measure.agreement import Calibrator, Joined, infer_label_type, join_split
+from judgekit.calibrate.measure.outputs import JudgeOutputs, preference_for_a
 from judgekit.cards.model import AgreementChange, Interval, LabelType
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev

@@ -18,9 +18,9 @@ import numpy as np
 
 from judgekit._version import __version__
 from judgekit.bias.length import LengthModel
-from judgekit.calibrate.agreement import Calibrator, Joined, infer_label_type, join_split
-from judgekit.calibrate.length_card import card_length_fields
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.fit.length import card_length_fields
+from judgekit.calibrate.measure.agreement import Calibrator, Joined, infer_label_type, join_split
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.cards.model import (
     CalibrationCard,
     CalibrationOptions,
@@ -93,7 +93,7 @@ def calibrate(
     is what a run with the card does. ``length_model`` is stored as fitted on dev; when
     ``applies.length_correction``, ``uncorrected`` holds the same verdicts before it, for the
     card's before/after figures. ``ensemble``: the learned-ensemble section
-    (``calibrate.ensemble_card``, computed on the raw outputs).
+    (``calibrate.fit.ensemble_card``, computed on the raw outputs).
     """
     label_type = label_type or infer_label_type(records, outputs)
     applies = applies or CardControls(

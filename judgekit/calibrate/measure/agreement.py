@@ -21,7 +21,7 @@ from judgekit.bias import (
     variant_agreement,
 )
 from judgekit.bias.length import human_preference
-from judgekit.calibrate.outputs import JudgeOutputs, preference_for_a
+from judgekit.calibrate.measure.outputs import JudgeOutputs, preference_for_a
 from judgekit.cards.model import (
     CeilingSummary,
     ConfusionTable,

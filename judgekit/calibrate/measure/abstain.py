@@ -43,7 +43,7 @@ from dataclasses import dataclass
 import numpy as np
 from scipy.stats import beta
 
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.stats import Groups
 
 # Fixed before seeing data, as fixed-sequence testing requires: 1.00, 0.99, ..., 0.00.

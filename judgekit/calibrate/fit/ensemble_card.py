@@ -16,15 +16,15 @@ import numpy as np
 
 from judgekit.bias.ensemble import aggregate_variants
 from judgekit.bias.position import combine_orders
-from judgekit.calibrate.abstain import (
+from judgekit.calibrate.fit.ensemble import FittedEnsemble, ensemble_probs
+from judgekit.calibrate.measure.abstain import (
     CONFIDENCE_RULE,
     confidence,
     order_agreement,
     select_threshold,
 )
-from judgekit.calibrate.agreement import Calibrator, join_split
-from judgekit.calibrate.ensemble_fit import FittedEnsemble, ensemble_probs
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.measure.agreement import Calibrator, join_split
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.cards.model import (
     AbstentionPolicy,
     EnsembleCard,

@@ -1,7 +1,7 @@
 """A card's figures per slice of a meta column (``calibrate --by``): does the judge agree with
 humans as well on every category, language or system?
 
-Each slice is measured by the one card computation (``measure.calibrate``) on the records of
+Each slice is measured by the one card computation (``measure.card.calibrate``) on the records of
 that slice, with the same verdicts, split and options, so a slice's kappa is the kappa its items
 would get as a card of their own.
 """
@@ -12,8 +12,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from judgekit.calibrate.measure import CardSubject, calibrate
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.measure.card import CardSubject, calibrate
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.cards.model import (
     CalibrationOptions,
     CardControls,

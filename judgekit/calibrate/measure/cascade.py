@@ -16,7 +16,7 @@ from collections.abc import Sequence
 import numpy as np
 
 from judgekit.bias.learned import learned_probs
-from judgekit.calibrate.abstain import (
+from judgekit.calibrate.measure.abstain import (
     CONFIDENCE_RULE,
     StageCalibration,
     ThresholdChoice,
@@ -25,7 +25,7 @@ from judgekit.calibrate.abstain import (
     order_agreement,
     select_threshold,
 )
-from judgekit.calibrate.outputs import outputs_from_run
+from judgekit.calibrate.measure.outputs import outputs_from_run
 from judgekit.cards.model import CalibrationCard, EnsembleCard, Interval
 from judgekit.cards.store import CardError
 from judgekit.data.sets import CalibrationRecord

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass
 
-from judgekit.calibrate.measure import CalibrationCard, Interval
+from judgekit.calibrate.measure.card import CalibrationCard, Interval
 from judgekit.cards.model import LengthFigure
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from judgekit.calibrate.tables import Table
+from judgekit.calibrate.report.tables import Table
 from judgekit.cards.model import CalibrationCard, EnsembleCard
 
 

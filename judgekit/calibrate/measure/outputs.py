@@ -29,7 +29,7 @@ class JudgeOutputs:
     the answer, shape (n,); pairwise: characters of answers A and B, shape (n, 2)).
     ``order_probs`` maps ``"variant|order"`` to that prompt's items x labels distributions (BA
     unswapped to the original answer positions; pointwise order ``-``): the learned ensemble's
-    inputs (``calibrate.ensemble_fit``). ``controls`` and ``mode`` give the decision rule the
+    inputs (``calibrate.fit.ensemble``). ``controls`` and ``mode`` give the decision rule the
     labels are read with (``decisions``, ``judging.decide``): a calibration scores exactly the
     labels a run with the same controls reports. ``mode`` None: pairwise when the labels include
     A and B.

@@ -22,8 +22,8 @@ from scipy.special import log_softmax
 
 from judgekit.bias import learned
 from judgekit.bias.learned import LearnedEnsembleModel
-from judgekit.calibrate.agreement import join_split
-from judgekit.calibrate.outputs import JudgeOutputs
+from judgekit.calibrate.measure.agreement import join_split
+from judgekit.calibrate.measure.outputs import JudgeOutputs
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import require_dev
 from judgekit.stats import Groups

@@ -9,8 +9,8 @@ from pathlib import Path
 import numpy as np
 from matplotlib.figure import Figure
 
-from judgekit.calibrate.annotators import AnnotatorFit, InterAnnotatorAgreement
-from judgekit.calibrate.plots import figure_png
+from judgekit.calibrate.measure.annotators import AnnotatorFit, InterAnnotatorAgreement
+from judgekit.calibrate.report.plots import figure_png
 from judgekit.schema import StrictModel
 
 

@@ -16,11 +16,16 @@ from pathlib import Path
 
 import numpy as np
 
-from judgekit.calibrate.ensemble_tables import ensemble_tables
-from judgekit.calibrate.measure import CalibrationCard, JudgeOutputs
-from judgekit.calibrate.outputs import preference_for_a
-from judgekit.calibrate.plots import plot_confusion, plot_length, plot_reliability, plot_variants
-from judgekit.calibrate.tables import Table, card_tables, headline_table
+from judgekit.calibrate.measure.card import CalibrationCard, JudgeOutputs
+from judgekit.calibrate.measure.outputs import preference_for_a
+from judgekit.calibrate.report.ensemble_tables import ensemble_tables
+from judgekit.calibrate.report.plots import (
+    plot_confusion,
+    plot_length,
+    plot_reliability,
+    plot_variants,
+)
+from judgekit.calibrate.report.tables import Table, card_tables, headline_table
 from judgekit.data.sets import CalibrationRecord
 from judgekit.data.split import split_records
 
