@@ -67,8 +67,6 @@ def test_embedded_judge_calibration_and_trust_gate(
         sample,
         "-o",
         str(tmp_path / "j.jsonl"),
-        "--variant",
-        "direct",
         "--require-calibrated",
     ]
     refused = runner.invoke(cli.app, gated)  # no card named: refused, whatever the cache holds
@@ -127,7 +125,10 @@ def test_embedded_judge_calibration_and_trust_gate(
         f'card = "cards/{pinned.name}"\n[trust]\nmin_kappa_ci_low = -1\n'
         "min_ceiling_ratio = -10\nmin_n = 10\n"
     )
-    allowed = runner.invoke(cli.app, gated)
+    # a run with other prompts than the card's is not what the card measured
+    other = runner.invoke(cli.app, [*gated, "--variant", "direct"])
+    assert other.exit_code == 2 and "variants: card" in other.output
+    allowed = runner.invoke(cli.app, gated)  # the card's own variants and controls
     assert allowed.exit_code == 0, allowed.output
     assert "calibrated: card" in allowed.output
     assert card["length_model"]["fitted_on"] == "dev"
@@ -135,5 +136,7 @@ def test_embedded_judge_calibration_and_trust_gate(
     assert manifest["card"]["key"] == card["key"]
     assert manifest["card"]["path"] == str(pinned.resolve())
     items = [json.loads(x) for x in (tmp_path / "j.items.jsonl").read_text().splitlines()]
-    assert {i["controls"]["length"] for i in items} == {"frozen (from calibration)"}
-    assert all(i["score_length_corrected"] is not None for i in items if i["valid"])
+    length = "frozen (from calibration)" if card["applies"]["length_correction"] else "off"
+    assert {i["controls"]["length"] for i in items} == {length}
+    variants = {json.loads(x)["variant"] for x in (tmp_path / "j.jsonl").read_text().splitlines()}
+    assert variants == set(card["applies"]["variants"])

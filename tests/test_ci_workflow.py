@@ -26,7 +26,7 @@ from judgekit.data.records import manifest_path, read_judgments
 from judgekit.judging.run_manifest import RunManifest
 from judgekit.judging.store import ResultStore
 from judgekit.judging.summary import summarize
-from judgekit.schema import PointwiseItem
+from judgekit.schema import PointwiseItem, item_group
 
 pytestmark = pytest.mark.engine
 REPO = Path(__file__).resolve().parents[1]
@@ -178,10 +178,17 @@ def test_diff_of_two_real_runs(engine, pandalm_pairs, tmp_path: Path) -> None:
     wins, losses = int((diff > 0).sum()), int((diff < 0).sum())
     assert (result.candidate_better, result.baseline_better) == (wins, losses)
     assert result.unchanged == 12 - wins - losses
-    assert result.p_sign == pytest.approx(stats.binomtest(wins, wins + losses, 0.5).pvalue)
-    # every one of the 2^12 sign flips: the exact p-value the 10,000 random flips estimate
-    flips = np.array(list(itertools.product((-1.0, 1.0), repeat=12)))
-    exact = float(np.mean(np.abs((flips * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12))
+    # pairs that share an instruction are one cluster: the tests flip and count whole clusters
+    group = {p.id: item_group(p.model_copy(update={"group": None})) for p in pandalm_pairs[:12]}
+    codes = np.unique([group[i] for i in a.index], return_inverse=True)[1]
+    sums = np.bincount(codes, weights=diff)
+    up, down = int((sums > 0).sum()), int((sums < 0).sum())
+    assert result.p_sign == pytest.approx(stats.binomtest(up, up + down, 0.5).pvalue)
+    # every one of the 2^G cluster sign flips: the exact p-value the random flips estimate
+    flips = np.array(list(itertools.product((-1.0, 1.0), repeat=sums.size)))
+    exact = float(
+        np.mean(np.abs((flips[:, codes] * diff).mean(axis=1)) >= abs(diff.mean()) - 1e-12)
+    )
     assert result.p_permutation == pytest.approx(exact, abs=0.02)  # MC error < 0.005
     # the regressions: the (at most 10) items the candidate scored lowest, worst first
     worse = (b - a)[(b - a) < 0].sort_values(kind="stable")[:10]

@@ -27,6 +27,8 @@ DOCUMENTED_COLUMNS = {
     "label",
     "valid",
     "invalid_reason",
+    "error",
+    "criterion",
     "judge_model",
     "judge_fingerprint",
     "engine_settings",

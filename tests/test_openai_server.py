@@ -75,19 +75,16 @@ class Reference:
 
 
 @pytest.fixture(scope="module")
-def reference(model_dir: Path) -> Reference:
-    """Every case judged in process in float32 (whatever the session's dtype), then closed."""
-    engine = create_backend("vllm", dtype="float32", max_model_len=2048)
-    try:
-        judgments, prompts, tails = {}, {}, {}
-        for name, (ref, items) in CASES.items():
-            rubric = load_rubric(ref)
-            judgments[name] = judge(items, rubric, backend=engine).judgments
-            requests = [p.request for p in plan_requests(rubric, items)]
-            prompts[name] = [engine.prompt(r).ids for r in requests]
-            tails[name] = engine.answer_slot(requests[0]).tail
-    finally:
-        engine.close()
+def reference(engine: Any) -> Reference:
+    """Every case judged in process by the session's float32 engine (a second in-process
+    engine, once closed, would take vLLM's process-wide state with it)."""
+    judgments, prompts, tails = {}, {}, {}
+    for name, (ref, items) in CASES.items():
+        rubric = load_rubric(ref)
+        judgments[name] = judge(items, rubric, backend=engine).judgments
+        requests = [p.request for p in plan_requests(rubric, items)]
+        prompts[name] = [engine.prompt(r).ids for r in requests]
+        tails[name] = engine.answer_slot(requests[0]).tail
     return Reference(judgments, prompts, tails)
 
 

@@ -118,3 +118,22 @@ def test_mistral_format_folders(tmp_path: Path) -> None:
     )
     with pytest.raises(PreflightError, match="Hugging Face tokenizer cannot be loaded"):
         chat_encoder(str(v3))
+
+
+@pytest.mark.parametrize(
+    ("rubric", "criteria"),
+    [
+        ("summary_quality@v1", ["coherence", "consistency", "fluency", "relevance"]),
+        ("instruction_checklist@v1", ["check1", "check2"]),
+        ("correctness_reference@v1", [None]),
+        ("conversation_quality@v1", [None]),
+        ("conversation_preference@v1", [None]),
+    ],
+)
+def test_every_criterion_and_field_a_rubric_reads_is_probed(
+    tmp_path: Path, rubric: str, criteria: list[str | None]
+) -> None:
+    """Multi-criterion and checklist rubrics are probed per criterion (check); rubrics reading a
+    reference or a conversation get a probe item that has one."""
+    report = preflight(_encoder(None, tmp_path), load_rubric(rubric), ["direct"], model="m")
+    assert [p.criterion for p in report.probes] == criteria

@@ -2,15 +2,17 @@
 
 Bradley-Terry with ties (half wins, Davidson, Rao-Kupper), anchored scales (Elo-like, win rate
 against a baseline), intervals that resample questions, style control, AlpacaEval's
-length-controlled win rate, adaptive choice of the next battles, and the reports. Pure
-statistics over arrays: the judging that produces the verdicts is done elsewhere
-(``plan_battles`` makes the items, ``battles_from_verdicts`` reads the verdicts back).
+length-controlled win rate, adaptive choice of the next battles, and the reports: pure
+statistics over arrays. ``rank_answers`` (``judged.py``) is the one door to judging: it plans
+the battles as pairwise items (``plan_battles``), judges them with ``judging.judge`` and reads
+the verdicts back (``battles_from_verdicts``).
 """
 
 from judgekit.rank.adaptive import AdaptiveRun, Step, adaptive_rank, order_flips, propose
 from judgekit.rank.battles import Battles
 from judgekit.rank.bradley_terry import PairFit, TieModel, fit_pairs
 from judgekit.rank.contextual import ContextualFit, fit_contextual
+from judgekit.rank.judged import RankedRun, rank_answers
 from judgekit.rank.leaderboard import (
     Coefficient,
     JudgeStatus,
@@ -35,7 +37,7 @@ from judgekit.rank.plan import (
     plan_battles,
 )
 from judgekit.rank.pointwise import pointwise_leaderboard
-from judgekit.rank.read import read_battles, read_scores
+from judgekit.rank.read import read_answers, read_battles, read_scores
 from judgekit.rank.report import to_json, to_markdown, to_table
 from judgekit.rank.simulate import outcome_oracle, simulate_battles
 from judgekit.rank.strengths import (
@@ -61,6 +63,7 @@ __all__ = [
     "PairFit",
     "PlannedBattle",
     "RankOptions",
+    "RankedRun",
     "Scale",
     "Step",
     "Strengths",
@@ -81,9 +84,11 @@ __all__ = [
     "plan_battles",
     "pointwise_leaderboard",
     "propose",
+    "rank_answers",
     "rank_battles",
     "rank_pairwise",
     "rank_pointwise",
+    "read_answers",
     "read_battles",
     "read_scores",
     "simulate_battles",

@@ -280,7 +280,8 @@ def read_answers(
 ) -> list[Answer]:
     """Answers to rank: ``question_id, question, model, answer`` rows (+ ``category``), from one
     file or a folder of per-model files (no ``model`` column: the file's stem names the model).
-    Errors name the file, the row (counted from 1) and the field."""
+    An empty answer is an answer; an empty id, question or model is an error naming the file,
+    the row (counted from 1) and the field."""
     unknown = set(fields or {}) - set(ANSWER_FIELDS)
     if unknown:
         raise InputError(f"unknown field(s) {sorted(unknown)}; fields are {list(ANSWER_FIELDS)}")
@@ -293,7 +294,9 @@ def read_answers(
                 value = row.get(column)
                 if field == "model" and _missing(value):
                     value = path.stem
-                if _missing(value):
+                if field == "answer" and value == "":
+                    pass  # a model may answer nothing: that answer is judged like any other
+                elif _missing(value):
                     if field in ("category",):
                         continue
                     raise InputError(f"{path}: row {number}: field {field!r} ({column}) is empty")

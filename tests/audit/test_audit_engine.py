@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
+from scripted import lend
 from typer.testing import CliRunner
 
 from judgekit import cli
 from judgekit.audit.canaries import builtin_suite, load_suite
 from judgekit.audit.drift import check_drift, pin_anchors
-from judgekit.cli import judge_options
 from judgekit.rubrics import load_rubric, load_rubric_dir
 from judgekit.rubrics.load import builtin_rubrics_dir
 from judgekit.schema import PointwiseItem
@@ -26,7 +26,7 @@ runner = CliRunner()
 def test_canaries_cli_on_embedded_judge(engine, tmp_path: Path, monkeypatch) -> None:
     """Two questions, one variant: every attack gets a rate and an interval; the gate at 0 fails
     exactly when some attack scored at or above the reference."""
-    monkeypatch.setattr(judge_options, "make_backend", lambda *a, **k: engine)
+    lend(monkeypatch, engine)
     extra = tmp_path / "mine.yaml"
     extra.write_text(
         yaml.safe_dump(
