@@ -6,7 +6,7 @@ Never the only proof of a feature: every feature also has a test on the real eng
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 from judgekit.backends import BackendBase, Capabilities
@@ -101,6 +101,18 @@ class Lent(BackendBase):
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
         self.requests += len(requests)
         return self.backend.score_stream(requests, chunk)
+
+    def score_windows(
+        self, windows: Iterable[Sequence[LabelRequest]], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        return self.backend.score_windows(self._counted(windows), chunk)
+
+    def _counted(
+        self, windows: Iterable[Sequence[LabelRequest]]
+    ) -> Iterator[Sequence[LabelRequest]]:
+        for window in windows:
+            self.requests += len(window)
+            yield window
 
     def stats(self) -> dict[str, Any] | None:
         return self.backend.stats()

@@ -9,10 +9,11 @@ same numbers for the same logits.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
+from judgekit.backends.prefetch import Prefetch
 from judgekit.rubrics import Rubric
 from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
 
@@ -24,7 +25,8 @@ class Capabilities:
     """What a backend can do beyond ``score``; the runner reads these, never probes with getattr.
 
     ``streaming``: ``score_stream`` hands results back as requests finish, so the runner submits
-    many requests at once and writes as they come (no batch barrier). ``generation``: free text
+    many requests at once and writes as they come (no batch barrier), and ``score_windows`` tops
+    the engine up with the next window as requests finish. ``generation``: free text
     (``generate_text``) for rationales and the generate-then-parse baseline.
     """
 
@@ -42,6 +44,9 @@ class Backend(Protocol):
     ``prepare(requests)`` is called once before ``identity`` is read, so choices the backend makes
     from the requests (a probed prompt ending) are part of the identity that keys stored results.
     ``score_stream(requests, chunk)`` yields lists of (index, result) as requests finish.
+    ``score_windows(windows, chunk)`` does the same for a run's windows of requests (the index
+    counts across windows), preparing the next window while this one is scored (``Prefetch``):
+    the runner calls it, once per run.
     ``stats()`` returns counters for the run's report (None when there are none).
     ``BackendBase`` gives the defaults for a backend that needs no preparation and cannot stream.
     """
@@ -60,6 +65,10 @@ class Backend(Protocol):
 
     def score_stream(
         self, requests: Sequence[LabelRequest], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
+
+    def score_windows(
+        self, windows: Iterable[Sequence[LabelRequest]], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
 
     def stats(self) -> dict[str, Any] | None: ...
@@ -88,6 +97,18 @@ class BackendBase:
         results = list(enumerate(self.score(requests)))
         for start in range(0, len(results), max(chunk, 1)):
             yield results[start : start + chunk]
+
+    def score_windows(
+        self, windows: Iterable[Sequence[LabelRequest]], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        """``score_stream`` on each window in turn, the next one taken from a producer thread
+        (the caller's preparation of it ran while this one was scored)."""
+        offset = 0
+        with Prefetch(windows) as ready:
+            for window in ready:
+                for part in self.score_stream(window, chunk):
+                    yield [(offset + i, result) for i, result in part]
+                offset += len(window)
 
     def stats(self) -> dict[str, Any] | None:
         return None

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -125,6 +125,11 @@ class LazyBackend(BackendBase):
         self, requests: Sequence[LabelRequest], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
         return self.backend().score_stream(requests, chunk)
+
+    def score_windows(
+        self, windows: Iterable[Sequence[LabelRequest]], chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        return self.backend().score_windows(windows, chunk)
 
     def stats(self) -> dict[str, Any] | None:
         return self._backend.stats() if self._backend is not None else None

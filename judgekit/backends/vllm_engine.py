@@ -1,7 +1,7 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-452 lines: the engine, its platform settings (CPU threads, dtype, block size) and its tokenizer
-loading must all live in the one module allowed to import vllm.
+514 lines: the engine, its window loop, its platform settings (CPU threads, dtype, block size)
+and its tokenizer loading must all live in the one module allowed to import vllm.
 
 Each request is rendered with the judge model's chat format, ending inside the assistant turn
 right before the label (``ChatEncoder``: whole-string ids, no control token from text), and run
@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -32,6 +32,7 @@ from typing import Any
 from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
 from judgekit.backends.chat_format import PromptError, choose_format, load_tokenizer
 from judgekit.backends.fingerprint import fingerprint
+from judgekit.backends.prefetch import NOT_READY, Prefetch
 from judgekit.backends.preflight import PreflightError, preflight
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
 from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
@@ -109,6 +110,28 @@ def _configure_cpu_env() -> None:
     """The CPU defaults, for the variables this process has not set itself."""
     for key, value in cpu_env_defaults().items():
         os.environ.setdefault(key, value)
+
+
+#: A request ready for the engine: (index, answer slot, prompt ids).
+_Todo = tuple[int, AnswerSlot, list[int]]
+
+
+@dataclass(frozen=True)
+class _Window:
+    """A window of requests prepared for the engine: over-long ones as error results, the rest
+    split by whether one pass reads every label (``single``) or labels need a second pass."""
+
+    errors: list[tuple[int, LabelLogprobs]]
+    single: list[_Todo]
+    multi: list[_Todo]
+
+
+def _take(ready: Prefetch[_Window], block: bool) -> Any:
+    """The next prepared window, None after the last, ``NOT_READY`` while it is being made."""
+    try:
+        return ready.get(block=block)
+    except StopIteration:
+        return None
 
 
 @dataclass(frozen=True)
@@ -245,10 +268,10 @@ class VLLMEngine(BackendBase):
 
     def _prepared(
         self, requests: Sequence[LabelRequest]
-    ) -> tuple[dict[int, LabelLogprobs], list[tuple[int, AnswerSlot, list[int]]]]:
+    ) -> tuple[dict[int, LabelLogprobs], list[_Todo]]:
         """Over-long prompts as error results by index; the rest as (index, slot, prompt ids)."""
         errors: dict[int, LabelLogprobs] = {}
-        todo: list[tuple[int, AnswerSlot, list[int]]] = []
+        todo: list[_Todo] = []
         limit = self._options.max_model_len
         prompts = self.encoder.prompts(requests)
         for i, (request, prompt) in enumerate(zip(requests, prompts, strict=True)):
@@ -263,13 +286,17 @@ class VLLMEngine(BackendBase):
         return errors, todo
 
     def score(self, requests: Sequence[LabelRequest]) -> list[LabelLogprobs]:
-        """Exact label log-probabilities; over-long prompts come back as errors, not exceptions.
+        """Exact label log-probabilities; over-long prompts come back as errors, not exceptions."""
+        errors, todo = self._prepared(requests)
+        scored = {**errors, **dict(self._passes(todo))}
+        return [scored[i] for i in range(len(requests))]
+
+    def _passes(self, todo: Sequence[_Todo]) -> list[tuple[int, LabelLogprobs]]:
+        """Results of prepared requests, by index, with the engine to themselves.
 
         First call: every prompt, reading its labels' first tokens. Second call (only for labels
         of several tokens): each prompt + label prefix, reading the next label token.
         """
-        errors, todo = self._prepared(requests)
-        results: list[LabelLogprobs | None] = [errors.get(i) for i in range(len(requests))]
         runs = [
             (i, prefix, ids + list(prefix), next_ids)
             for i, slot, ids in todo
@@ -291,49 +318,78 @@ class VLLMEngine(BackendBase):
                 ((i, prefix), output)
                 for (i, prefix, _, _), output in zip(step, outputs, strict=True)
             )
-        for i, slot, ids in todo:
-            results[i] = _read(slot, {p: found[i, p] for p in slot.queries()}, len(ids))
-        return [r for r in results if r is not None]
+        return [
+            (i, _read(slot, {p: found[i, p] for p in slot.queries()}, len(ids)))
+            for i, slot, ids in todo
+        ]
 
     def score_stream(
         self, requests: Sequence[LabelRequest], chunk: int = 64
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
-        """(index, result) pairs as requests finish, ``chunk`` at a time; all submitted at once.
+        """(index, result) pairs as requests finish, ``chunk`` at a time; all submitted at once."""
+        return self.score_windows([requests], chunk)
 
-        The scheduler stays full for the whole call, with no barrier between batches, while the
-        caller writes and commits each chunk as it arrives: a killed run loses only the requests
-        still in flight. Labels of several tokens need a second pass, so such requests go through
-        ``score``. Requests left unfinished when the caller stops are aborted.
+    def score_windows(
+        self, windows: Iterable[Sequence[LabelRequest]], chunk: int = 64
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        """(index, result) pairs as requests finish, ``chunk`` at a time, over all ``windows``.
+
+        A producer thread prepares (tokenises) the next window while the engine runs
+        (``Prefetch``); it is added to the engine as soon as it is ready and at most one window's
+        worth of requests is still unfinished, so the scheduler is topped up as requests finish
+        and never waits on the host between windows. The caller writes and commits each chunk as
+        it arrives: a killed run loses only the requests still in flight. Labels of several
+        tokens need a second pass (``_passes``), run when nothing else is in flight. Requests left
+        unfinished when the caller stops are aborted.
         """
-        errors, todo = self._prepared(requests)
-        if errors:
-            yield list(errors.items())
-        single = [t for t in todo if set(t[1].queries()) == {()}]
-        multi = [t[0] for t in todo if set(t[1].queries()) != {()}]
-        if multi:
-            yield list(zip(multi, self.score([requests[i] for i in multi]), strict=True))
-        if not single:
-            return
         engine, run = self._llm.llm_engine, uuid.uuid4().hex
-        waiting = {}
-        for n, (i, slot, ids) in enumerate(single):
-            request_id = f"judgekit-{run}-{n}"
-            params = _label_params(slot.queries()[()])
-            engine.add_request(request_id, {"prompt_token_ids": ids}, params)
-            waiting[request_id] = (i, slot, ids)
-        done = []
-        try:
-            while engine.has_unfinished_requests():
-                for output in engine.step():
-                    if output.finished and output.request_id in waiting:
-                        i, slot, ids = waiting.pop(output.request_id)
-                        done.append((i, _read(slot, {(): output}, len(ids))))
-                if len(done) >= chunk or not engine.has_unfinished_requests():
+        waiting: dict[str, tuple[int, AnswerSlot, int]] = {}
+        done: list[tuple[int, LabelLogprobs]] = []
+        room = 0  # the largest window yet: top up once no more than this is unfinished
+        with Prefetch(self._windows(windows)) as ready:
+            pending = _take(ready, block=True)
+            try:
+                while pending is not None or waiting:
+                    if pending is NOT_READY:
+                        pending = _take(ready, block=not waiting)
+                    # a second pass needs the engine to itself: it waits for an empty engine
+                    if isinstance(pending, _Window) and (
+                        not waiting or (len(waiting) <= room and not pending.multi)
+                    ):
+                        room = max(room, len(pending.single))
+                        done += pending.errors + self._passes(pending.multi)
+                        for i, slot, ids in pending.single:
+                            params = _label_params(slot.queries()[()])
+                            request_id = f"judgekit-{run}-{i}"
+                            engine.add_request(request_id, {"prompt_token_ids": ids}, params)
+                            waiting[request_id] = (i, slot, len(ids))
+                        pending = NOT_READY
+                        continue
+                    for output in engine.step() if waiting else ():
+                        if output.finished and output.request_id in waiting:
+                            i, slot, n_ids = waiting.pop(output.request_id)
+                            done.append((i, _read(slot, {(): output}, n_ids)))
+                    if done and (len(done) >= chunk or not waiting):
+                        yield done
+                        done = []
+                if done:
                     yield done
-                    done = []
-        finally:
-            if waiting:
-                engine.abort_request(list(waiting))
+            finally:
+                if waiting:
+                    engine.abort_request(list(waiting))
+
+    def _windows(self, windows: Iterable[Sequence[LabelRequest]]) -> Iterator[_Window]:
+        """Each window prepared (the producer thread's work), indices counted across windows."""
+        offset = 0
+        for window in windows:
+            errors, todo = self._prepared(window)
+            shifted = [(offset + i, slot, ids) for i, slot, ids in todo]
+            yield _Window(
+                errors=[(offset + i, r) for i, r in errors.items()],
+                single=[t for t in shifted if set(t[1].queries()) == {()}],
+                multi=[t for t in shifted if set(t[1].queries()) != {()}],
+            )
+            offset += len(window)
 
     def generate_text(self, requests: Sequence[LabelRequest], max_tokens: int) -> list[str]:
         """Free text (greedy, up to ``max_tokens``) per request: the generate-then-parse baseline.

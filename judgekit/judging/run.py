@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -43,6 +45,7 @@ from judgekit.schema import (
     JudgeIdentity,
     Judgment,
     LabelLogprobs,
+    LabelRequest,
     request_key,
 )
 
@@ -289,6 +292,10 @@ def _resumed(
     return [j for key, j in kept.items() if key in wanted and not j.error]
 
 
+#: A run's results in the order they are handed on: (request, result, from the store).
+Scored = list[tuple[PlannedRequest, LabelLogprobs, bool]]
+
+
 def _scored(
     backend: Backend,
     store: ResultStore | None,
@@ -297,28 +304,54 @@ def _scored(
     planned: Sequence[PlannedRequest],
     batch_size: int,
     write_every: int,
-) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, bool]]]:
-    """(request, result, from the store) in chunks: stored ones first, then the backend's.
+) -> Iterator[Scored]:
+    """(request, result, from the store) in chunks: each window's stored ones, then the
+    backend's, window by window, as in a run that prepared each window only when it was due.
 
-    Each chunk of fresh results is committed to the store before it is handed on, so a killed
-    run resumes from what it had written.
+    The windows the store cannot serve go to ``backend.score_windows`` in one call, so the
+    backend prepares the next window (look-ups here, its tokenisation) while it scores this one
+    and a streaming engine is topped up as requests finish. A window's stored results are handed
+    on just before the first backend result of that window. Each chunk of fresh results is
+    committed to the store before it is handed on, so a killed run resumes from what it had
+    written. A run the store serves entirely never calls the backend.
     """
-    for batch in batches(planned, batch_size):
-        keys = (
-            [cache_key(p.request, rubric.hash, identity) for p in batch]
-            if store is not None
-            else []
-        )
-        found = store.get_many(keys) if store is not None else {}
-        if found:
-            yield [(batch[i], found[key], True) for i, key in enumerate(keys) if key in found]
-        missing = [i for i in range(len(batch)) if not keys or keys[i] not in found]
-        if not missing:
-            continue
-        for chunk in backend.score_stream([batch[i].request for i in missing], write_every):
-            if store is not None:
-                store.put_many((keys[missing[j]], result) for j, result in chunk)
-            yield [(batch[missing[j]], result, False) for j, result in chunk]
+    sent: list[tuple[PlannedRequest, str]] = []  # by the backend's running index
+    stored: list[tuple[int, list[Scored]]] = []  # (first index of the next window sent, hits)
+
+    def windows() -> Iterator[list[LabelRequest]]:
+        hits: list[Scored] = []
+        for batch in batches(planned, batch_size):
+            keys = [
+                cache_key(p.request, rubric.hash, identity) if store is not None else ""
+                for p in batch
+            ]
+            found = store.get_many(keys) if store is not None else {}
+            if found:
+                hits.append([(batch[i], found[k], True) for i, k in enumerate(keys) if k in found])
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            if missing:
+                stored.append((len(sent), hits))
+                hits = []
+                sent.extend((batch[i], keys[i]) for i in missing)
+                yield [batch[i].request for i in missing]
+        stored.append((len(planned), hits))
+
+    def due(index: int) -> Iterator[Scored]:
+        while stored and stored[0][0] <= index:
+            yield from stored.pop(0)[1]
+
+    queue = windows()
+    first = next(queue, None)  # in this thread: a store-served run starts no backend
+    if first is not None:
+        with closing(backend.score_windows(chain([first], queue), write_every)) as results:
+            for chunk in results:
+                if not chunk:
+                    continue
+                yield from due(min(i for i, _ in chunk))
+                if store is not None:
+                    store.put_many((sent[i][1], result) for i, result in chunk)
+                yield [(sent[i][0], result, False) for i, result in chunk]
+    yield from due(len(planned))
 
 
 def _judgment(

@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -43,12 +44,16 @@ def cache_key(request: LabelRequest, rubric_hash: str, judge: JudgeIdentity) -> 
 
 
 class ResultStore:
-    """Judge outputs by content key; safe for several processes writing at once."""
+    """Judge outputs by content key; safe for several processes writing at once, and for the
+    threads of one run (the next window is looked up while this one is written)."""
 
     def __init__(self, path: Path | str) -> None:
         self.path = Path(path)
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._db = sqlite3.connect(self.path, timeout=60.0, isolation_level=None)
+        self._lock = threading.Lock()
+        self._db = sqlite3.connect(
+            self.path, timeout=60.0, isolation_level=None, check_same_thread=False
+        )
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
@@ -59,11 +64,12 @@ class ResultStore:
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ",".join("?" * len(chunk))
-            rows = self._db.execute(
-                "SELECT key, logprobs, num_prompt_tokens, num_cached_tokens FROM results "
-                f"WHERE key IN ({marks})",
-                chunk,
-            )
+            with self._lock:
+                rows = self._db.execute(
+                    "SELECT key, logprobs, num_prompt_tokens, num_cached_tokens FROM results "
+                    f"WHERE key IN ({marks})",
+                    chunk,
+                ).fetchall()
             for key, logprobs, n_prompt, n_cached in rows:
                 found[key] = LabelLogprobs(json.loads(logprobs), n_prompt, n_cached)
         return found
@@ -75,7 +81,7 @@ class ResultStore:
             for key, r in entries
             if r.error is None
         ]
-        with self._db:
+        with self._lock, self._db:
             self._db.execute("BEGIN IMMEDIATE")
             before = self._db.total_changes
             self._db.executemany(
@@ -86,7 +92,9 @@ class ResultStore:
             return self._db.total_changes - before
 
     def __len__(self) -> int:
-        return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
+        with self._lock:
+            return self._db.execute("SELECT COUNT(*) FROM results").fetchone()[0]
 
     def close(self) -> None:
-        self._db.close()
+        with self._lock:
+            self._db.close()
