@@ -1,0 +1,254 @@
+"""The judge never waits on the host between windows (issue 21.6), shown with instrumented
+backends: a scripted judge whose score call sleeps a fixed time per window, and the vLLM
+engine's own window loop on a stand-in for ``vllm.LLMEngine`` whose steps sleep a fixed time.
+
+"Sequential" is ``prefetch.DEPTH = 0``: each window is prepared only when it is taken, after the
+previous one was scored (the old order); the default prepares it in a producer thread meanwhile.
+"""
+
+from __future__ import annotations
+
+import statistics
+import threading
+import time
+from collections import deque
+from itertools import pairwise
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import pytest
+from offline_tokenizers import smollm2
+from scripted import ScriptedBackend
+
+import judgekit
+from judgekit.backends import prefetch
+from judgekit.backends.prefetch import NOT_READY, Prefetch
+from judgekit.backends.prompt import ChatEncoder
+from judgekit.backends.spec import VLLMJudge
+from judgekit.judging.store import ResultStore
+from judgekit.schema import JudgeIdentity, PointwiseItem
+
+RUBRIC = "overall_quality@v1"
+ITEMS = [
+    PointwiseItem(id=str(i), question=f"question {i // 4}", answer=f"answer number {i}")
+    for i in range(40)
+]
+
+
+def _score(item: str, variant: str, order: str) -> dict[str, float]:
+    top = str(1 + int(item) % 5)
+    return {label: (0.6 if label == top else 0.1) for label in "12345"}
+
+
+class TimedBackend(ScriptedBackend):
+    """A judge whose every score call (one window) takes ``seconds``; ``calls`` = (start, end)."""
+
+    def __init__(self, seconds: float) -> None:
+        super().__init__(_score)
+        self.seconds, self.spans = seconds, []
+
+    def score(self, requests):  # type: ignore[no-untyped-def]
+        start = time.perf_counter()
+        time.sleep(self.seconds)
+        out = super().score(requests)
+        self.spans.append((start, time.perf_counter()))
+        return out
+
+
+class SlowStore(ResultStore):
+    """A result store whose look-ups take ``seconds`` (a window's preparation); the
+    ``fail_at``-th look-up raises."""
+
+    def __init__(self, path: Path, seconds: float, fail_at: int | None = None) -> None:
+        super().__init__(path)
+        self.seconds, self.fail_at, self.lookups = seconds, fail_at, 0
+
+    def get_many(self, keys):  # type: ignore[no-untyped-def]
+        self.lookups += 1
+        if self.lookups == self.fail_at:
+            raise OSError("store unreadable")
+        time.sleep(self.seconds)
+        return super().get_many(keys)
+
+
+def _rows(store: ResultStore) -> list[tuple[Any, ...]]:
+    return store._db.execute(
+        "SELECT key, logprobs, num_prompt_tokens FROM results ORDER BY key"
+    ).fetchall()
+
+
+def _gaps(spans: list[tuple[float, float]]) -> list[float]:
+    return [b[0] - a[1] for a, b in pairwise(spans)]
+
+
+def _scripted_run(tmp_path: Path, name: str, depth: int, monkeypatch: Any) -> Any:
+    monkeypatch.setattr(prefetch, "DEPTH", depth)
+    backend = TimedBackend(0.15)
+    store = SlowStore(tmp_path / f"{name}.sqlite", seconds=0.1)
+    out = tmp_path / f"{name}.jsonl"
+    run = judgekit.judge(
+        ITEMS, RUBRIC, backend=backend, output=out, store=store, batch_size=24, write_every=8
+    )
+    return run, backend.spans, out.read_bytes(), _rows(store)
+
+
+def test_the_next_window_is_ready_before_the_judge_finishes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Each window's preparation (a 0.1 s store look-up) overlaps the previous window's 0.15 s
+    score call: between score calls only the writing of the window's rows remains (a few ms),
+    where the sequential order also waits 0.1 s each time; judgments, written rows and store
+    entries are the same."""
+    run, spans, written, stored = _scripted_run(tmp_path, "pipelined", 1, monkeypatch)
+    old, old_spans, old_written, old_stored = _scripted_run(tmp_path, "sequential", 0, monkeypatch)
+    assert len(spans) == len(old_spans) == 5  # 120 requests, windows of 24
+    gaps, old_gaps = statistics.median(_gaps(spans)), statistics.median(_gaps(old_spans))
+    assert old_gaps >= 0.1  # the judge waited for each look-up
+    assert gaps < 0.05 and old_gaps - gaps > 0.08  # the look-up was done while it scored
+    assert written == old_written and stored == old_stored and len(stored) == 120
+    assert run.judgments == old.judgments
+
+
+def test_an_error_in_the_producer_stops_the_run(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A look-up failing in the producer thread is raised by judge(); the windows scored before
+    it are written and stored, and no producer thread is left behind."""
+    before = threading.active_count()
+    store = SlowStore(tmp_path / "s.sqlite", seconds=0.0, fail_at=3)
+    out = tmp_path / "run.jsonl"
+    with pytest.raises(OSError, match="store unreadable"):
+        judgekit.judge(ITEMS, RUBRIC, backend=TimedBackend(0.05), output=out, store=store,
+                       batch_size=24)  # fmt: skip
+    assert threading.active_count() == before
+    rows = out.read_text().splitlines()
+    assert len(rows) == len(_rows(store)) == 48  # two whole windows, written and stored
+    again = judgekit.judge(ITEMS, RUBRIC, backend=ScriptedBackend(_score), output=out,
+                           store=store, if_exists="resume", batch_size=24)  # fmt: skip
+    assert len(again.judgments) == 120
+
+
+def test_prefetch_keeps_order_and_raises_where_the_consumer_reads() -> None:
+    def source():  # type: ignore[no-untyped-def]
+        yield from range(3)
+        raise ValueError("bad window")
+
+    ready = Prefetch(source())
+    got = [ready.get(), ready.get(), ready.get()]
+    with pytest.raises(ValueError, match="bad window"):
+        ready.get()
+    assert got == [0, 1, 2]
+    with pytest.raises(StopIteration):
+        ready.get()
+    ready.close()
+
+
+def test_closing_the_consumer_stops_the_producer() -> None:
+    made: list[int] = []
+    gate = threading.Event()
+
+    def source():  # type: ignore[no-untyped-def]
+        for i in range(1000):
+            made.append(i)
+            gate.set()
+            yield i
+
+    with Prefetch(source(), depth=2) as ready:
+        assert ready.get() == 0
+        gate.wait()
+    assert len(made) <= 4  # one taken, two queued, one in hand
+    slow = Prefetch(iter([time.sleep(0.2)]))  # made before the thread even starts
+    assert slow.get(block=False) in (None, NOT_READY)
+    slow.close()
+
+
+class FakeLLMEngine:
+    """``vllm.LLMEngine`` as the window loop uses it: each step takes ``step_s`` and finishes the
+    ``per_step`` oldest requests, first in first out. Records the host time between steps."""
+
+    def __init__(self, step_s: float, per_step: int) -> None:
+        self.step_s, self.per_step = step_s, per_step
+        self.active: deque[tuple[str, Any, int]] = deque()
+        self.ends: list[float] = []
+        self.idle = 0.0
+        self.in_flight_at_add: list[int] = []
+
+    def add_request(self, request_id: str, prompt: dict[str, list[int]], params: Any) -> None:
+        self.in_flight_at_add.append(len(self.active))
+        self.active.append((request_id, params, len(prompt["prompt_token_ids"])))
+
+    def has_unfinished_requests(self) -> bool:
+        return bool(self.active)
+
+    def step(self) -> list[Any]:
+        if self.ends:
+            self.idle += time.perf_counter() - self.ends[-1]
+        time.sleep(self.step_s)
+        out = []
+        for _ in range(min(self.per_step, len(self.active))):
+            request_id, params, n = self.active.popleft()
+            logprobs = {t: SimpleNamespace(logprob=-1.0 - (n + t) % 7 / 10)
+                        for t in params.logprob_token_ids}  # fmt: skip
+            out.append(SimpleNamespace(
+                request_id=request_id, finished=True, num_cached_tokens=0,
+                outputs=[SimpleNamespace(logprobs=[logprobs])],
+            ))  # fmt: skip
+        self.ends.append(time.perf_counter())
+        return out
+
+    def abort_request(self, ids: list[str]) -> None:
+        self.active = deque(a for a in self.active if a[0] not in set(ids))
+
+
+def _fake_vllm(prep_s: float) -> Any:
+    """``VLLMEngine`` with its real prompt encoding and window loop on ``FakeLLMEngine``;
+    each window's preparation takes ``prep_s`` more (a big window's tokenisation)."""
+    from judgekit.backends.vllm_engine import VLLMEngine
+
+    engine = VLLMEngine.__new__(VLLMEngine)
+    engine._llm = SimpleNamespace(llm_engine=FakeLLMEngine(step_s=0.02, per_step=2))
+    engine.encoder = ChatEncoder(smollm2())
+    engine._options = VLLMJudge()
+    engine._generate_counts = {}
+    engine._identity = JudgeIdentity(backend="fake-vllm", model="m", fingerprint="0", settings={})
+    prepared = engine._prepared
+
+    def slow(requests):  # type: ignore[no-untyped-def]
+        time.sleep(prep_s)
+        return prepared(requests)
+
+    engine._prepared = slow
+    return engine
+
+
+def _engine_run(tmp_path: Path, name: str, depth: int, monkeypatch: Any) -> Any:
+    from judgekit.backends import vllm_engine
+
+    monkeypatch.setattr(prefetch, "DEPTH", depth)
+    monkeypatch.setattr(  # what the loop reads of vLLM's SamplingParams (no vllm import)
+        vllm_engine, "_label_params", lambda ids: SimpleNamespace(logprob_token_ids=list(ids))
+    )
+    engine = _fake_vllm(prep_s=0.05)
+    out = tmp_path / f"{name}.jsonl"
+    run = judgekit.judge(ITEMS, RUBRIC, backend=engine, output=out, batch_size=10,
+                         write_every=20)  # fmt: skip
+    return run, engine._llm.llm_engine, out.read_bytes()
+
+
+def test_the_engine_is_topped_up_and_never_waits_on_tokenisation(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """12 windows of 10 requests, 0.1 s of engine time each: the engine's window loop adds each
+    next window while the previous one still runs, and the host time between engine steps stays
+    near zero (rows are written 20 at a time); prepared in the engine's own thread
+    (sequential), 0.05 s of preparation per window is time the engine did not step (the first
+    windows are prepared before it starts)."""
+    run, fake, written = _engine_run(tmp_path, "pipelined", 1, monkeypatch)
+    old, old_fake, old_written = _engine_run(tmp_path, "sequential", 0, monkeypatch)
+    firsts = fake.in_flight_at_add[10::10]  # in flight when each later window's first was added
+    assert len(firsts) == 11 and min(firsts) > 0  # never ran dry between windows
+    assert old_fake.idle >= 8 * 0.05
+    assert fake.idle < 0.4 * old_fake.idle
+    assert written == old_written and run.judgments == old.judgments
+    assert all(j.valid for j in run.judgments)
