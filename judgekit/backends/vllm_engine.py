@@ -1,6 +1,6 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-514 lines: the engine, its window loop, its platform settings (CPU threads, dtype, block size)
+521 lines: the engine, its window loop, its platform settings (CPU threads, dtype, block size)
 and its tokenizer loading must all live in the one module allowed to import vllm.
 
 Each request is rendered with the judge model's chat format, ending inside the assistant turn
@@ -64,18 +64,21 @@ def is_cpu_build() -> bool:
     return vllm_device() == "cpu"
 
 
-def _auto_dtype(model: str) -> str:
-    """What vLLM's dtype "auto" resolves to on a GPU for this model (its config's torch_dtype:
-    bfloat16 stays, float16 and float32 run in float16), so the identity records the dtype
-    used before the engine loads; the engine checks it after loading."""
-    import json
-
+def _auto_dtype(model: str, max_model_len: int) -> str:
+    """What vLLM's dtype "auto" resolves to here for this model, from vLLM's own ``ModelConfig``
+    (the model's config and this platform's dtypes, no weights loaded): a float32 model runs in
+    bfloat16 on an Ampere or later GPU, float16 before. The identity records the dtype used
+    before the engine loads; a config vLLM cannot read here leaves "auto", replaced by the
+    engine's own dtype once it has loaded."""
     try:
-        config = json.loads((Path(model) / "config.json").read_text())
-    except (OSError, ValueError):
+        from vllm.config import ModelConfig
+
+        config = ModelConfig(
+            model=model, dtype="auto", tokenizer_mode="hf", max_model_len=max_model_len
+        )
+    except Exception:  # the engine will say why, naming its own error
         return "auto"
-    declared = str(config.get("torch_dtype") or config.get("dtype") or "")
-    return "bfloat16" if declared == "bfloat16" else "float16"
+    return str(config.dtype).removeprefix("torch.")
 
 
 def cpu_dtype() -> str:
@@ -162,7 +165,7 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
     encoder = _encoder(model, spec.model or EMBEDDED_NAME, spec.chat_template)
     dtype = spec.dtype
     if dtype == "auto":
-        dtype = cpu_dtype() if cpu else _auto_dtype(model)
+        dtype = cpu_dtype() if cpu else _auto_dtype(model, spec.max_model_len)
     eager = cpu if spec.enforce_eager is None else spec.enforce_eager
     block_size = spec.block_size or (CPU_BLOCK_SIZE if cpu else None)
     kwargs: dict[str, Any] = {
@@ -222,9 +225,13 @@ class VLLMEngine(BackendBase):
         self._llm = LLM(**resolved.llm_kwargs)
         self.encoder = resolved.encoder
         used = str(self._llm.llm_engine.model_config.dtype).removeprefix("torch.")
-        if resolved.identity.settings["dtype"] not in (used, "auto"):
+        identity = resolved.identity
+        if identity.settings["dtype"] == "auto":  # config unreadable before loading
+            settings = {**identity.settings, "dtype": used}
+            identity = identity.model_copy(update={"settings": settings})
+        elif identity.settings["dtype"] != used:
             raise RuntimeError(
-                f"the engine runs in {used}, not the {resolved.identity.settings['dtype']} its "
+                f"the engine runs in {used}, not the {identity.settings['dtype']} its "
                 "identity records: set --dtype explicitly"
             )
         self._options = spec
@@ -237,7 +244,7 @@ class VLLMEngine(BackendBase):
             ),
             0,
         )
-        self._identity = resolved.identity
+        self._identity = identity
 
     @property
     def identity(self) -> JudgeIdentity:
