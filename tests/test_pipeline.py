@@ -11,10 +11,8 @@ from __future__ import annotations
 import statistics
 import threading
 import time
-from collections import deque
 from itertools import pairwise
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -22,12 +20,12 @@ from offline_tokenizers import smollm2
 from scripted import ScriptedBackend
 
 import judgekit
+from benchmarks.pipeline import label_params, stand_in_vllm
 from judgekit.backends import prefetch
 from judgekit.backends.prefetch import NOT_READY, Prefetch
 from judgekit.backends.prompt import ChatEncoder
-from judgekit.backends.spec import VLLMJudge
 from judgekit.judging.store import ResultStore
-from judgekit.schema import JudgeIdentity, PointwiseItem
+from judgekit.schema import PointwiseItem
 
 RUBRIC = "overall_quality@v1"
 ITEMS = [
@@ -163,73 +161,14 @@ def test_closing_the_consumer_stops_the_producer() -> None:
     slow.close()
 
 
-class FakeLLMEngine:
-    """``vllm.LLMEngine`` as the window loop uses it: each step takes ``step_s`` and finishes the
-    ``per_step`` oldest requests, first in first out. Records the host time between steps."""
-
-    def __init__(self, step_s: float, per_step: int) -> None:
-        self.step_s, self.per_step = step_s, per_step
-        self.active: deque[tuple[str, Any, int]] = deque()
-        self.ends: list[float] = []
-        self.idle = 0.0
-        self.in_flight_at_add: list[int] = []
-
-    def add_request(self, request_id: str, prompt: dict[str, list[int]], params: Any) -> None:
-        self.in_flight_at_add.append(len(self.active))
-        self.active.append((request_id, params, len(prompt["prompt_token_ids"])))
-
-    def has_unfinished_requests(self) -> bool:
-        return bool(self.active)
-
-    def step(self) -> list[Any]:
-        if self.ends:
-            self.idle += time.perf_counter() - self.ends[-1]
-        time.sleep(self.step_s)
-        out = []
-        for _ in range(min(self.per_step, len(self.active))):
-            request_id, params, n = self.active.popleft()
-            logprobs = {t: SimpleNamespace(logprob=-1.0 - (n + t) % 7 / 10)
-                        for t in params.logprob_token_ids}  # fmt: skip
-            out.append(SimpleNamespace(
-                request_id=request_id, finished=True, num_cached_tokens=0,
-                outputs=[SimpleNamespace(logprobs=[logprobs])],
-            ))  # fmt: skip
-        self.ends.append(time.perf_counter())
-        return out
-
-    def abort_request(self, ids: list[str]) -> None:
-        self.active = deque(a for a in self.active if a[0] not in set(ids))
-
-
-def _fake_vllm(prep_s: float) -> Any:
-    """``VLLMEngine`` with its real prompt encoding and window loop on ``FakeLLMEngine``;
-    each window's preparation takes ``prep_s`` more (a big window's tokenisation)."""
-    from judgekit.backends.vllm_engine import VLLMEngine
-
-    engine = VLLMEngine.__new__(VLLMEngine)
-    engine._llm = SimpleNamespace(llm_engine=FakeLLMEngine(step_s=0.02, per_step=2))
-    engine.encoder = ChatEncoder(smollm2())
-    engine._options = VLLMJudge()
-    engine._generate_counts = {}
-    engine._identity = JudgeIdentity(backend="fake-vllm", model="m", fingerprint="0", settings={})
-    prepared = engine._prepared
-
-    def slow(requests):  # type: ignore[no-untyped-def]
-        time.sleep(prep_s)
-        return prepared(requests)
-
-    engine._prepared = slow
-    return engine
-
-
 def _engine_run(tmp_path: Path, name: str, depth: int, monkeypatch: Any) -> Any:
+    """The vLLM backend's window loop and prompt encoding on a stand-in ``LLMEngine`` (20 ms
+    steps finishing 2 requests each), each window's preparation 0.05 s slower than it is."""
     from judgekit.backends import vllm_engine
 
     monkeypatch.setattr(prefetch, "DEPTH", depth)
-    monkeypatch.setattr(  # what the loop reads of vLLM's SamplingParams (no vllm import)
-        vllm_engine, "_label_params", lambda ids: SimpleNamespace(logprob_token_ids=list(ids))
-    )
-    engine = _fake_vllm(prep_s=0.05)
+    monkeypatch.setattr(vllm_engine, "_label_params", label_params)
+    engine = stand_in_vllm(ChatEncoder(smollm2()), step_s=0.02, per_step=2, prep_s=0.05)
     out = tmp_path / f"{name}.jsonl"
     run = judgekit.judge(ITEMS, RUBRIC, backend=engine, output=out, batch_size=10,
                          write_every=20)  # fmt: skip
