@@ -42,7 +42,9 @@ RUBRIC = "overall_quality@v2"
 class StandInEngine:
     """``vllm.LLMEngine`` as judgekit's window loop uses it: each step takes ``step_s`` and
     finishes the ``per_step`` oldest requests (first in, first out), each label token getting a
-    log-probability from the prompt length. ``idle`` sums the host time between steps;
+    log-probability from the prompt length. ``idle`` sums the host time between steps, split
+    into the gaps in which a window was added (``window_gaps``: its preparation, when that is
+    not done ahead) and the others (``other_gaps``: reading results, writing rows);
     ``in_flight_at_add`` records how many requests were unfinished as each one was added."""
 
     def __init__(self, step_s: float, per_step: int) -> None:
@@ -50,18 +52,25 @@ class StandInEngine:
         self.active: deque[tuple[str, Any, int]] = deque()
         self.ends: list[float] = []
         self.idle = 0.0
+        self.window_gaps: list[float] = []
+        self.other_gaps: list[float] = []
         self.in_flight_at_add: list[int] = []
+        self._added = False
 
     def add_request(self, request_id: str, prompt: dict[str, list[int]], params: Any) -> None:
         self.in_flight_at_add.append(len(self.active))
         self.active.append((request_id, params, len(prompt["prompt_token_ids"])))
+        self._added = True
 
     def has_unfinished_requests(self) -> bool:
         return bool(self.active)
 
     def step(self) -> list[Any]:
         if self.ends:
-            self.idle += time.perf_counter() - self.ends[-1]
+            gap = time.perf_counter() - self.ends[-1]
+            self.idle += gap
+            (self.window_gaps if self._added else self.other_gaps).append(gap)
+        self._added = False
         time.sleep(self.step_s)
         out = []
         for _ in range(min(self.per_step, len(self.active))):
@@ -95,10 +104,14 @@ def stand_in_vllm(encoder: Any, step_s: float, per_step: int, prep_s: float = 0.
     engine._generate_counts = {}
     engine._identity = JudgeIdentity(backend="stand-in", model="m", fingerprint="0", settings={})
     prepared = engine._prepared
+    engine.prep_s = []  # each window's preparation time, measured where it ran
 
     def slower(requests: Any) -> Any:
+        start = time.perf_counter()
         time.sleep(prep_s)
-        return prepared(requests)
+        out = prepared(requests)
+        engine.prep_s.append(time.perf_counter() - start)
+        return out
 
     engine._prepared = slower
     return engine
@@ -138,8 +151,11 @@ def stand_in_run(args: argparse.Namespace, depth: int) -> dict[str, Any]:
         "requests": len(run.judgments),
         "windows": windows,
         "engine_s_per_window": busy / windows,
+        "prep_s_per_window": sum(engine.prep_s) / len(engine.prep_s),
         "wall_s": wall,
         "host_gaps_s": fake.idle,
+        "mean_gap_where_a_window_was_added_s": sum(fake.window_gaps) / len(fake.window_gaps),
+        "mean_other_gap_s": sum(fake.other_gaps) / max(len(fake.other_gaps), 1),
         "engine_busy_share": busy / (busy + fake.idle),
         "min_in_flight_when_next_window_added": min(firsts, default=None),
         "items_per_s": len(items) / wall,
@@ -177,9 +193,9 @@ def engine_run(args: argparse.Namespace) -> dict[str, Any]:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=(__doc__ or "").split("\n\n")[0])
-    parser.add_argument("--items", type=int, default=4096)
-    parser.add_argument("--batch-size", type=int, default=1024, help="requests per window")
-    parser.add_argument("--step-ms", type=float, default=60.0, help="stand-in engine step")
+    parser.add_argument("--items", type=int, default=2048)
+    parser.add_argument("--batch-size", type=int, default=256, help="requests per window")
+    parser.add_argument("--step-ms", type=float, default=300.0, help="stand-in engine step")
     parser.add_argument("--per-step", type=int, default=64, help="requests finished per step")
     parser.add_argument("--engine", action="store_true", help="the real embedded engine")
     parser.add_argument("--out", type=Path, default=None, help="write the results as JSON")
