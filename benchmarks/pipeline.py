@@ -123,14 +123,22 @@ def label_params(ids: Any) -> Any:
 
 
 def stand_in_run(args: argparse.Namespace, depth: int) -> dict[str, Any]:
-    """One judge() over the stand-in engine; prefetch depth ``depth``."""
-    from judgekit import judge
+    """One judge() over the stand-in engine, prefetch depth ``depth`` (restored after)."""
     from judgekit.backends import prefetch, vllm_engine
+
+    saved = prefetch.DEPTH, vllm_engine._label_params
+    prefetch.DEPTH, vllm_engine._label_params = depth, label_params
+    try:
+        return _stand_in_run(args, depth)
+    finally:
+        prefetch.DEPTH, vllm_engine._label_params = saved
+
+
+def _stand_in_run(args: argparse.Namespace, depth: int) -> dict[str, Any]:
+    from judgekit import judge
     from judgekit.backends.prompt import ChatEncoder
     from judgekit.backends.vllm_engine import chat_encoder
 
-    prefetch.DEPTH = depth
-    vllm_engine._label_params = label_params
     items, source = pointwise_items(args.items)
     encoder = ChatEncoder(chat_encoder().tokenizer)  # cold: no text from an earlier run
     engine = stand_in_vllm(encoder, args.step_ms / 1000, args.per_step)

@@ -8,6 +8,7 @@ previous one was scored (the old order); the default prepares it in a producer t
 
 from __future__ import annotations
 
+import json
 import statistics
 import threading
 import time
@@ -191,3 +192,16 @@ def test_the_engine_is_topped_up_and_never_waits_on_tokenisation(
     assert fake.idle < 0.4 * old_fake.idle
     assert written == old_written and run.judgments == old.judgments
     assert all(j.valid for j in run.judgments)
+
+
+def test_the_benchmark_runs_both_orders_and_writes_the_same_rows(tmp_path: Path) -> None:
+    from benchmarks.pipeline import main
+
+    out = tmp_path / "pipeline.json"
+    assert main(["--items", "48", "--batch-size", "16", "--step-ms", "1", "--out", str(out)]) == 0
+    results = json.loads(out.read_text())
+    assert results["same_rows"] and [r["mode"] for r in results["runs"]] == [
+        "pipelined",
+        "sequential",
+    ]
+    assert all(r["requests"] == 48 and r["windows"] == 3 for r in results["runs"])
