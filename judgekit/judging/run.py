@@ -2,8 +2,9 @@
 
 rubric -> prompts (ordered by shared prefix) -> backend -> label scores -> judgments (written
 as they finish) -> per-item verdicts (swap, ensemble, a card's frozen corrections, the decision
-rule) -> summary. The backend gets ``batch_size`` requests at once and, if it streams, hands
-results back as they finish, so its scheduler never waits on a batch boundary while every
+rule) -> summary. The backend gets the run's windows of ``batch_size`` requests in one call
+(``score_windows``): the next window is prepared while it scores this one and, if it streams,
+results come back as they finish, so its scheduler never waits on a window boundary while every
 ``write_every`` results are written, fsynced and stored.
 """
 
@@ -311,7 +312,7 @@ def _scored(
     The windows the store cannot serve go to ``backend.score_windows`` in one call, so the
     backend prepares the next window (look-ups here, its tokenisation) while it scores this one
     and a streaming engine is topped up as requests finish. A window's stored results are handed
-    on just before the first backend result of that window. Each chunk of fresh results is
+    on before the first chunk of backend results that starts in that window. Each chunk of fresh results is
     committed to the store before it is handed on, so a killed run resumes from what it had
     written. A run the store serves entirely never calls the backend.
     """
