@@ -312,9 +312,9 @@ def _scored(
     The windows the store cannot serve go to ``backend.score_windows`` in one call, so the
     backend prepares the next window (look-ups here, its tokenisation) while it scores this one
     and a streaming engine is topped up as requests finish. A window's stored results are handed
-    on before the first chunk of backend results that starts in that window. Each chunk of fresh results is
-    committed to the store before it is handed on, so a killed run resumes from what it had
-    written. A run the store serves entirely never calls the backend.
+    on before the first chunk of backend results that starts in that window. Each chunk of
+    fresh results is committed to the store before it is handed on, so a killed run resumes
+    from what it had written. A run the store serves entirely never calls the backend.
     """
     sent: list[tuple[PlannedRequest, str]] = []  # by the backend's running index
     stored: list[tuple[int, list[Scored]]] = []  # (first index of the next window sent, hits)
