@@ -205,3 +205,30 @@ def test_the_benchmark_runs_both_orders_and_writes_the_same_rows(tmp_path: Path)
         "sequential",
     ]
     assert all(r["requests"] == 48 and r["windows"] == 3 for r in results["runs"])
+
+
+def test_a_tokenisation_error_stops_the_engine_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The engine's producer thread failing on its third window: judge() raises that error, the
+    requests still in the engine are aborted, every row written is whole and no thread is left."""
+    from judgekit.backends import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "_label_params", label_params)
+    engine = stand_in_vllm(ChatEncoder(smollm2()), step_s=0.001, per_step=4)
+    prepared, calls = engine._prepared, []
+
+    def failing(requests):  # type: ignore[no-untyped-def]
+        calls.append(len(requests))
+        if len(calls) == 3:
+            raise RuntimeError("tokenizer crashed")
+        return prepared(requests)
+
+    engine._prepared = failing
+    before = threading.active_count()
+    out = tmp_path / "run.jsonl"
+    with pytest.raises(RuntimeError, match="tokenizer crashed"):
+        judgekit.judge(ITEMS, RUBRIC, backend=engine, output=out, batch_size=10, write_every=4)
+    assert threading.active_count() == before and not engine._llm.llm_engine.active
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert 0 < len(rows) <= 20 and all(r["valid"] for r in rows)
