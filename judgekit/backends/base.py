@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 TokenSeq = tuple[int, ...]
 
@@ -25,11 +25,18 @@ class Capabilities:
 
     ``streaming``: ``score_stream`` hands results back as requests finish, so the runner submits
     many requests at once and writes as they come (no batch barrier). ``generation``: free text
-    (``generate_text``) for rationales and the generate-then-parse baseline.
+    (``generate_text``) for the generate-then-parse baseline. ``reasoning``: ``reason_stream``
+    (a rationale generated first, then the labels read after it: reasoning mode).
     """
 
     streaming: bool = False
     generation: bool = False
+    reasoning: bool = False
+
+
+class CapabilityError(ValueError):
+    """The run asks a judge for something it cannot do (reasoning from a replay of verdicts, a
+    speculative method this vLLM build lacks): raised before anything is judged."""
 
 
 @runtime_checkable
@@ -42,6 +49,9 @@ class Backend(Protocol):
     ``prepare(requests)`` is called once before ``identity`` is read, so choices the backend makes
     from the requests (a probed prompt ending) are part of the identity that keys stored results.
     ``score_stream(requests, chunk)`` yields lists of (index, result) as requests finish.
+    ``reason_stream(requests, plan, chunk)`` does the same in reasoning mode
+    (``backends.reasoning``: each result carries its rationale); only a backend with
+    ``capabilities.reasoning`` has it.
     ``stats()`` returns counters for the run's report (None when there are none).
     ``BackendBase`` gives the defaults for a backend that needs no preparation and cannot stream.
     """
@@ -62,6 +72,10 @@ class Backend(Protocol):
         self, requests: Sequence[LabelRequest], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
 
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
+
     def stats(self) -> dict[str, Any] | None: ...
 
     def close(self) -> None: ...
@@ -69,7 +83,7 @@ class Backend(Protocol):
 
 class BackendBase:
     """Defaults for the optional parts of ``Backend``: nothing to prepare, no streaming (one
-    ``score`` call, handed back ``chunk`` results at a time), no stats."""
+    ``score`` call, handed back ``chunk`` results at a time), no reasoning, no stats."""
 
     capabilities = Capabilities()
 
@@ -88,6 +102,11 @@ class BackendBase:
         results = list(enumerate(self.score(requests)))
         for start in range(0, len(results), max(chunk, 1)):
             yield results[start : start + chunk]
+
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        raise CapabilityError(f"{type(self).__name__} cannot generate a rationale")
 
     def stats(self) -> dict[str, Any] | None:
         return None

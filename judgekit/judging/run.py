@@ -17,6 +17,8 @@ from pathlib import Path
 from typing import Literal
 
 from judgekit.backends import Backend, JudgeSpec, open_backend
+from judgekit.backends.base import CapabilityError
+from judgekit.backends.reasoning import reasoning_plan
 from judgekit.bias.length import load_length_model
 from judgekit.cards.store import CardError, NamedCard, check_card, read_card
 from judgekit.data.items import check_items, same_meta_columns
@@ -43,6 +45,8 @@ from judgekit.schema import (
     JudgeIdentity,
     Judgment,
     LabelLogprobs,
+    Reasoning,
+    ReasoningPlan,
     request_key,
 )
 
@@ -105,6 +109,7 @@ def judge(
     source: Path | str | None = None,
     progress: ProgressCallback | None = None,
     on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    reasoning: Reasoning | bool | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend (or a judge spec).
 
@@ -125,7 +130,11 @@ def judge(
     ``min_label_mass`` overrides the rubric's threshold below which a verdict is invalid. With a
     ``store``, prompts judged before with the same judge are not judged again, and each written
     chunk is committed there, so a killed run resumes where it stopped. ``source`` names the
-    input file in the manifest when items are passed already read.
+    input file in the manifest when items are passed already read. ``reasoning`` (True or a
+    ``Reasoning``): the judge writes a rationale before each label read (``backends.reasoning``;
+    the rubric's ``reasoning`` block gives the instruction and default budget), stored in each
+    row; it is part of the run's judge identity (``run_identity``). A judge that cannot generate
+    text is refused (``CapabilityError``) before anything is judged.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     if isinstance(items, str | Path):
@@ -140,12 +149,13 @@ def judge(
     planned = plan_requests(
         rubric, items, variants=use.variants if use else variants, swap=chosen.swap
     )
+    plan = reasoning_plan(rubric, reasoning)
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
     try:
         engine.preflight(rubric, use.variants if use else variants)  # before an engine loads
         engine.prepare([p.request for p in planned])  # choices made here enter the identity
-        identity = engine.identity
+        identity = run_identity(engine, plan)
         if use is not None:
             check_card(use.named, rubric, identity, controls, variants)
         run = _execute(
@@ -166,11 +176,27 @@ def judge(
             source=_input_ref(source, columns) if source is not None else None,
             progress=progress,
             on_batch=on_batch,
+            plan=plan,
         )
     finally:
         if owned:
             engine.close()
     return run
+
+
+def run_identity(backend: Backend, plan: ReasoningPlan | None) -> JudgeIdentity:
+    """The judge identity a run records: the backend's, plus reasoning mode's settings (so the
+    one card check, the result store and ``--resume`` tell a reasoning run from a direct one).
+    A backend that cannot reason is refused here, before anything is judged."""
+    identity = backend.identity
+    if plan is None:
+        return identity
+    if not backend.capabilities.reasoning:
+        raise CapabilityError(
+            f"the {identity.backend} judge {identity.model} cannot generate a rationale, so it "
+            "cannot judge in reasoning mode: drop --reasoning, or judge on the vllm backend"
+        )
+    return identity.model_copy(update={"settings": {**identity.settings, **plan.settings()}})
 
 
 def _input_ref(source: Path | str, columns: dict[str, str] | None) -> InputRef:
@@ -198,6 +224,7 @@ def _execute(
     source: InputRef | None,
     progress: ProgressCallback | None,
     on_batch: Callable[[Sequence[Judgment]], None] | None,
+    plan: ReasoningPlan | None = None,
 ) -> JudgeRun:
     """Score what is not done yet, write as it comes, aggregate once, write the sidecars."""
     started = datetime.now(timezone.utc)
@@ -220,7 +247,7 @@ def _execute(
         writer = files.writer() if files is not None else None
         try:
             for chunk in _scored(
-                backend, store, rubric, identity, planned, batch_size, write_every
+                backend, store, rubric, identity, planned, batch_size, write_every, plan
             ):
                 new = [
                     _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
@@ -297,8 +324,10 @@ def _scored(
     planned: Sequence[PlannedRequest],
     batch_size: int,
     write_every: int,
+    plan: ReasoningPlan | None,
 ) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, bool]]]:
-    """(request, result, from the store) in chunks: stored ones first, then the backend's.
+    """(request, result, from the store) in chunks: stored ones first, then the backend's
+    (``reason_stream`` with a reasoning ``plan``, else ``score_stream``).
 
     Each chunk of fresh results is committed to the store before it is handed on, so a killed
     run resumes from what it had written.
@@ -315,7 +344,13 @@ def _scored(
         missing = [i for i in range(len(batch)) if not keys or keys[i] not in found]
         if not missing:
             continue
-        for chunk in backend.score_stream([batch[i].request for i in missing], write_every):
+        todo = [batch[i].request for i in missing]
+        stream = (
+            backend.reason_stream(todo, plan, write_every)
+            if plan is not None
+            else backend.score_stream(todo, write_every)
+        )
+        for chunk in stream:
             if store is not None:
                 store.put_many((keys[missing[j]], result) for j, result in chunk)
             yield [(batch[missing[j]], result, False) for j, result in chunk]
@@ -359,5 +394,6 @@ def _judgment(
         num_prompt_tokens=result.num_prompt_tokens,
         num_cached_tokens=result.num_cached_tokens,
         from_store=from_store,
+        rationale=result.rationale,
         meta=planned.item.meta,
     )
