@@ -169,7 +169,7 @@ def test_labels_of_several_tokens_are_read_after_the_rationale(encoder: Any) -> 
     reads = [ids for r, ids, _ in fake.sent if r.startswith("verdict-")]
     prefixes = sorted(tuple(ids[len(prompt) + 2 + len(cue) :]) for ids in reads)
     assert prefixes == sorted(slot.queries())  # the prompt, then each label prefix after it
-    assert all(ids[: len(prompt) + 2 + len(cue)] == prompt + [330, 331] + cue for ids in reads)
+    assert all(ids[: len(prompt) + 2 + len(cue)] == [*prompt, 330, 331, *cue] for ids in reads)
     assert len(results[0]) == 1 and fake.sent[0][2].max_tokens == 32
 
 
