@@ -248,9 +248,8 @@ class LabelLogprobs:
 
     ``logprobs`` maps each label seen among the top tokens to its log-probability (summed over the
     label's token spellings); a label absent from the map had less mass than the top-k cut-off.
-    ``error`` is set when the backend could not score the request at all. ``rationale``: in
-    reasoning mode, the text the judge wrote before the labels were read (the prompt counts
-    then cover the verdict read: material, rationale and answer cue).
+    ``error`` is set when the backend could not score the request at all. ``rationale``: what
+    the judge wrote first in reasoning mode (the token counts are then the verdict read's).
     """
 
     logprobs: dict[str, float]
@@ -261,8 +260,7 @@ class LabelLogprobs:
 
 
 class Reasoning(StrictModel):
-    """Reasoning mode for a run (``judge(..., reasoning=Reasoning())``, ``--reasoning``): the
-    judge writes a rationale before its labels are read. ``max_tokens`` None = the rubric's."""
+    """Reasoning mode (``judge(..., reasoning=...)``): ``max_tokens`` None = the rubric's."""
 
     max_tokens: int | None = Field(default=None, ge=1, le=8192)
 
@@ -277,9 +275,8 @@ class ReasoningPlan:
     stop: tuple[str, ...] = ()
 
     def settings(self) -> dict[str, str | int | bool]:
-        """What the run adds to the judge identity: reasoning changes verdicts, so a card, a
-        stored result or a resumed output made without it (or with another instruction or
-        budget) never matches a reasoning run."""
+        """What the run adds to the judge identity, so that no card, stored result or resumed
+        output made without it (or with another instruction or budget) matches it."""
         text = json.dumps([self.instruction, list(self.stop)])
         return {
             "reasoning": True,
@@ -325,9 +322,7 @@ class Judgment(StrictModel):
     num_prompt_tokens: int
     num_cached_tokens: int
     from_store: bool = False
-    rationale: str | None = Field(
-        default=None, description="Reasoning mode: what the judge wrote before its label."
-    )
+    rationale: str | None = None  # reasoning mode: what the judge wrote before its label
     meta: dict[str, Scalar] = Field(default_factory=dict)
 
 
