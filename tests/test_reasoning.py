@@ -23,7 +23,7 @@ from judgekit.backends.reasoning import kept_rationale, reasoning_plan
 from judgekit.cards import CardError, save_card
 from judgekit.cards.model import verdict_settings
 from judgekit.cards.store import card_mismatches
-from judgekit.data.records import read_items, read_judgments
+from judgekit.data.records import manifest_path, read_items, read_judgments
 from judgekit.judging.plan import plan_requests
 from judgekit.judging.run import judge, run_identity
 from judgekit.judging.store import ResultStore
@@ -253,7 +253,7 @@ def test_a_card_made_without_reasoning_does_not_fit_a_reasoning_run(tmp_path: Pa
 
 def test_a_judge_that_cannot_generate_is_refused_before_judging(tmp_path: Path) -> None:
     backend = ScriptedBackend(constant({"A": 0.6, "B": 0.4}))
-    with pytest.raises(CapabilityError, match="cannot generate a rationale"):
+    with pytest.raises(CapabilityError, match="has no reasoning mode"):
         judge(SAMPLE, RUBRIC, backend=backend, reasoning=True)
     assert backend.calls == 0
     verdicts = tmp_path / "verdicts.jsonl"
@@ -268,7 +268,7 @@ def test_a_judge_that_cannot_generate_is_refused_before_judging(tmp_path: Path) 
          "--verdicts", str(verdicts), "--reasoning"],
     )  # fmt: skip
     assert result.exit_code == 2, result.output
-    assert "replay judge" in result.output and "cannot judge in reasoning mode" in result.output
+    assert "replay judge" in result.output and "has no reasoning mode" in result.output
     assert not (tmp_path / "o.jsonl").exists()
 
 

@@ -193,8 +193,9 @@ def run_identity(backend: Backend, plan: ReasoningPlan | None) -> JudgeIdentity:
         return identity
     if not backend.capabilities.reasoning:
         raise CapabilityError(
-            f"the {identity.backend} judge {identity.model} cannot generate a rationale, so it "
-            "cannot judge in reasoning mode: drop --reasoning, or judge on the vllm backend"
+            f"the {identity.backend} judge {identity.model} has no reasoning mode (it needs a "
+            "backend that generates a rationale and reads the labels after its token ids: the "
+            "in-process vllm engine): drop --reasoning, or judge on the vllm backend"
         )
     return identity.model_copy(update={"settings": {**identity.settings, **plan.settings()}})
 
