@@ -205,10 +205,10 @@ def test_rationales_are_stored_in_every_row_and_the_store(tmp_path: Path) -> Non
     expected = {k: raw[k] / sum(raw[x] for x in RUBRIC.labels) for k in RUBRIC.labels}
     assert all(j.label_probs == pytest.approx(expected) for j in rows)
     assert backend.plans[0].max_tokens == 256 and backend.plans[0].instruction
-    assert (
-        run.judge.settings["reasoning"] is True
-        and run.judge.settings["reasoning_max_tokens"] == 256
-    )
+    assert run.judge.settings["reasoning"] is True
+    assert run.judge.settings["reasoning_max_tokens"] == 256
+    manifest = json.loads(manifest_path(out).read_text())
+    assert manifest["judge"]["settings"]["reasoning_max_tokens"] == 256
     # the store gives the rationale back, for this run's identity only
     again = judge(SAMPLE, RUBRIC, backend=backend, reasoning=True, store=store)
     assert all(j.from_store and j.rationale for j in again.judgments)
