@@ -13,7 +13,7 @@ from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from scripted import ScriptedBackend, constant
+from scripted import ScriptedBackend, constant, lend
 from test_cards import RUBRIC, SAMPLE, _card, _scripted
 from typer.testing import CliRunner
 
@@ -323,3 +323,19 @@ def test_bad_speculative_json_is_a_usage_error(tmp_path: Path) -> None:
          "--speculative-config", "{method: ngram}"],
     )  # fmt: skip
     assert result.exit_code == 2 and "not JSON" in result.output
+
+
+def test_the_cli_judges_in_reasoning_mode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    backend = _reasoner()
+    lend(monkeypatch, backend)
+    out = tmp_path / "o.jsonl"
+    result = runner.invoke(
+        cli.app,
+        ["judge", "--rubric", RUBRIC.ref, "-i", str(SAMPLE), "-o", str(out),
+         "--reasoning", "--max-reasoning-tokens", "32"],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = [json.loads(line) for line in out.read_text().splitlines()]
+    assert rows and all(row["rationale"].endswith("A is better.") for row in rows)
+    assert all(row["engine_settings"]["reasoning_max_tokens"] == 32 for row in rows)
+    assert backend.plans[0].max_tokens == 32
