@@ -339,3 +339,16 @@ def test_the_cli_judges_in_reasoning_mode(tmp_path: Path, monkeypatch: pytest.Mo
     assert rows and all(row["rationale"].endswith("A is better.") for row in rows)
     assert all(row["engine_settings"]["reasoning_max_tokens"] == 32 for row in rows)
     assert backend.plans[0].max_tokens == 32
+
+
+def test_the_viewer_carries_the_rationales(tmp_path: Path) -> None:
+    from judgekit.view.data import load_run, page_model
+    from judgekit.view.page import render_page
+
+    out = tmp_path / "run.jsonl"
+    judge(SAMPLE, RUBRIC, backend=_reasoner(), output=out, reasoning=True)
+    model = load_run(out)
+    shown = [j["rationale"] for entry in model["items"] for j in entry["judgments"]]
+    assert shown and all(r.endswith("A is better.") for r in shown)
+    page = render_page(page_model([model]))
+    assert "A is better." in page and "Rationales (reasoning mode" in page
