@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from judgekit.backends import Backend, VLLMJudge, create_backend
+from judgekit.backends import Backend, CapabilityError, VLLMJudge, create_backend
 from judgekit.backends.reasoning import kept_rationale, rationale_messages, reasoning_plan
 from judgekit.data.records import read_items
 from judgekit.judging.run import judge
@@ -82,7 +82,9 @@ def test_reasoning_mode_on_the_engine(engine: Backend) -> None:
     assert valid, [j.invalid_reason for j in rows]
     by_id = {item.id: item for item in items}
     for j in valid:
-        assert j.label_probs == pytest.approx(_reference(engine, j, by_id[j.item_id]), abs=1e-4)
+        # float32; the reference computes the rationale's KV in one prefill, the run reuses the
+        # blocks written while decoding it: sums in another order (1.4e-4 measured)
+        assert j.label_probs == pytest.approx(_reference(engine, j, by_id[j.item_id]), abs=2e-3)
     stats = engine.stats() or {}
     assert stats["rationale_requests"] - before.get("rationale_requests", 0) == len(rows)
     assert stats["verdict_cached_tokens"] > before.get("verdict_cached_tokens", 0)
@@ -92,20 +94,14 @@ NGRAM = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4}
 
 
 @pytest.mark.engine
-def test_ngram_speculation_gives_the_same_verdicts(engine: Backend) -> None:
-    items = _items()[:2]
-    options = {"variants": [VARIANT], "reasoning": Reasoning(max_tokens=BUDGET)}
-    plain = judge(items, RUBRIC, backend=engine, **options)
-    speculative = create_backend(VLLMJudge(dtype="float32", speculative_config=NGRAM))
-    try:
-        fast = judge(items, RUBRIC, backend=speculative, **options)
-    finally:
-        speculative.close()
-    assert fast.judge.settings["speculative_config"]
-    pairs = list(zip(plain.judgments, fast.judgments, strict=True))
-    for a, b in pairs:
-        assert (a.item_id, a.order) == (b.item_id, b.order)
-        assert a.rationale == b.rationale  # greedy drafts are verified: the same text
-        assert a.valid == b.valid
-        if a.valid:
-            assert b.label_probs == pytest.approx(a.label_probs, abs=1e-4)
+def test_a_speculative_engine_that_cannot_read_labels_is_refused_at_start(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """On the CPU build 'ngram' is refused before the engine loads; let it through to prove the
+    check a GPU build relies on: the engine starts, its probe label read fails, and the config
+    is refused before any item is judged."""
+    from judgekit.backends import vllm_engine
+
+    monkeypatch.setattr(vllm_engine, "CPU_SPECULATIVE_METHODS", ("ngram",))
+    with pytest.raises(CapabilityError, match="cannot read exact label log-probabilities"):
+        create_backend(VLLMJudge(dtype="float32", speculative_config=NGRAM))

