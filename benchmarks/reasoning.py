@@ -46,11 +46,21 @@ def agreement(run: Any, human: dict[str, str]) -> dict[str, Any]:
     verdicts = {v.item_id: v for v in item_verdicts(run)}
     decided = [i for i, v in verdicts.items() if v.valid and not v.tie]
     right = [i for i in decided if verdicts[i].label == human[i]]
+    swap = {"A": "B", "B": "A"}
+    # single judgments, labels in the original letters (a BA row names the answer shown first A)
+    said = [
+        (swap.get(j.label, j.label) if j.order == "BA" else j.label, human[j.item_id])
+        for j in run.judgments
+        if j.valid
+    ]
     return {
         "n": len(verdicts),
         "accuracy": len(right) / len(verdicts),
         "n_decided": len(decided),
         "accuracy_decided": len(right) / len(decided) if decided else None,
+        "judgment_accuracy": sum(a == b for a, b in said) / len(said) if said else None,
+        "says_first_shown": sum(j.label == "A" for j in run.judgments if j.valid)
+        / max(len(said), 1),
         "n_invalid_judgments": sum(not j.valid for j in run.judgments),
     }
 
