@@ -353,3 +353,15 @@ def test_the_viewer_carries_the_rationales(tmp_path: Path) -> None:
     assert shown and all(r.endswith("A is better.") for r in shown)
     page = render_page(page_model([model]))
     assert "A is better." in page and "Rationales (reasoning mode" in page
+
+
+def test_the_benchmark_command_line() -> None:
+    from benchmarks import reasoning as bench
+
+    args = bench.build_parser().parse_args(["--limit", "8", "--max-tokens", "16"])
+    assert (args.set, args.rubric, args.variant) == (
+        "llmbar_natural",
+        "pairwise_preference@v1",
+        "direct",
+    )
+    assert (args.limit, args.max_tokens, args.repeats) == (8, 16, 2)
