@@ -63,7 +63,8 @@ class VLLMJudge(StrictModel):
         default=None,
         description="vLLM's speculative decoding config (speeds up reasoning mode's rationales; "
         "never changes a verdict, so never a card key), e.g. {'method': 'ngram', "
-        "'num_speculative_tokens': 3, 'prompt_lookup_max': 4}. The CPU build runs 'ngram' only.",
+        "'num_speculative_tokens': 3, 'prompt_lookup_max': 4}. Refused on the CPU build, where "
+        "no method keeps the exact label read (docs/reasoning.md).",
     )
 
     @field_validator("speculative_config")

@@ -58,9 +58,9 @@ JUDGE_OPTIONS: dict[str, tuple[Any, Any]] = {
     "speculative_config": (
         str | None,
         _option(
-            "vllm: speculative decoding config as JSON, for reasoning mode's rationales (never "
-            'changes a verdict); CPU build: \'{"method": "ngram", "num_speculative_tokens": 3, '
-            '"prompt_lookup_max": 4}\'.'
+            "vllm: speculative decoding config as JSON for reasoning mode's rationales, e.g. "
+            '\'{"method": "ngram", "num_speculative_tokens": 3}\' (GPU builds; refused on the '
+            "CPU build, where no method keeps the exact label read)."
         ),
     ),
     "base_url": (list[str] | None, _option("openai: server URL(s); several = replicas.")),
