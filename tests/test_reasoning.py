@@ -270,6 +270,12 @@ def test_a_judge_that_cannot_generate_is_refused_before_judging(tmp_path: Path) 
     assert result.exit_code == 2, result.output
     assert "replay judge" in result.output and "has no reasoning mode" in result.output
     assert not (tmp_path / "o.jsonl").exists()
+    from judgekit.backends.openai_server import OpenAIServer
+    from judgekit.backends.replay import ReplayBackend
+    from judgekit.backends.vllm_engine import VLLMEngine
+
+    assert not OpenAIServer.capabilities.reasoning and not ReplayBackend.capabilities.reasoning
+    assert VLLMEngine.capabilities.reasoning
 
 
 def test_max_reasoning_tokens_needs_reasoning(tmp_path: Path) -> None:
