@@ -138,6 +138,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--max-tokens", type=int, default=64)
     parser.add_argument("--parse-extra", type=int, default=8)
     parser.add_argument("--repeats", type=int, default=2)
+    parser.add_argument(
+        "--overhead-only", action="store_true", help="Only time the verdict read's overhead."
+    )
     parser.add_argument("--data-dir", default=None)
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks/results/reasoning.json")
     return parser
@@ -154,7 +157,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         judge(items[:1], rubric, backend=engine, variants=[args.variant])  # warm-up
         results: dict[str, Any] = {"set": args.set, "rubric": rubric.ref, "args": vars(args)}
-        for name, reason in (("direct", False), ("reasoning", True)):
+        systems = () if args.overhead_only else (("direct", False), ("reasoning", True))
+        for name, reason in systems:
             run, seconds, counts = timed_run(engine, items, rubric, args, reason)
             results[name] = {
                 **agreement(run, human),
