@@ -138,13 +138,13 @@ class EngineCalls:
     """How the loop builds and reads engine requests (the engine module's sampling params).
 
     ``rationale(stop)``: params of a rationale request; ``label(next_ids)``: of a label read;
-    ``finish(job, output)``: the rationale's kept ids and stored text; ``read(slot, outputs,
+    ``finish(output)``: the rationale's kept ids and stored text; ``read(slot, outputs,
     n_prompt)``: label log-probabilities from a job's label reads.
     """
 
     rationale: Callable[[tuple[str, ...]], Any]
     label: Callable[[Sequence[int]], Any]
-    finish: Callable[[ReasoningJob, Any], tuple[list[int], str]]
+    finish: Callable[[Any], tuple[list[int], str]]
     read: Callable[[AnswerSlot, dict[TokenSeq, Any], int], LabelLogprobs]
 
 
@@ -176,7 +176,7 @@ def stream_reasoning(
             waiting[request_id] = (job, None)
 
     def read_after(job: ReasoningJob, output: Any) -> None:
-        job.rationale, job.text = calls.finish(job, output)
+        job.rationale, job.text = calls.finish(output)
         counts["rationale_requests"] += 1
         counts["rationale_prompt_tokens"] += len(job.prompt)
         counts["rationale_cached_tokens"] += output.num_cached_tokens or 0

@@ -46,7 +46,6 @@ from judgekit.backends.prompt import ChatEncoder, PromptTokens
 from judgekit.backends.reasoning import (
     REASONING_COUNTS,
     EngineCalls,
-    ReasoningJob,
     kept_rationale,
     reasoning_jobs,
     stream_reasoning,
@@ -455,7 +454,7 @@ class VLLMEngine(BackendBase):
         tokenizer = self.encoder.tokenizer
         end_ids = {tokenizer.eos_token_id} - {None}
 
-        def finish(job: ReasoningJob, output: Any) -> tuple[list[int], str]:
+        def finish(output: Any) -> tuple[list[int], str]:
             completion = output.outputs[0]
             stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
             kept = kept_rationale(completion.token_ids, stop, end_ids, tokenizer.decode)
