@@ -8,6 +8,7 @@ from judgekit.backends import (
     Backend,
     BackendBase,
     Capabilities,
+    CapabilityError,
     JudgeSpec,
     OpenAIJudge,
     ReplayJudge,
@@ -49,7 +50,7 @@ from judgekit.judging.cascade import CascadeResult, Stage, cascade
 from judgekit.judging.store import ResultStore
 from judgekit.judging.write import write_run
 from judgekit.rubrics import Rubric, RubricError, list_rubrics, load_rubric
-from judgekit.schema import Controls, Judgment, PairwiseItem, PointwiseItem
+from judgekit.schema import Controls, Judgment, PairwiseItem, PointwiseItem, Reasoning
 
 __all__ = [
     "Backend",
@@ -58,6 +59,7 @@ __all__ = [
     "CalibrationOptions",
     "CalibrationResult",
     "Capabilities",
+    "CapabilityError",
     "CardError",
     "CascadeResult",
     "Controls",
@@ -70,6 +72,7 @@ __all__ = [
     "OpenAIJudge",
     "PairwiseItem",
     "PointwiseItem",
+    "Reasoning",
     "ReplayJudge",
     "ResultStore",
     "Rubric",

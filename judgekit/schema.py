@@ -8,6 +8,7 @@ never read from user files, and need no validation.
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -247,13 +248,41 @@ class LabelLogprobs:
 
     ``logprobs`` maps each label seen among the top tokens to its log-probability (summed over the
     label's token spellings); a label absent from the map had less mass than the top-k cut-off.
-    ``error`` is set when the backend could not score the request at all.
+    ``error`` is set when the backend could not score the request at all. ``rationale``: what
+    the judge wrote first in reasoning mode (the token counts are then the verdict read's).
     """
 
     logprobs: dict[str, float]
     num_prompt_tokens: int
     num_cached_tokens: int
     error: str | None = None
+    rationale: str | None = None
+
+
+class Reasoning(StrictModel):
+    """Reasoning mode (``judge(..., reasoning=...)``): ``max_tokens`` None = the rubric's."""
+
+    max_tokens: int | None = Field(default=None, ge=1, le=8192)
+
+
+@dataclass(frozen=True, slots=True)
+class ReasoningPlan:
+    """Reasoning mode as a backend runs it: the rubric's instruction, the rationale budget and
+    the texts that end a rationale early (besides each request's answer cue and end of turn)."""
+
+    instruction: str
+    max_tokens: int
+    stop: tuple[str, ...] = ()
+
+    def settings(self) -> dict[str, str | int | bool]:
+        """What the run adds to the judge identity, so that no card, stored result or resumed
+        output made without it (or with another instruction or budget) matches it."""
+        text = json.dumps([self.instruction, list(self.stop)])
+        return {
+            "reasoning": True,
+            "reasoning_max_tokens": self.max_tokens,
+            "reasoning_instruction": hashlib.sha256(text.encode()).hexdigest()[:16],
+        }
 
 
 class JudgeIdentity(StrictModel):
@@ -293,6 +322,7 @@ class Judgment(StrictModel):
     num_prompt_tokens: int
     num_cached_tokens: int
     from_store: bool = False
+    rationale: str | None = None  # reasoning mode: what the judge wrote before its label
     meta: dict[str, Scalar] = Field(default_factory=dict)
 
 

@@ -7,20 +7,24 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import replace
 from typing import Any
 
 from judgekit.backends import BackendBase, Capabilities
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 #: ``script(item_id, variant, order)`` -> label probabilities (None = a failed request). Labels
 #: the request does not have are left out, so one script serves rubrics with and without "tie".
 Script = Callable[[str, str, str], dict[str, float] | None]
+#: ``rationale(item_id, variant, order)`` -> what the judge writes first in reasoning mode.
+Rationale = Callable[[str, str, str], str]
 
 
 class ScriptedBackend(BackendBase):
     """A judge that answers from a script; ``streaming`` hands results back ``chunk`` at a time.
 
-    ``calls`` counts scored requests and ``batches`` the size of each ``score`` call.
+    ``calls`` counts scored requests and ``batches`` the size of each ``score`` call. With a
+    ``rationale`` script it reasons (``reason_stream``: the plans it got are in ``plans``).
     """
 
     def __init__(
@@ -31,9 +35,11 @@ class ScriptedBackend(BackendBase):
         model: str = "scripted",
         settings: dict[str, Any] | None = None,
         streaming: bool = False,
+        rationale: Rationale | None = None,
     ) -> None:
         self.script, self.calls, self.batches = script, 0, []
-        self.capabilities = Capabilities(streaming=streaming)
+        self.rationale, self.plans = rationale, []
+        self.capabilities = Capabilities(streaming=streaming, reasoning=rationale is not None)
         self.identity = JudgeIdentity(
             backend="scripted",
             model=model,
@@ -57,6 +63,20 @@ class ScriptedBackend(BackendBase):
             part = requests[start : start + chunk]
             self.calls += len(part)
             yield [(start + k, self._one(r)) for k, r in enumerate(part)]
+
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        if self.rationale is None:
+            yield from super().reason_stream(requests, plan, chunk)
+            return
+        self.plans.append(plan)
+        for part in self.score_stream(requests, chunk):
+            yield [
+                (i, replace(r, rationale=self.rationale(q.item_id, q.variant, q.order or "-")))
+                for i, r in part
+                for q in (requests[i],)
+            ]
 
     def _one(self, request: LabelRequest) -> LabelLogprobs:
         probs = self.script(request.item_id, request.variant, request.order or "-")
@@ -113,6 +133,12 @@ class Lent(BackendBase):
         for window in windows:
             self.requests += len(window)
             yield window
+
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: Any, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        self.requests += len(requests)
+        return self.backend.reason_stream(requests, plan, chunk)
 
     def stats(self) -> dict[str, Any] | None:
         return self.backend.stats()

@@ -35,6 +35,7 @@ DOCUMENTED_COLUMNS = {
     "num_prompt_tokens",
     "num_cached_tokens",
     "from_store",
+    "rationale",
 }
 
 

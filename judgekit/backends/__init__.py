@@ -1,6 +1,12 @@
 """Judge backends. Each optional dependency is imported only inside its own backend module."""
 
-from judgekit.backends.base import Backend, BackendBase, Capabilities, LabelTokenError
+from judgekit.backends.base import (
+    Backend,
+    BackendBase,
+    Capabilities,
+    CapabilityError,
+    LabelTokenError,
+)
 from judgekit.backends.factory import create_backend, open_backend
 from judgekit.backends.spec import JudgeSpec, OpenAIJudge, ReplayJudge, VLLMJudge, judge_spec
 
@@ -8,6 +14,7 @@ __all__ = [
     "Backend",
     "BackendBase",
     "Capabilities",
+    "CapabilityError",
     "JudgeSpec",
     "LabelTokenError",
     "OpenAIJudge",

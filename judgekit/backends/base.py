@@ -15,7 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 from judgekit.backends.prefetch import Prefetch
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 TokenSeq = tuple[int, ...]
 
@@ -27,11 +27,18 @@ class Capabilities:
     ``streaming``: ``score_stream`` hands results back as requests finish, so the runner submits
     many requests at once and writes as they come (no batch barrier), and ``score_windows`` tops
     the engine up with the next window as requests finish. ``generation``: free text
-    (``generate_text``) for rationales and the generate-then-parse baseline.
+    (``generate_text``) for rationales and the generate-then-parse baseline. ``reasoning``:
+    ``reason_stream`` (a rationale generated first, then the labels read after it: reasoning mode).
     """
 
     streaming: bool = False
     generation: bool = False
+    reasoning: bool = False
+
+
+class CapabilityError(ValueError):
+    """The run asks a judge for something it cannot do (reasoning from a replay of verdicts, a
+    speculative method this vLLM build lacks): raised before anything is judged."""
 
 
 @runtime_checkable
@@ -47,6 +54,9 @@ class Backend(Protocol):
     ``score_windows(windows, chunk)`` does the same for a run's windows of requests (the index
     counts across windows), preparing the next window while this one is scored (``Prefetch``):
     the runner calls it, once per run.
+    ``reason_stream(requests, plan, chunk)`` does the same in reasoning mode
+    (``backends.reasoning``: each result carries its rationale); only a backend with
+    ``capabilities.reasoning`` has it.
     ``stats()`` returns counters for the run's report (None when there are none).
     ``BackendBase`` gives the defaults for a backend that needs no preparation and cannot stream.
     """
@@ -71,6 +81,10 @@ class Backend(Protocol):
         self, windows: Iterable[Sequence[LabelRequest]], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
 
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]: ...
+
     def stats(self) -> dict[str, Any] | None: ...
 
     def close(self) -> None: ...
@@ -78,7 +92,7 @@ class Backend(Protocol):
 
 class BackendBase:
     """Defaults for the optional parts of ``Backend``: nothing to prepare, no streaming (one
-    ``score`` call, handed back ``chunk`` results at a time), no stats."""
+    ``score`` call, handed back ``chunk`` results at a time), no reasoning, no stats."""
 
     capabilities = Capabilities()
 
@@ -109,6 +123,11 @@ class BackendBase:
                 for part in self.score_stream(window, chunk):
                     yield [(offset + i, result) for i, result in part]
                 offset += len(window)
+
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        raise CapabilityError(f"{type(self).__name__} cannot generate a rationale")
 
     def stats(self) -> dict[str, Any] | None:
         return None

@@ -16,7 +16,7 @@ from judgekit.backends.spec import (
     judge_spec,
 )
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 
 def _vllm(spec: VLLMJudge) -> Backend:
@@ -130,6 +130,11 @@ class LazyBackend(BackendBase):
         self, windows: Iterable[Sequence[LabelRequest]], chunk: int
     ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
         return self.backend().score_windows(windows, chunk)
+
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        return self.backend().reason_stream(requests, plan, chunk)
 
     def stats(self) -> dict[str, Any] | None:
         return self._backend.stats() if self._backend is not None else None

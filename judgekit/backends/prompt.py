@@ -38,6 +38,8 @@ from judgekit.schema import LabelRequest, Message
 #: Whitespace no template writes itself: padding a content marker with it shows whether the
 #: template keeps the whitespace around message text or trims it.
 _PAD = "\u2002"
+#: What separates a rationale from the answer cue appended after it (reasoning mode).
+CUE_BREAK = "\n\n"
 
 __all__ = ["ChatEncoder", "PromptError", "PromptTokens", "RenderedPrompt", "render_requests"]
 
@@ -201,6 +203,19 @@ class ChatEncoder:
     def prompts(self, requests: Sequence[LabelRequest]) -> list[PromptTokens]:
         """``prompt`` for many requests at once (one tokenizer call for their new text)."""
         return self.encode_chats([(r.messages, self.answer_slot(r).tail) for r in requests])
+
+    def cue_ids(self, request: LabelRequest) -> tuple[AnswerSlot, list[int]]:
+        """Reasoning mode's answer cue as token ids to append after a rationale, and the label
+        spellings that follow it (resolved on the cue alone, after ``CUE_BREAK``, like
+        ``answer_slot``: the labels are clean continuations of those ids)."""
+        cue = request.messages[-1].content
+        key = (CUE_BREAK + cue, request.labels)
+        if key not in self._slots:
+            self._slots[key] = resolve_answer_slot(
+                lambda tail: self._ids.encode([CUE_BREAK + tail])[0], cue, request.labels
+            )
+        slot = self._slots[key]
+        return slot, self._ids.encode([CUE_BREAK + slot.tail])[0]
 
     def special_count(self, ids: Sequence[int]) -> int:
         return sum(i in self.special_ids for i in ids)

@@ -59,6 +59,20 @@ class VLLMJudge(StrictModel):
     chat_template: str | None = Field(
         default=None, description="A Jinja chat template file replacing the model's own."
     )
+    speculative_config: dict[str, Any] | None = Field(
+        default=None,
+        description="vLLM's speculative decoding config (speeds up reasoning mode's rationales; "
+        "never changes a verdict, so never a card key), e.g. {'method': 'ngram', "
+        "'num_speculative_tokens': 3, 'prompt_lookup_max': 4}. Refused on the CPU build, where "
+        "no method keeps the exact label read (docs/reasoning.md).",
+    )
+
+    @field_validator("speculative_config")
+    @classmethod
+    def _method_named(cls, config: dict[str, Any] | None) -> dict[str, Any] | None:
+        if config is not None and not isinstance(config.get("method"), str):
+            raise ValueError("a speculative config names its method, e.g. {'method': 'ngram'}")
+        return config
 
 
 class OpenAIJudge(StrictModel):

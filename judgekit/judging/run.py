@@ -20,6 +20,8 @@ from pathlib import Path
 from typing import Literal
 
 from judgekit.backends import Backend, JudgeSpec, open_backend
+from judgekit.backends.base import CapabilityError
+from judgekit.backends.reasoning import reasoning_plan
 from judgekit.bias.length import load_length_model
 from judgekit.cards.store import CardError, NamedCard, check_card, read_card
 from judgekit.data.items import check_items, same_meta_columns
@@ -47,6 +49,8 @@ from judgekit.schema import (
     Judgment,
     LabelLogprobs,
     LabelRequest,
+    Reasoning,
+    ReasoningPlan,
     request_key,
 )
 
@@ -109,6 +113,7 @@ def judge(
     source: Path | str | None = None,
     progress: ProgressCallback | None = None,
     on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    reasoning: Reasoning | bool | None = None,
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend (or a judge spec).
 
@@ -129,7 +134,11 @@ def judge(
     ``min_label_mass`` overrides the rubric's threshold below which a verdict is invalid. With a
     ``store``, prompts judged before with the same judge are not judged again, and each written
     chunk is committed there, so a killed run resumes where it stopped. ``source`` names the
-    input file in the manifest when items are passed already read.
+    input file in the manifest when items are passed already read. ``reasoning`` (True or a
+    ``Reasoning``): the judge writes a rationale before each label read (``backends.reasoning``;
+    the rubric's ``reasoning`` block gives the instruction and default budget), stored in each
+    row; it is part of the run's judge identity (``run_identity``). A judge that cannot generate
+    text is refused (``CapabilityError``) before anything is judged.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     if isinstance(items, str | Path):
@@ -144,12 +153,13 @@ def judge(
     planned = plan_requests(
         rubric, items, variants=use.variants if use else variants, swap=chosen.swap
     )
+    plan = reasoning_plan(rubric, reasoning)
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
     try:
         engine.preflight(rubric, use.variants if use else variants)  # before an engine loads
         engine.prepare([p.request for p in planned])  # choices made here enter the identity
-        identity = engine.identity
+        identity = run_identity(engine, plan)
         if use is not None:
             check_card(use.named, rubric, identity, controls, variants)
         run = _execute(
@@ -170,11 +180,28 @@ def judge(
             source=_input_ref(source, columns) if source is not None else None,
             progress=progress,
             on_batch=on_batch,
+            plan=plan,
         )
     finally:
         if owned:
             engine.close()
     return run
+
+
+def run_identity(backend: Backend, plan: ReasoningPlan | None) -> JudgeIdentity:
+    """The judge identity a run records: the backend's, plus reasoning mode's settings (so the
+    one card check, the result store and ``--resume`` tell a reasoning run from a direct one).
+    A backend that cannot reason is refused here, before anything is judged."""
+    identity = backend.identity
+    if plan is None:
+        return identity
+    if not backend.capabilities.reasoning:
+        raise CapabilityError(
+            f"the {identity.backend} judge {identity.model} has no reasoning mode (it needs a "
+            "backend that generates a rationale and reads the labels after its token ids: the "
+            "in-process vllm engine): drop --reasoning, or judge on the vllm backend"
+        )
+    return identity.model_copy(update={"settings": {**identity.settings, **plan.settings()}})
 
 
 def _input_ref(source: Path | str, columns: dict[str, str] | None) -> InputRef:
@@ -202,6 +229,7 @@ def _execute(
     source: InputRef | None,
     progress: ProgressCallback | None,
     on_batch: Callable[[Sequence[Judgment]], None] | None,
+    plan: ReasoningPlan | None = None,
 ) -> JudgeRun:
     """Score what is not done yet, write as it comes, aggregate once, write the sidecars."""
     started = datetime.now(timezone.utc)
@@ -224,7 +252,7 @@ def _execute(
         writer = files.writer() if files is not None else None
         try:
             for chunk in _scored(
-                backend, store, rubric, identity, planned, batch_size, write_every
+                backend, store, rubric, identity, planned, batch_size, write_every, plan
             ):
                 new = [
                     _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
@@ -305,9 +333,11 @@ def _scored(
     planned: Sequence[PlannedRequest],
     batch_size: int,
     write_every: int,
+    plan: ReasoningPlan | None,
 ) -> Iterator[Scored]:
     """(request, result, from the store) in chunks: each window's stored ones, then the
     backend's, window by window, as in a run that prepared each window only when it was due.
+    With a reasoning ``plan`` each window goes to ``backend.reason_stream`` instead.
 
     The windows the store cannot serve go to ``backend.score_windows`` in one call, so the
     backend prepares the next window (look-ups here, its tokenisation) while it scores this one
@@ -344,7 +374,13 @@ def _scored(
     queue = windows()
     first = next(queue, None)  # in this thread: a store-served run starts no backend
     if first is not None:
-        with closing(backend.score_windows(chain([first], queue), write_every)) as results:
+        windows_ = chain([first], queue)
+        stream = (
+            backend.score_windows(windows_, write_every)
+            if plan is None
+            else _reasoned(backend, windows_, plan, write_every)
+        )
+        with closing(stream) as results:
             for chunk in results:
                 if not chunk:
                     continue
@@ -353,6 +389,18 @@ def _scored(
                     store.put_many((sent[i][1], result) for i, result in chunk)
                 yield [(sent[i][0], result, False) for i, result in chunk]
     yield from due(len(planned))
+
+
+def _reasoned(
+    backend: Backend, windows: Iterator[list[LabelRequest]], plan: ReasoningPlan, chunk: int
+) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+    """Reasoning mode window by window (generation dominates: nothing to prepare ahead of it),
+    indexed across windows like ``score_windows``."""
+    offset = 0
+    for window in windows:
+        for part in backend.reason_stream(window, plan, chunk):
+            yield [(offset + i, result) for i, result in part]
+        offset += len(window)
 
 
 def _judgment(
@@ -393,5 +441,6 @@ def _judgment(
         num_prompt_tokens=result.num_prompt_tokens,
         num_cached_tokens=result.num_cached_tokens,
         from_store=from_store,
+        rationale=result.rationale,
         meta=planned.item.meta,
     )

@@ -6,7 +6,8 @@ weights fingerprint, engine settings). Re-running an evaluation sends only new o
 to the judge; a run killed mid-way restarts where its last committed batch ended.
 
 What is stored is the backend's raw label log-probabilities, not the verdict, so changing the
-label-mass threshold re-scores from the store without re-judging. Backend errors are not stored:
+label-mass threshold re-scores from the store without re-judging; in reasoning mode the
+rationale is stored with them. Backend errors are not stored:
 they are transient or fixed by changing settings, and must be retried by the next run.
 """
 
@@ -27,7 +28,8 @@ CREATE TABLE IF NOT EXISTS results (
     logprobs TEXT NOT NULL,
     num_prompt_tokens INTEGER NOT NULL,
     num_cached_tokens INTEGER NOT NULL,
-    created TEXT NOT NULL DEFAULT (datetime('now'))
+    created TEXT NOT NULL DEFAULT (datetime('now')),
+    rationale TEXT
 )
 """
 
@@ -57,6 +59,9 @@ class ResultStore:
         self._db.execute("PRAGMA journal_mode=WAL")
         self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute(_SCHEMA)
+        columns = {row[1] for row in self._db.execute("PRAGMA table_info(results)")}
+        if "rationale" not in columns:  # a store made before reasoning mode
+            self._db.execute("ALTER TABLE results ADD COLUMN rationale TEXT")
 
     def get_many(self, keys: Sequence[str]) -> dict[str, LabelLogprobs]:
         """Stored results for the keys that have one."""
@@ -66,18 +71,20 @@ class ResultStore:
             marks = ",".join("?" * len(chunk))
             with self._lock:
                 rows = self._db.execute(
-                    "SELECT key, logprobs, num_prompt_tokens, num_cached_tokens FROM results "
-                    f"WHERE key IN ({marks})",
+                    "SELECT key, logprobs, num_prompt_tokens, num_cached_tokens, rationale "
+                    f"FROM results WHERE key IN ({marks})",
                     chunk,
                 ).fetchall()
-            for key, logprobs, n_prompt, n_cached in rows:
-                found[key] = LabelLogprobs(json.loads(logprobs), n_prompt, n_cached)
+            for key, logprobs, n_prompt, n_cached, rationale in rows:
+                found[key] = LabelLogprobs(
+                    json.loads(logprobs), n_prompt, n_cached, rationale=rationale
+                )
         return found
 
     def put_many(self, entries: Iterable[tuple[str, LabelLogprobs]]) -> int:
         """Store results in one transaction (errors are skipped); returns how many were new."""
         rows = [
-            (key, json.dumps(r.logprobs), r.num_prompt_tokens, r.num_cached_tokens)
+            (key, json.dumps(r.logprobs), r.num_prompt_tokens, r.num_cached_tokens, r.rationale)
             for key, r in entries
             if r.error is None
         ]
@@ -86,7 +93,8 @@ class ResultStore:
             before = self._db.total_changes
             self._db.executemany(
                 "INSERT OR IGNORE INTO results "
-                "(key, logprobs, num_prompt_tokens, num_cached_tokens) VALUES (?, ?, ?, ?)",
+                "(key, logprobs, num_prompt_tokens, num_cached_tokens, rationale) "
+                "VALUES (?, ?, ?, ?, ?)",
                 rows,
             )
             return self._db.total_changes - before

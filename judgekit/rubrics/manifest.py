@@ -46,6 +46,30 @@ class CriterionSpec(BaseModel):
     weight: float = Field(default=1.0, gt=0, description="Its weight in the overall score.")
 
 
+#: The reasoning instruction of a rubric that declares none (``ReasoningSpec``).
+DEFAULT_REASONING_INSTRUCTION = (
+    "Before you give your verdict, explain in a few sentences what is right and what is wrong "
+    "with what you are judging. Do not give the verdict yet."
+)
+
+
+class ReasoningSpec(BaseModel):
+    """How the judge reasons before its verdict in reasoning mode (``judge --reasoning``).
+
+    ``instruction`` ends the user turn; the judge then writes a rationale of at most
+    ``max_tokens`` tokens (greedy), stopping early at its end of turn, at the answer cue or at
+    one of ``stop``; the answer cue follows and the labels are read as without reasoning.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    instruction: str = Field(default=DEFAULT_REASONING_INSTRUCTION, min_length=1)
+    max_tokens: int = Field(default=256, ge=1, le=8192, description="Default rationale budget.")
+    stop: tuple[str, ...] = Field(
+        default=(), description="Texts that end the rationale besides the answer cue."
+    )
+
+
 ItemField = Literal["context", "conversation", "reference", "checklist"]
 
 
@@ -86,6 +110,10 @@ class RubricManifest(BaseModel):
         description="Below this probability mass on valid labels a verdict is counted invalid.",
     )
     variants: dict[str, VariantSpec] = Field(min_length=1)
+    reasoning: ReasoningSpec = Field(
+        default_factory=ReasoningSpec,
+        description="Reasoning mode's instruction and rationale budget (used only with it on).",
+    )
 
     @field_validator("labels")
     @classmethod

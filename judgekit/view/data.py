@@ -145,6 +145,7 @@ def load_run(
                     "expected_score",
                     "valid",
                     "invalid_reason",
+                    "rationale",
                 }
             )
         )

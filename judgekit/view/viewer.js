@@ -136,6 +136,16 @@ function runDetail(run, e, own) {
     per.appendChild(tr);
   });
   box.appendChild(per);
+  const reasoned = e.judgments.filter((j) => j.rationale != null);
+  if (reasoned.length) {
+    box.appendChild(el("h4", "Rationales (reasoning mode: written before the label was read)"));
+    reasoned.forEach((j) => {
+      const details = el("details", null, "rationale");
+      details.appendChild(el("summary", [j.variant, j.order, j.criterion].filter((x) => x != null).join(" · ")));
+      details.appendChild(el("pre", j.rationale));
+      box.appendChild(details);
+    });
+  }
   if (run.mode === "pairwise") {
     box.appendChild(el("p", "BA rows show labels as the judge saw them: there A is the original answer B.", "hint"));
   }
