@@ -29,6 +29,7 @@ from judgekit.data.records import (
 )
 from judgekit.files import sha256_file
 from judgekit.judging.aggregate import Corrections
+from judgekit.judging.executor import Executor, ExecutorChoice, choose_executor, spec_of
 from judgekit.judging.plan import PlannedRequest, batches, plan_requests
 from judgekit.judging.results import JudgeRun, build_run
 from judgekit.judging.run_manifest import build_manifest
@@ -105,6 +106,7 @@ def judge(
     source: Path | str | None = None,
     progress: ProgressCallback | None = None,
     on_batch: Callable[[Sequence[Judgment]], None] | None = None,
+    executor: ExecutorChoice = "local",
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend (or a judge spec).
 
@@ -126,6 +128,11 @@ def judge(
     ``store``, prompts judged before with the same judge are not judged again, and each written
     chunk is committed there, so a killed run resumes where it stopped. ``source`` names the
     input file in the manifest when items are passed already read.
+
+    ``executor``: ``"local"`` (this process's backend, ``batch_size`` requests at a time),
+    ``"ray"`` (a ``judging.ray_executor.RayExecutor`` on the current or a new local Ray cluster;
+    pass one to choose the address and actor layout) or any ``judging.executor.Executor``.
+    The answers, files and store entries are the same whichever runs the requests.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     if isinstance(items, str | Path):
@@ -142,6 +149,7 @@ def judge(
     )
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
+    runner = choose_executor(executor, batch_size)
     try:
         engine.preflight(rubric, use.variants if use else variants)  # before an engine loads
         engine.prepare([p.request for p in planned])  # choices made here enter the identity
@@ -150,6 +158,8 @@ def judge(
             check_card(use.named, rubric, identity, controls, variants)
         run = _execute(
             engine,
+            runner,
+            spec_of(backend),
             rubric,
             identity,
             items,
@@ -181,6 +191,8 @@ def _input_ref(source: Path | str, columns: dict[str, str] | None) -> InputRef:
 
 def _execute(
     backend: Backend,
+    executor: Executor,
+    spec: JudgeSpec | None,
     rubric: Rubric,
     identity: JudgeIdentity,
     items: list[Item],
@@ -220,7 +232,7 @@ def _execute(
         writer = files.writer() if files is not None else None
         try:
             for chunk in _scored(
-                backend, store, rubric, identity, planned, batch_size, write_every
+                executor, backend, spec, store, rubric, identity, planned, batch_size, write_every
             ):
                 new = [
                     _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
@@ -258,7 +270,11 @@ def _execute(
     )
     if files is not None:
         manifest = build_manifest(
-            run, started, datetime.now(timezone.utc), str(Path(output).resolve())
+            run,
+            started,
+            datetime.now(timezone.utc),
+            str(Path(output).resolve()),
+            executor=executor.layout(),
         )
         files.commit(
             item_verdicts(run), manifest, rows=judgments if files.mode == "append" else None
@@ -290,7 +306,9 @@ def _resumed(
 
 
 def _scored(
+    executor: Executor,
     backend: Backend,
+    spec: JudgeSpec | None,
     store: ResultStore | None,
     rubric: Rubric,
     identity: JudgeIdentity,
@@ -298,27 +316,30 @@ def _scored(
     batch_size: int,
     write_every: int,
 ) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, bool]]]:
-    """(request, result, from the store) in chunks: stored ones first, then the backend's.
+    """(request, result, from the store) in chunks: stored ones first, then the executor's.
 
     Each chunk of fresh results is committed to the store before it is handed on, so a killed
     run resumes from what it had written.
     """
+    missing: list[PlannedRequest] = []
+    keys: list[str] = []
     for batch in batches(planned, batch_size):
-        keys = (
-            [cache_key(p.request, rubric.hash, identity) for p in batch]
-            if store is not None
-            else []
-        )
-        found = store.get_many(keys) if store is not None else {}
-        if found:
-            yield [(batch[i], found[key], True) for i, key in enumerate(keys) if key in found]
-        missing = [i for i in range(len(batch)) if not keys or keys[i] not in found]
-        if not missing:
+        if store is None:
+            missing.extend(batch)
             continue
-        for chunk in backend.score_stream([batch[i].request for i in missing], write_every):
-            if store is not None:
-                store.put_many((keys[missing[j]], result) for j, result in chunk)
-            yield [(batch[missing[j]], result, False) for j, result in chunk]
+        batch_keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
+        found = store.get_many(batch_keys)
+        if found:
+            yield [(p, found[k], True) for p, k in zip(batch, batch_keys, strict=True) if k in found]
+        fresh = [(p, k) for p, k in zip(batch, batch_keys, strict=True) if k not in found]
+        missing.extend(p for p, _ in fresh)
+        keys.extend(k for _, k in fresh)
+    if not missing:
+        return
+    for chunk in executor.stream(backend, spec, missing, write_every):
+        if store is not None:
+            store.put_many((keys[i], result) for i, result in chunk)
+        yield [(missing[i], result, False) for i, result in chunk]
 
 
 def _judgment(

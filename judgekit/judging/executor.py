@@ -1,0 +1,122 @@
+"""How a run's missing requests reach a judge: the one pluggable step of ``judging.run``.
+
+The run plans, looks results up in the store, writes, aggregates; an executor only turns the
+planned requests the store lacks into (position, result) chunks as they finish. ``LocalExecutor``
+hands them to the run's backend ``batch_size`` at a time (the engine in this process);
+``judging.ray_executor.RayExecutor`` partitions them by prefix family and runs them on a pool of
+Ray actors, each holding its own engine. ``partition`` is shared so that every executor that
+splits a plan splits it the same way.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
+
+from judgekit.backends import Backend, JudgeSpec
+from judgekit.backends.factory import LazyBackend
+from judgekit.judging.plan import PlannedRequest
+from judgekit.schema import LabelLogprobs, item_group
+
+Chunk = list[tuple[int, LabelLogprobs]]
+Partitioning = Literal["prefix", "random"]
+
+
+class Executor(Protocol):
+    """Planned requests in, (position in ``planned``, result) chunks out as requests finish.
+
+    ``spec`` is the judge the run was given (None when it was given a started backend): an
+    executor that builds engines elsewhere builds them from it. ``layout()`` describes where the
+    work ran, for the run manifest; it is operational (it never enters the judge identity, so
+    cards and stored results still match).
+    """
+
+    def stream(
+        self,
+        backend: Backend,
+        spec: JudgeSpec | None,
+        planned: Sequence[PlannedRequest],
+        chunk: int,
+    ) -> Iterator[Chunk]: ...
+
+    def layout(self) -> dict[str, Any]: ...
+
+
+@dataclass(frozen=True)
+class LocalExecutor:
+    """The run's own backend, ``batch_size`` requests per call (a streaming engine schedules
+    them all at once and hands results back ``chunk`` at a time)."""
+
+    batch_size: int = 1024
+
+    def stream(
+        self,
+        backend: Backend,
+        spec: JudgeSpec | None,
+        planned: Sequence[PlannedRequest],
+        chunk: int,
+    ) -> Iterator[Chunk]:
+        for start in range(0, len(planned), self.batch_size):
+            part = [p.request for p in planned[start : start + self.batch_size]]
+            for results in backend.score_stream(part, chunk):
+                yield [(start + i, result) for i, result in results]
+
+    def layout(self) -> dict[str, Any]:
+        return {"kind": "local", "batch_size": self.batch_size}
+
+
+def partition(
+    planned: Sequence[PlannedRequest],
+    size: int,
+    how: Partitioning = "prefix",
+    seed: int = 0,
+) -> list[list[int]]:
+    """Positions of ``planned`` cut into batches of about ``size`` requests.
+
+    ``prefix``: whole clusters (``schema.item_group``: an item's variants, orders and criteria,
+    and every item sharing its group, article or question) go to one batch, filled in plan order
+    up to ``size`` (a cluster larger than ``size`` is one batch of its own), so the engine that
+    runs a batch computes each shared prefix once. Inside a batch the plan's order (by prompt
+    text) is kept. ``random``: requests dealt at random (the baseline the benchmark compares
+    against: prefix families scatter over engines).
+    """
+    if how == "random":
+        order = list(range(len(planned)))
+        random.Random(seed).shuffle(order)
+        return [sorted(order[i : i + size]) for i in range(0, len(order), size)]
+    clusters: dict[str, list[int]] = {}
+    for n, p in enumerate(planned):
+        clusters.setdefault(item_group(p.item), []).append(n)
+    out: list[list[int]] = []
+    current: list[int] = []
+    for members in clusters.values():
+        if current and len(current) + len(members) > size:
+            out.append(sorted(current))
+            current = []
+        current.extend(members)
+    if current:
+        out.append(sorted(current))
+    return out
+
+
+ExecutorChoice = Literal["local", "ray"] | Executor
+
+
+def choose_executor(choice: ExecutorChoice, batch_size: int) -> Executor:
+    """``"local"``, ``"ray"`` (a default ``RayExecutor``; Ray is imported only then) or one given."""
+    if choice == "local":
+        return LocalExecutor(batch_size)
+    if choice == "ray":
+        from judgekit.judging.ray_executor import RayExecutor
+
+        return RayExecutor()
+    return choice
+
+
+def spec_of(backend: Backend | JudgeSpec) -> JudgeSpec | None:
+    """The judge spec behind ``backend``, for executors that build engines of their own."""
+    if isinstance(backend, LazyBackend):
+        return backend.spec
+    return None if isinstance(backend, Backend) else backend
