@@ -39,7 +39,9 @@ ITEMS = [
 def cluster() -> Iterator[None]:
     """A local two-CPU cluster; workers see this checkout (and tests/) on their path."""
     saved = {k: os.environ.get(k) for k in ("PYTHONPATH", "VLLM_CPU_KVCACHE_SPACE")}
-    os.environ["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "tests"), saved["PYTHONPATH"] or ""])
+    os.environ["PYTHONPATH"] = os.pathsep.join(
+        [str(REPO), str(REPO / "tests"), saved["PYTHONPATH"] or ""]
+    )
     os.environ["VLLM_CPU_KVCACHE_SPACE"] = "1"  # GiB per engine: two actors and the session's
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield
@@ -135,9 +137,9 @@ def test_ray_run_equals_local_run(
     )
     run, out, log = _ray_run(tmp_path, monkeypatch, "ray")
     assert _rows(out) == _rows(local)
-    assert out.with_suffix(".items.jsonl").read_text() == local.with_suffix(
-        ".items.jsonl"
-    ).read_text()
+    assert (
+        out.with_suffix(".items.jsonl").read_text() == local.with_suffix(".items.jsonl").read_text()
+    )
     scored = log.read_text().splitlines()
     assert len(scored) == len(set(scored)) == len(run.judgments) == 36  # 12 items x 3 variants
     layout = read_manifest(out).executor
@@ -182,3 +184,45 @@ def test_resume_after_the_driver_died_judges_only_what_is_missing(
     assert len(log.read_text().splitlines()) == 36 - kept  # only what was missing
     keys = [(j.item_id, j.variant) for j in read_judgments(out)]
     assert len(keys) == len(set(keys)) == 36 == len(run.judgments)
+
+
+def _same_answers(ray_out: Path, local_out: Path) -> None:
+    """Label probabilities within 1e-4 (float32), every other field equal; cached-token counts
+    are operational (which engine saw a prefix first) and are left out."""
+    operational = {"from_store", "num_cached_tokens", "label_probs", "label_mass", "expected_score"}
+    ray_rows = {(j.item_id, j.variant, j.order): j for j in read_judgments(ray_out)}
+    local_rows = {(j.item_id, j.variant, j.order): j for j in read_judgments(local_out)}
+    assert ray_rows.keys() == local_rows.keys()
+    for key, j in ray_rows.items():
+        k = local_rows[key]
+        assert j.model_dump(exclude=operational) == k.model_dump(exclude=operational)
+        assert j.label_probs.keys() == k.label_probs.keys()
+        assert all(abs(j.label_probs[x] - k.label_probs[x]) < 1e-4 for x in j.label_probs)
+        assert abs(j.label_mass - k.label_mass) < 1e-4
+
+
+@pytest.mark.parametrize(
+    ("rubric", "sample"),
+    [("pairwise_preference", "sample_pairwise"), ("overall_quality", "sample_pointwise")],
+)
+def test_cli_ray_run_on_two_engine_actors_equals_the_local_run(
+    cluster: None, engine: object, tmp_path: Path, rubric: str, sample: str
+) -> None:
+    """``judgekit judge --ray`` with two actors of the embedded judge (float32) vs the session's
+    engine in this process: same label probabilities (1e-4), same labels and verdicts."""
+    from typer.testing import CliRunner
+
+    from judgekit import cli
+
+    source = REPO / "examples" / f"{sample}.jsonl"
+    local_out = tmp_path / "local.jsonl"
+    local = judgekit.judge(source, rubric, backend=engine, output=local_out)  # type: ignore[arg-type]
+    out = tmp_path / "ray.jsonl"
+    args = ["judge", "--rubric", rubric, "-i", str(source), "-o", str(out), "--dtype", "float32"]
+    args += ["--ray", "local", "--ray-actors", "2"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    _same_answers(out, local_out)
+    assert judgekit.read_run(out).verdicts.labels == local.verdicts.labels
+    layout = read_manifest(out).executor
+    assert layout["kind"] == "ray" and layout["actors"] == 2

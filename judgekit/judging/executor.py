@@ -105,7 +105,7 @@ ExecutorChoice = Literal["local", "ray"] | Executor
 
 
 def choose_executor(choice: ExecutorChoice, batch_size: int) -> Executor:
-    """``"local"``, ``"ray"`` (a default ``RayExecutor``; Ray is imported only then) or one given."""
+    """``"local"``, ``"ray"`` (a default ``RayExecutor``, Ray imported only then) or one given."""
     if choice == "local":
         return LocalExecutor(batch_size)
     if choice == "ray":

@@ -4,7 +4,7 @@ The run plans, reads the store, writes and aggregates as it does locally (``judg
 executor only runs the requests the store lacks. They are cut into batches by prefix family
 (``executor.partition``: an item's variants, orders and criteria, and every item of its group,
 go to one batch, so one engine computes each shared prefix once), one dataset row per batch, and
-``Dataset.map_batches`` sends each row to an actor of a fixed pool (``concurrency=actors``). An
+``Dataset.map_batches`` sends each row to an actor of a fixed pool (``ActorPoolStrategy``). An
 actor builds its engine through the one backend factory, checks that it is the judge the run
 recorded, and hands label log-probabilities back as its engine finishes them; the driver streams
 them (``iter_rows``) into the run's writers and store.
@@ -72,7 +72,7 @@ class RayExecutor(StrictModel):
             "cpus_per_actor": self.cpus_per_actor,
             "batch_size": self.batch_size,
             "partitioning": self.partitioning,
-            "ray": _ray().__version__,
+            "ray": ray_module().__version__,
         }
 
     def stream(
@@ -82,14 +82,14 @@ class RayExecutor(StrictModel):
         planned: Sequence[PlannedRequest],
         chunk: int,
     ) -> Iterator[Chunk]:
-        """Results as actors finish them, each request's exactly once, by position in ``planned``."""
+        """Results as actors finish them, each request's once, by position in ``planned``."""
         if spec is None:
             raise ValueError(
                 "the Ray executor builds a judge in each actor: pass the judge spec "
                 "(backend=VLLMJudge(...)), not a started backend"
             )
         _check_gpus(spec, self.gpus_per_actor)
-        ray = _ray()
+        ray = ray_module()
         started = _connect(ray, self.address)
         try:
             parts = partition(planned, self.batch_size, self.partitioning)
@@ -143,7 +143,7 @@ class RayExecutor(StrictModel):
                 "chunk": chunk,
             },
             batch_size=1,
-            concurrency=self.actors,
+            compute=ray_module().data.ActorPoolStrategy(size=self.actors),
             num_cpus=self.cpus_per_actor,
             num_gpus=self.gpus_per_actor or None,
             max_task_retries=self.retries,
@@ -178,7 +178,8 @@ class JudgeActor:
                 }
 
 
-def _ray() -> Any:
+def ray_module() -> Any:
+    """The ray package with Ray Data, or an ImportError naming the extra to install."""
     try:
         import ray
         import ray.data

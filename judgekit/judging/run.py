@@ -330,7 +330,9 @@ def _scored(
         batch_keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
         found = store.get_many(batch_keys)
         if found:
-            yield [(p, found[k], True) for p, k in zip(batch, batch_keys, strict=True) if k in found]
+            yield [
+                (p, found[k], True) for p, k in zip(batch, batch_keys, strict=True) if k in found
+            ]
         fresh = [(p, k) for p, k in zip(batch, batch_keys, strict=True) if k not in found]
         missing.extend(p for p, _ in fresh)
         keys.extend(k for _, k in fresh)
