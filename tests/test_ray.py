@@ -18,8 +18,7 @@ import pytest
 import judgekit
 from judgekit.backends import VLLMJudge
 from judgekit.data.records import read_judgments
-from judgekit.judging.executor import partition
-from judgekit.judging.plan import plan_requests
+from judgekit.judging.plan import partition, plan_requests
 from judgekit.judging.read import read_manifest
 from judgekit.rubrics import load_rubric
 from judgekit.schema import PairwiseItem, PointwiseItem, item_group

@@ -5,12 +5,11 @@ planned requests the store lacks into (position, result) chunks as they finish. 
 hands them to the run's backend ``batch_size`` at a time (the engine in this process);
 ``judging.ray_executor.RayExecutor`` partitions them by prefix family and runs them on a pool of
 Ray actors, each holding its own engine. ``partition`` is shared so that every executor that
-splits a plan splits it the same way.
+splits a plan splits it the same way (``plan.partition``).
 """
 
 from __future__ import annotations
 
-import random
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -18,10 +17,9 @@ from typing import Any, Literal, Protocol
 from judgekit.backends import Backend, JudgeSpec
 from judgekit.backends.factory import LazyBackend
 from judgekit.judging.plan import PlannedRequest
-from judgekit.schema import LabelLogprobs, item_group
+from judgekit.schema import LabelLogprobs
 
 Chunk = list[tuple[int, LabelLogprobs]]
-Partitioning = Literal["prefix", "random"]
 
 
 class Executor(Protocol):
@@ -65,40 +63,6 @@ class LocalExecutor:
 
     def layout(self) -> dict[str, Any]:
         return {"kind": "local", "batch_size": self.batch_size}
-
-
-def partition(
-    planned: Sequence[PlannedRequest],
-    size: int,
-    how: Partitioning = "prefix",
-    seed: int = 0,
-) -> list[list[int]]:
-    """Positions of ``planned`` cut into batches of about ``size`` requests.
-
-    ``prefix``: whole clusters (``schema.item_group``: an item's variants, orders and criteria,
-    and every item sharing its group, article or question) go to one batch, filled in plan order
-    up to ``size`` (a cluster larger than ``size`` is one batch of its own), so the engine that
-    runs a batch computes each shared prefix once. Inside a batch the plan's order (by prompt
-    text) is kept. ``random``: requests dealt at random (the baseline the benchmark compares
-    against: prefix families scatter over engines).
-    """
-    if how == "random":
-        order = list(range(len(planned)))
-        random.Random(seed).shuffle(order)
-        return [sorted(order[i : i + size]) for i in range(0, len(order), size)]
-    clusters: dict[str, list[int]] = {}
-    for n, p in enumerate(planned):
-        clusters.setdefault(item_group(p.item), []).append(n)
-    out: list[list[int]] = []
-    current: list[int] = []
-    for members in clusters.values():
-        if current and len(current) + len(members) > size:
-            out.append(sorted(current))
-            current = []
-        current.extend(members)
-    if current:
-        out.append(sorted(current))
-    return out
 
 
 ExecutorChoice = Literal["local", "ray"] | Executor

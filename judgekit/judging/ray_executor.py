@@ -2,7 +2,7 @@
 
 The run plans, reads the store, writes and aggregates as it does locally (``judging.run``); this
 executor only runs the requests the store lacks. They are cut into batches by prefix family
-(``executor.partition``: an item's variants, orders and criteria, and every item of its group,
+(``plan.partition``: an item's variants, orders and criteria, and every item of its group,
 go to one batch, so one engine computes each shared prefix once), one dataset row per batch, and
 ``Dataset.map_batches`` sends each row to an actor of a fixed pool (``ActorPoolStrategy``). An
 actor builds its engine through the one backend factory, checks that it is the judge the run
@@ -28,9 +28,8 @@ import numpy as np
 from pydantic import Field
 
 from judgekit.backends import Backend, JudgeSpec, create_backend
-from judgekit.judging.executor import Chunk, Partitioning, partition
-from judgekit.judging.plan import PlannedRequest
-from judgekit.schema import JudgeIdentity, StrictModel
+from judgekit.judging.plan import Partitioning, PlannedRequest, partition
+from judgekit.schema import JudgeIdentity, LabelLogprobs, StrictModel
 
 INSTALL_HINT = "pip install 'judgekit[ray]'"
 
@@ -81,7 +80,7 @@ class RayExecutor(StrictModel):
         spec: JudgeSpec | None,
         planned: Sequence[PlannedRequest],
         chunk: int,
-    ) -> Iterator[Chunk]:
+    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
         """Results as actors finish them, each request's once, by position in ``planned``."""
         if spec is None:
             raise ValueError(
