@@ -14,7 +14,7 @@ from judgekit.ci import gates
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.judge_options import judge_options
 from judgekit.cli.quiet import JudgeProgress, log_path, quiet
-from judgekit.cli.ray_options import ray_executor
+from judgekit.cli.ray_options import RayActors, RayAddress, RayGpus, ray_executor
 from judgekit.config import choose_card
 from judgekit.data.items import check_items, check_slices
 from judgekit.data.records import read_items
@@ -122,21 +122,9 @@ def judge(
         typer.Option(help="Also report every figure per value of this meta column (repeatable)."),
     ] = None,
     rubrics_dir: RubricsDir = None,
-    ray: Annotated[
-        str | None,
-        typer.Option(
-            "--ray",
-            metavar="ADDRESS",
-            help="Run the requests on Ray actors: 'local' (a new in-process cluster), 'auto' "
-            "(the running cluster, $RAY_ADDRESS) or ray://HEAD:10001. Needs judgekit[ray].",
-        ),
-    ] = None,
-    ray_actors: Annotated[
-        int, typer.Option(min=1, help="With --ray: actors, each holding one judge engine.")
-    ] = 1,
-    ray_gpus_per_actor: Annotated[
-        float, typer.Option(min=0, help="With --ray: GPUs per actor (tensor parallel inside).")
-    ] = 0,
+    ray: RayAddress = None,
+    ray_actors: RayActors = 1,
+    ray_gpus_per_actor: RayGpus = 0,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
 
