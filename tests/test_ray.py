@@ -225,3 +225,20 @@ def test_cli_ray_run_on_two_engine_actors_equals_the_local_run(
     assert judgekit.read_run(out).verdicts.labels == local.verdicts.labels
     layout = read_manifest(out).executor
     assert layout["kind"] == "ray" and layout["actors"] == 2
+
+
+def test_ray_options_are_checked_before_any_judge_starts(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from typer.testing import CliRunner
+
+    from judgekit import cli
+    from tests.scripted import forbid_engines
+
+    forbid_engines(monkeypatch)
+    source = str(REPO / "examples" / "sample_pointwise.jsonl")
+    args = ["judge", "--rubric", "overall_quality", "-i", source, "-o", str(tmp_path / "o.jsonl")]
+    result = CliRunner().invoke(cli.app, [*args, "--ray-actors", "2"])
+    assert result.exit_code == 2 and "needs --ray ADDRESS" in result.output
+    with pytest.raises(ValueError, match="not a started backend"):
+        judgekit.judge(ITEMS, "overall_quality@v1", backend=ScriptedBackend(_score), executor="ray")

@@ -135,6 +135,7 @@ def judge(
         raise typer.BadParameter("use --overwrite or --resume, not both", param_hint="--resume")
     if output.exists() and not (overwrite or resume):
         raise typer.BadParameter(f"{output} exists: pass --overwrite or --resume", param_hint="-o")
+    executor = ray_executor(ray, ray_actors, ray_gpus_per_actor)
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     chosen.chosen_variants(variant)  # a typo stops here, before any judge starts
     columns = pairs_option(column)
@@ -173,7 +174,7 @@ def judge(
                     items,
                     chosen,
                     backend=backend,
-                    executor=ray_executor(ray, ray_actors, ray_gpus_per_actor),
+                    executor=executor,
                     variants=variant,
                     controls=controls,
                     card=named,
