@@ -17,7 +17,7 @@
   with instant scripted actors. Target: >= 20,000 judgments/s, so 32 GPU actors are not
   driver-bound.
 
-Results go to ``benchmarks/results/ray_executor.{json,md}`` (merged with earlier parts).
+Results go to ``benchmarks/results/ray_executor.json`` (each part replaces its own entry).
 """
 
 from __future__ import annotations
