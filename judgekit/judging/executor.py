@@ -17,13 +17,16 @@ from typing import Any, Literal, Protocol
 from judgekit.backends import Backend, JudgeSpec
 from judgekit.backends.factory import LazyBackend
 from judgekit.judging.plan import PlannedRequest
+from judgekit.judging.score import LabelScore, Scorer
 from judgekit.schema import LabelLogprobs
 
-Chunk = list[tuple[int, LabelLogprobs]]
+#: (position in the planned requests, result, its score) for each request that finished.
+Chunk = list[tuple[int, LabelLogprobs, LabelScore]]
 
 
 class Executor(Protocol):
-    """Planned requests in, (position in ``planned``, result) chunks out as requests finish.
+    """Planned requests in, (position in ``planned``, result, score) chunks out as requests
+    finish; ``scorer`` reads each result where it was produced (a Ray actor scores its own).
 
     ``spec`` is the judge the run was given (None when it was given a started backend): an
     executor that builds engines elsewhere builds them from it. ``layout()`` describes where the
@@ -37,6 +40,7 @@ class Executor(Protocol):
         spec: JudgeSpec | None,
         planned: Sequence[PlannedRequest],
         chunk: int,
+        scorer: Scorer,
     ) -> Iterator[Chunk]: ...
 
     def layout(self) -> dict[str, Any]: ...
@@ -55,11 +59,12 @@ class LocalExecutor:
         spec: JudgeSpec | None,
         planned: Sequence[PlannedRequest],
         chunk: int,
+        scorer: Scorer,
     ) -> Iterator[Chunk]:
         for start in range(0, len(planned), self.batch_size):
             part = [p.request for p in planned[start : start + self.batch_size]]
             for results in backend.score_stream(part, chunk):
-                yield [(start + i, result) for i, result in results]
+                yield [(start + i, r, scorer(r.logprobs, r.error)) for i, r in results]
 
     def layout(self) -> dict[str, Any]:
         return {"kind": "local", "batch_size": self.batch_size}

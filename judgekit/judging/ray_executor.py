@@ -29,6 +29,7 @@ from pydantic import Field
 
 from judgekit.backends import Backend, JudgeSpec, create_backend
 from judgekit.judging.plan import Partitioning, PlannedRequest, partition
+from judgekit.judging.score import LabelScore, Scorer
 from judgekit.schema import JudgeIdentity, LabelLogprobs, StrictModel
 
 INSTALL_HINT = "pip install 'judgekit[ray]'"
@@ -80,7 +81,8 @@ class RayExecutor(StrictModel):
         spec: JudgeSpec | None,
         planned: Sequence[PlannedRequest],
         chunk: int,
-    ) -> Iterator[list[tuple[int, LabelLogprobs]]]:
+        scorer: Scorer,
+    ) -> Iterator[list[tuple[int, LabelLogprobs, LabelScore]]]:
         """Results as actors finish them, each request's once, by position in ``planned``."""
         if spec is None:
             raise ValueError(
@@ -92,14 +94,15 @@ class RayExecutor(StrictModel):
         started = _connect(ray, self.address)
         try:
             parts = partition(planned, self.batch_size, self.partitioning)
-            dataset = self._dataset(ray, parts, planned, spec, backend.identity, chunk)
+            actor = {"spec": spec, "identity": backend.identity, "scorer": scorer, "chunk": chunk}
+            dataset = self._dataset(ray, parts, planned, actor)
             seen: list[set[int]] = [set() for _ in parts]
             for row in dataset.iter_rows():
                 b = int(row["batch"])
-                fresh = [(k, r) for k, r in pickle.loads(row["results"]) if k not in seen[b]]
-                seen[b].update(k for k, _ in fresh)
+                fresh = [row for row in pickle.loads(row["results"]) if row[0] not in seen[b]]
+                seen[b].update(k for k, *_ in fresh)
                 if fresh:
-                    yield [(parts[b][k], result) for k, result in fresh]
+                    yield [(parts[b][k], result, score) for k, result, score in fresh]
             lost = sum(len(part) - len(got) for part, got in zip(parts, seen, strict=True))
             if lost:
                 raise RuntimeError(f"the Ray run returned no result for {lost} requests")
@@ -112,9 +115,7 @@ class RayExecutor(StrictModel):
         ray: Any,
         parts: list[list[int]],
         planned: Sequence[PlannedRequest],
-        spec: JudgeSpec,
-        identity: JudgeIdentity,
-        chunk: int,
+        actor: dict[str, Any],
     ) -> Any:
         """One row per batch, mapped by a fixed pool of judge actors, results as they finish."""
         rows = [
@@ -130,17 +131,12 @@ class RayExecutor(StrictModel):
             # Ray 2.60 takes max_task_retries only as a deprecated ``ray_remote_args``; without it
             # Ray Data retries a raising batch forever (its default is -1 with restarts on).
             warnings.simplefilter("ignore", DeprecationWarning)
-            return self._map(dataset, spec, identity, chunk)
+            return self._map(dataset, actor)
 
-    def _map(self, dataset: Any, spec: JudgeSpec, identity: JudgeIdentity, chunk: int) -> Any:
+    def _map(self, dataset: Any, actor: dict[str, Any]) -> Any:
         return dataset.map_batches(
             JudgeActor,
-            fn_constructor_kwargs={
-                "spec": spec,
-                "identity": identity,
-                "builder": self.builder,
-                "chunk": chunk,
-            },
+            fn_constructor_kwargs=actor | {"builder": self.builder},
             batch_size=1,
             compute=ray_module().data.ActorPoolStrategy(size=self.actors),
             num_cpus=self.cpus_per_actor,
@@ -150,12 +146,14 @@ class RayExecutor(StrictModel):
 
 
 class JudgeActor:
-    """One engine per actor, built once; each call scores one batch, streaming its results."""
+    """One engine per actor, built once; each call judges one batch and scores its label
+    log-probabilities here, streaming (position, result, score) back."""
 
     def __init__(
         self,
         spec: JudgeSpec,
         identity: JudgeIdentity,
+        scorer: Scorer,
         builder: Callable[[Any], Backend] | None,
         chunk: int,
     ) -> None:
@@ -165,15 +163,16 @@ class JudgeActor:
                 f"an actor's judge ({self.backend.identity}) is not the run's ({identity}): "
                 "install the same judgekit, model and engine on every node"
             )
-        self.chunk = chunk
+        self.chunk, self.scorer = chunk, scorer
 
     def __call__(self, batch: dict[str, np.ndarray]) -> Iterator[dict[str, np.ndarray]]:
         for b, blob in zip(batch["batch"], batch["requests"], strict=True):
             requests = pickle.loads(blob)
             for results in self.backend.score_stream(requests, self.chunk):
+                scored = [(k, r, self.scorer(r.logprobs, r.error)) for k, r in results]
                 yield {
                     "batch": np.array([b]),
-                    "results": np.array([pickle.dumps(results)], dtype=object),
+                    "results": np.array([pickle.dumps(scored)], dtype=object),
                 }
 
 

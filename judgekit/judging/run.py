@@ -33,7 +33,7 @@ from judgekit.judging.executor import Executor, ExecutorChoice, choose_executor,
 from judgekit.judging.plan import PlannedRequest, batches, plan_requests
 from judgekit.judging.results import JudgeRun, build_run
 from judgekit.judging.run_manifest import build_manifest
-from judgekit.judging.score import score_labels
+from judgekit.judging.score import LabelScore, Scorer
 from judgekit.judging.store import ResultStore, cache_key
 from judgekit.judging.views import item_verdicts
 from judgekit.rubrics import Rubric, load_rubric
@@ -171,7 +171,12 @@ def judge(
             store=store,
             batch_size=batch_size,
             write_every=write_every,
-            threshold=rubric.manifest.min_label_mass if min_label_mass is None else min_label_mass,
+            scorer=Scorer(
+                rubric.labels,
+                rubric.values,
+                rubric.manifest.min_label_mass if min_label_mass is None else min_label_mass,
+                measured=identity.settings.get("label_logprobs") != "text",
+            ),
             judge_name=judge_name,
             source=_input_ref(source, columns) if source is not None else None,
             progress=progress,
@@ -205,7 +210,7 @@ def _execute(
     store: ResultStore | None,
     batch_size: int,
     write_every: int,
-    threshold: float,
+    scorer: Scorer,
     judge_name: str | None,
     source: InputRef | None,
     progress: ProgressCallback | None,
@@ -231,12 +236,20 @@ def _execute(
     try:
         writer = files.writer() if files is not None else None
         try:
-            for chunk in _scored(
-                executor, backend, spec, store, rubric, identity, planned, batch_size, write_every
-            ):
-                new = [
-                    _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
-                ]
+            scored = _scored(
+                executor,
+                backend,
+                spec,
+                store,
+                rubric,
+                identity,
+                planned,
+                batch_size,
+                write_every,
+                scorer,
+            )
+            for chunk in scored:
+                new = [_judgment(rubric, identity, *row) for row in chunk]
                 judgments.extend(new)
                 if writer is not None:
                     writer.write(new)
@@ -315,8 +328,10 @@ def _scored(
     planned: Sequence[PlannedRequest],
     batch_size: int,
     write_every: int,
-) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, bool]]]:
-    """(request, result, from the store) in chunks: stored ones first, then the executor's.
+    scorer: Scorer,
+) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, LabelScore, bool]]]:
+    """(request, result, its score, from the store) in chunks: stored ones first (scored here),
+    then the executor's (scored where they were produced).
 
     Each chunk of fresh results is committed to the store before it is handed on, so a killed
     run resumes from what it had written.
@@ -331,17 +346,19 @@ def _scored(
         found = store.get_many(batch_keys)
         if found:
             yield [
-                (p, found[k], True) for p, k in zip(batch, batch_keys, strict=True) if k in found
+                (p, found[k], scorer(found[k].logprobs, found[k].error), True)
+                for p, k in zip(batch, batch_keys, strict=True)
+                if k in found
             ]
         fresh = [(p, k) for p, k in zip(batch, batch_keys, strict=True) if k not in found]
         missing.extend(p for p, _ in fresh)
         keys.extend(k for _, k in fresh)
     if not missing:
         return
-    for chunk in executor.stream(backend, spec, missing, write_every):
+    for chunk in executor.stream(backend, spec, missing, write_every, scorer):
         if store is not None:
-            store.put_many((keys[i], result) for i, result in chunk)
-        yield [(missing[i], result, False) for i, result in chunk]
+            store.put_many((keys[i], result) for i, result, _ in chunk)
+        yield [(missing[i], result, score, False) for i, result, score in chunk]
 
 
 def _judgment(
@@ -349,18 +366,9 @@ def _judgment(
     identity: JudgeIdentity,
     planned: PlannedRequest,
     result: LabelLogprobs,
-    threshold: float,
-    *,
+    score: LabelScore,
     from_store: bool,
 ) -> Judgment:
-    score = score_labels(
-        result.logprobs,
-        rubric.labels,
-        rubric.values,
-        min_mass=threshold,
-        error=result.error,
-        measured=identity.settings.get("label_logprobs") != "text",
-    )
     return Judgment(
         item_id=planned.item.id,
         rubric=rubric.name,
