@@ -164,14 +164,20 @@ class _Clock:
 
 
 def _unpickle_rate(n: int) -> float:
-    """The Ray executor's own driver work per result: unpickle, de-duplicate, map back."""
-    answer = LabelLogprobs({"1": -2.0, "2": -1.5, "3": -1.0}, 500, 480)
-    blobs = [pickle.dumps([(k, answer) for k in range(64)]) for _ in range(n // 64)]
+    """The Ray executor's own driver work per result: unpickle, keep once, map back."""
+    from judgekit.judging.ray_executor import _pack, _unpack
+    from judgekit.judging.score import Scorer
+
+    answer = Instant().score([None])[0]  # type: ignore[list-item]
+    row = _pack(0, answer, Scorer(("1", "2", "3", "4", "5"), (1, 2, 3, 4, 5), 0.5)(answer.logprobs))
+    blobs = [pickle.dumps([(k, *row[1:]) for k in range(64)]) for _ in range(n // 64)]
+    part = list(range(64))
     seen: set[tuple[int, int]] = set()
     start = time.process_time()
     for b, blob in enumerate(blobs):
-        fresh = [(k, r) for k, r in pickle.loads(blob) if (b, k) not in seen]
-        seen.update((b, k) for k, _ in fresh)
+        fresh = [r for r in pickle.loads(blob) if (b, r[0]) not in seen]
+        seen.update((b, r[0]) for r in fresh)
+        [_unpack(part, r) for r in fresh]
     return 64 * len(blobs) / (time.process_time() - start)
 
 
