@@ -1,10 +1,11 @@
 """Running a judge: the one place that knows the pipeline's order.
 
-rubric -> prompts (ordered by shared prefix) -> backend -> label scores -> judgments (written
-as they finish) -> per-item verdicts (swap, ensemble, a card's frozen corrections, the decision
-rule) -> summary. The backend gets ``batch_size`` requests at once and, if it streams, hands
-results back as they finish, so its scheduler never waits on a batch boundary while every
-``write_every`` results are written, fsynced and stored.
+rubric -> prompts (ordered by shared prefix) -> the store -> an executor (the backend here, or
+Ray actors: ``judging.executor``) -> label scores -> judgments (written as they finish) ->
+per-item verdicts (swap, ensemble, a card's frozen corrections, the decision rule) -> summary.
+Locally the backend gets ``batch_size`` requests at once and, if it streams, hands results back
+as they finish, so its scheduler never waits on a batch boundary while every ``write_every``
+results are written, fsynced and stored.
 """
 
 from __future__ import annotations
