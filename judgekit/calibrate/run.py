@@ -39,6 +39,7 @@ from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationRecord, CalibrationSet, load_calibration_set
 from judgekit.data.split import split_records
 from judgekit.judging.aggregate import Corrections
+from judgekit.judging.executor import ExecutorChoice
 from judgekit.judging.results import JudgeRun, build_run
 from judgekit.judging.run import judge
 from judgekit.judging.store import ResultStore
@@ -122,8 +123,10 @@ def judge_records(
     *,
     store: ResultStore | None = None,
     judge_name: str | None = None,
+    executor: ExecutorChoice = "local",
 ) -> JudgeRun:
-    """The judge on every record of the split (and dev), each item in its set's group."""
+    """The judge on every record of the split (and dev), each item in its set's group;
+    ``executor`` as in ``judging.judge`` (``"ray"``: on Ray actors)."""
     items = [r.item.model_copy(update={"group": r.group}) for r in prepared.judged]
     return judge(
         items,
@@ -133,6 +136,7 @@ def judge_records(
         variants=options.variants,
         store=store,
         judge_name=judge_name,
+        executor=executor,
     )
 
 
@@ -210,6 +214,14 @@ def choose_controls(
     return applies, corrections
 
 
+def _with_set_labels(backend: Backend | JudgeSpec, prepared: PreparedSet) -> Backend | JudgeSpec:
+    """A replayed judge's label mapping defaults to the set's own."""
+    if isinstance(backend, ReplayJudge) and not backend.label_map:
+        mapping = prepared.dataset.manifest.labels or {}
+        backend = backend.model_copy(update={"label_map": {k: str(v) for k, v in mapping.items()}})
+    return backend
+
+
 def run_calibration(
     dataset: str | CalibrationSet,
     rubric: str | Rubric,
@@ -222,6 +234,7 @@ def run_calibration(
     judge_name: str | None = None,
     store: ResultStore | None = None,
     by: str | None = None,
+    executor: ExecutorChoice = "local",
 ) -> CalibrationResult:
     """Calibrate a rubric + judge on a set; write the card (to ``cards_dir``), the final run
     (``out_dir/run.jsonl`` with its items file and manifest), its viewer and the report.
@@ -229,17 +242,18 @@ def run_calibration(
     ``dataset``: a registered set's name, or a set already loaded (``load_user_set``).
     ``backend``: a judge (``JudgeSpec`` or a started backend; ``ReplayJudge`` for another judge's
     verdicts, label mapping defaulting to the set's own). ``by``: also measure the card per
-    slice of this meta column (``card.slices``).
+    slice of this meta column (``card.slices``). ``executor``: where the judge runs
+    (``judging.judge``'s; ``"ray"`` or a ``RayExecutor``: on Ray actors).
     """
     options = options or CalibrationOptions()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
     prepared = prepare_set(dataset, rubric, options, data_dir=data_dir)
     if by is not None:
         require_column(prepared.records, by)
-    if isinstance(backend, ReplayJudge) and not backend.label_map:
-        mapping = prepared.dataset.manifest.labels or {}
-        backend = backend.model_copy(update={"label_map": {k: str(v) for k, v in mapping.items()}})
-    raw = judge_records(prepared, rubric, backend, options, store=store, judge_name=judge_name)
+    backend = _with_set_labels(backend, prepared)
+    raw = judge_records(
+        prepared, rubric, backend, options, store=store, judge_name=judge_name, executor=executor
+    )
     raw_outputs = outputs_from_run(raw)
     fits = fit_dev(prepared, raw_outputs, options)
     section = None

@@ -12,14 +12,16 @@ from judgekit.backends import JudgeSpec, ReplayJudge, create_backend
 from judgekit.calibrate.criteria import run_criteria_calibration
 from judgekit.calibrate.measure.annotators import ConsensusMethod
 from judgekit.calibrate.measure.slices import format_slices
-from judgekit.calibrate.run import run_calibration
+from judgekit.calibrate.run import CalibrationResult, run_calibration
 from judgekit.cards import CalibrationOptions, TrustThresholds, default_cards_dir
 from judgekit.cards.model import SplitName
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.judge_options import judge_options
 from judgekit.cli.quiet import quiet
+from judgekit.cli.ray_options import RayActors, RayAddress, RayGpus, ray_executor
 from judgekit.data.sets import CalibrationSet
 from judgekit.data.user_sets import is_user_set, load_user_set
+from judgekit.judging.executor import ExecutorChoice
 from judgekit.judging.store import ResultStore
 from judgekit.rubrics import Rubric, load_rubric
 
@@ -113,6 +115,9 @@ def calibrate(
         ),
     ] = None,
     rubrics_dir: RubricsDir = None,
+    ray: RayAddress = None,
+    ray_actors: RayActors = 1,
+    ray_gpus_per_actor: RayGpus = 0,
 ) -> None:
     """Judge vs humans on a calibration set: card, Markdown/HTML report, trust verdict.
 
@@ -121,6 +126,7 @@ def calibrate(
     """
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     replay = isinstance(judge_spec, ReplayJudge)
+    executor = ray_executor(ray, ray_actors, ray_gpus_per_actor)
     dataset: str | CalibrationSet = set_name
     if is_user_set(set_name) and not chosen.manifest.criteria:
         dataset = load_user_set(
@@ -154,7 +160,7 @@ def calibrate(
         labels = pairs_option(criterion_labels, "--criterion-labels")
         paths = {"out": out, "cards_dir": cards_dir, "data_dir": data_dir, "store": store}
         return _criteria(chosen, set_name, judge_spec, labels, options, pairs_option(column),
-                         verbose=verbose, **paths)  # fmt: skip
+                         verbose=verbose, executor=executor, **paths)  # fmt: skip
     if options.fit_dev:
         typer.echo(
             "judging the dev split too: the card's controls are chosen and its "
@@ -172,6 +178,7 @@ def calibrate(
             out_dir=out,
             store=ResultStore(store) if store is not None else None,
             by=by,
+            executor=executor,
         )
         if canaries and not replay:
             backend = create_backend(judge_spec)
@@ -180,6 +187,11 @@ def calibrate(
                 write_canary_report(run_canaries(chosen, suite, backend=backend), out)
             finally:
                 backend.close()
+    _report(result)
+
+
+def _report(result: CalibrationResult) -> None:
+    """The card's headline, its trust verdict and where card and report were written."""
     card = result.card
     typer.echo(f"{card.rubric_ref} x {card.judge_model} on {card.set_name} ({card.split.name})")
     typer.echo(
@@ -212,6 +224,7 @@ def _criteria(
     cards_dir: Path | None,
     data_dir: Path | None,
     store: Path | None,
+    executor: ExecutorChoice,
     verbose: bool,
 ) -> None:
     """One run of a multi-criterion rubric, a card per criterion and the criteria table."""
@@ -237,6 +250,7 @@ def _criteria(
             data_dir=data_dir,
             cards_dir=cards_dir or default_cards_dir(),
             out_dir=out,
+            executor=executor,
             store=ResultStore(store) if store is not None else None,
         )
     typer.echo(result.table.markdown())

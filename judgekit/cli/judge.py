@@ -15,6 +15,7 @@ from judgekit.ci import gates
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.judge_options import judge_options
 from judgekit.cli.quiet import JudgeProgress, log_path, quiet
+from judgekit.cli.ray_options import RayActors, RayAddress, RayGpus, ray_executor
 from judgekit.config import choose_card
 from judgekit.data.items import check_items, check_slices
 from judgekit.data.records import read_items
@@ -124,6 +125,9 @@ def judge(
         typer.Option(help="Also report every figure per value of this meta column (repeatable)."),
     ] = None,
     rubrics_dir: RubricsDir = None,
+    ray: RayAddress = None,
+    ray_actors: RayActors = 1,
+    ray_gpus_per_actor: RayGpus = 0,
 ) -> None:
     """Judge a file of candidate outputs and print a summary.
 
@@ -134,6 +138,7 @@ def judge(
         raise typer.BadParameter("use --overwrite or --resume, not both", param_hint="--resume")
     if output.exists() and not (overwrite or resume):
         raise typer.BadParameter(f"{output} exists: pass --overwrite or --resume", param_hint="-o")
+    executor = ray_executor(ray, ray_actors, ray_gpus_per_actor)
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     chosen.chosen_variants(variant)  # a typo stops here, before any judge starts
     columns = pairs_option(column)
@@ -173,6 +178,7 @@ def judge(
                     items,
                     chosen,
                     backend=backend,
+                    executor=executor,
                     variants=variant,
                     controls=controls,
                     card=named,

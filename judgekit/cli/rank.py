@@ -14,6 +14,7 @@ from judgekit.backends import JudgeSpec
 from judgekit.cli.app import app, pairs_option
 from judgekit.cli.judge_options import judge_options
 from judgekit.cli.quiet import quiet
+from judgekit.cli.ray_options import RayActors, RayAddress, RayGpus, ray_executor
 from judgekit.config import choose_card
 from judgekit.data.records import InputError
 from judgekit.judging.store import ResultStore
@@ -155,6 +156,9 @@ def rank(
     verbose: Annotated[
         bool, typer.Option("--verbose", "-v", help="Show engine logs in the terminal.")
     ] = False,
+    ray: RayAddress = None,
+    ray_actors: RayActors = 1,
+    ray_gpus_per_actor: RayGpus = 0,
 ) -> None:
     """Leaderboard with intervals that resample questions: judge the battles of --input's
     answers with --rubric on any judge (both orders, store, resume, a card's controls), or rank
@@ -180,6 +184,8 @@ def rank(
     if input is not None:
         if rubric is None:
             raise typer.BadParameter("--input needs --rubric (a pairwise rubric)")
+        if ray is not None and adaptive is not None:
+            raise typer.BadParameter("adaptive ranking runs locally", param_hint="--ray")
         if output is not None and output.exists() and not (overwrite or resume):
             raise typer.BadParameter(f"{output} exists: pass --overwrite or --resume")
         answers = read_answers(input, fields=fields)
@@ -197,6 +203,7 @@ def rank(
                 store=ResultStore(store) if store is not None else None,
                 adaptive_budget=adaptive,
                 thresholds=choose_card(None).thresholds,
+                executor=ray_executor(ray, ray_actors, ray_gpus_per_actor),
             )
         boards = ranked.leaderboards
         if ranked.adaptive is not None:

@@ -1,8 +1,9 @@
 """Running a judge: the one place that knows the pipeline's order.
 
-rubric -> prompts (ordered by shared prefix) -> backend -> label scores -> judgments (written
-as they finish) -> per-item verdicts (swap, ensemble, a card's frozen corrections, the decision
-rule) -> summary. The backend gets the run's windows of ``batch_size`` requests in one call
+rubric -> prompts (ordered by shared prefix) -> the store -> an executor (this process's
+backend, or Ray actors: ``judging.executor``) -> label scores -> judgments (written as they
+finish) -> per-item verdicts (swap, ensemble, a card's frozen corrections, the decision rule) ->
+summary. Locally the backend gets the run's windows of ``batch_size`` requests in one call
 (``score_windows``): the next window is prepared while it scores this one and, if it streams,
 results come back as they finish, so its scheduler never waits on a window boundary while every
 ``write_every`` results are written, fsynced and stored.
@@ -12,10 +13,8 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
-from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -34,10 +33,11 @@ from judgekit.data.records import (
 )
 from judgekit.files import sha256_file
 from judgekit.judging.aggregate import Corrections
+from judgekit.judging.executor import Executor, ExecutorChoice, choose_executor, spec_of
 from judgekit.judging.plan import PlannedRequest, batches, plan_requests
 from judgekit.judging.results import JudgeRun, build_run
 from judgekit.judging.run_manifest import build_manifest
-from judgekit.judging.score import score_labels
+from judgekit.judging.score import LabelScore, Scorer
 from judgekit.judging.store import ResultStore, cache_key
 from judgekit.judging.views import item_verdicts
 from judgekit.rubrics import Rubric, load_rubric
@@ -48,7 +48,6 @@ from judgekit.schema import (
     JudgeIdentity,
     Judgment,
     LabelLogprobs,
-    LabelRequest,
     Reasoning,
     ReasoningPlan,
     request_key,
@@ -114,6 +113,7 @@ def judge(
     progress: ProgressCallback | None = None,
     on_batch: Callable[[Sequence[Judgment]], None] | None = None,
     reasoning: Reasoning | bool | None = None,
+    executor: ExecutorChoice = "local",
 ) -> JudgeRun:
     """Judge items (or an input file) with a rubric on a backend (or a judge spec).
 
@@ -139,6 +139,11 @@ def judge(
     the rubric's ``reasoning`` block gives the instruction and default budget), stored in each
     row; it is part of the run's judge identity (``run_identity``). A judge that cannot generate
     text is refused (``CapabilityError``) before anything is judged.
+
+    ``executor``: ``"local"`` (this process's backend, ``batch_size`` requests at a time),
+    ``"ray"`` (a ``judging.ray_executor.RayExecutor`` on the current or a new local Ray cluster;
+    pass one to choose the address and actor layout) or any ``judging.executor.Executor``.
+    The answers, files and store entries are the same whichever runs the requests.
     """
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
     if isinstance(items, str | Path):
@@ -156,6 +161,7 @@ def judge(
     plan = reasoning_plan(rubric, reasoning)
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
+    runner = choose_executor(executor, batch_size, plan)
     try:
         engine.preflight(rubric, use.variants if use else variants)  # before an engine loads
         engine.prepare([p.request for p in planned])  # choices made here enter the identity
@@ -164,6 +170,8 @@ def judge(
             check_card(use.named, rubric, identity, controls, variants)
         run = _execute(
             engine,
+            runner,
+            spec_of(backend),
             rubric,
             identity,
             items,
@@ -175,12 +183,16 @@ def judge(
             store=store,
             batch_size=batch_size,
             write_every=write_every,
-            threshold=rubric.manifest.min_label_mass if min_label_mass is None else min_label_mass,
+            scorer=Scorer(
+                rubric.labels,
+                rubric.values,
+                rubric.manifest.min_label_mass if min_label_mass is None else min_label_mass,
+                measured=identity.settings.get("label_logprobs") != "text",
+            ),
             judge_name=judge_name,
             source=_input_ref(source, columns) if source is not None else None,
             progress=progress,
             on_batch=on_batch,
-            plan=plan,
         )
     finally:
         if owned:
@@ -212,6 +224,8 @@ def _input_ref(source: Path | str, columns: dict[str, str] | None) -> InputRef:
 
 def _execute(
     backend: Backend,
+    executor: Executor,
+    spec: JudgeSpec | None,
     rubric: Rubric,
     identity: JudgeIdentity,
     items: list[Item],
@@ -224,12 +238,11 @@ def _execute(
     store: ResultStore | None,
     batch_size: int,
     write_every: int,
-    threshold: float,
+    scorer: Scorer,
     judge_name: str | None,
     source: InputRef | None,
     progress: ProgressCallback | None,
     on_batch: Callable[[Sequence[Judgment]], None] | None,
-    plan: ReasoningPlan | None = None,
 ) -> JudgeRun:
     """Score what is not done yet, write as it comes, aggregate once, write the sidecars."""
     started = datetime.now(timezone.utc)
@@ -251,12 +264,20 @@ def _execute(
     try:
         writer = files.writer() if files is not None else None
         try:
-            for chunk in _scored(
-                backend, store, rubric, identity, planned, batch_size, write_every, plan
-            ):
-                new = [
-                    _judgment(rubric, identity, p, r, threshold, from_store=k) for p, r, k in chunk
-                ]
+            scored = _scored(
+                executor,
+                backend,
+                spec,
+                store,
+                rubric,
+                identity,
+                planned,
+                batch_size,
+                write_every,
+                scorer,
+            )
+            for chunk in scored:
+                new = [_judgment(rubric, identity, *row) for row in chunk]
                 judgments.extend(new)
                 if writer is not None:
                     writer.write(new)
@@ -290,7 +311,11 @@ def _execute(
     )
     if files is not None:
         manifest = build_manifest(
-            run, started, datetime.now(timezone.utc), str(Path(output).resolve())
+            run,
+            started,
+            datetime.now(timezone.utc),
+            str(Path(output).resolve()),
+            executor=executor.layout(),
         )
         files.commit(
             item_verdicts(run), manifest, rows=judgments if files.mode == "append" else None
@@ -326,81 +351,47 @@ Scored = list[tuple[PlannedRequest, LabelLogprobs, bool]]
 
 
 def _scored(
+    executor: Executor,
     backend: Backend,
+    spec: JudgeSpec | None,
     store: ResultStore | None,
     rubric: Rubric,
     identity: JudgeIdentity,
     planned: Sequence[PlannedRequest],
     batch_size: int,
     write_every: int,
-    plan: ReasoningPlan | None,
-) -> Iterator[Scored]:
-    """(request, result, from the store) in chunks: each window's stored ones, then the
-    backend's, window by window, as in a run that prepared each window only when it was due.
-    With a reasoning ``plan`` each window goes to ``backend.reason_stream`` instead.
+    scorer: Scorer,
+) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, LabelScore, bool]]]:
+    """(request, result, its score, from the store) in chunks: stored ones first (scored here),
+    then the executor's (scored where they were produced).
 
-    The windows the store cannot serve go to ``backend.score_windows`` in one call, so the
-    backend prepares the next window (look-ups here, its tokenisation) while it scores this one
-    and a streaming engine is topped up as requests finish. A window's stored results are handed
-    on before the first chunk of backend results that starts in that window. Each chunk of
-    fresh results is committed to the store before it is handed on, so a killed run resumes
-    from what it had written. A run the store serves entirely never calls the backend.
+    Each chunk of fresh results is committed to the store before it is handed on, so a killed
+    run resumes from what it had written. A run the store serves entirely never calls the
+    backend (a lazily opened engine never loads).
     """
-    sent: list[tuple[PlannedRequest, str]] = []  # by the backend's running index
-    stored: list[tuple[int, list[Scored]]] = []  # (first index of the next window sent, hits)
-
-    def windows() -> Iterator[list[LabelRequest]]:
-        hits: list[Scored] = []
-        for batch in batches(planned, batch_size):
-            keys = [
-                cache_key(p.request, rubric.hash, identity) if store is not None else ""
-                for p in batch
+    missing: list[PlannedRequest] = []
+    keys: list[str] = []
+    for batch in batches(planned, batch_size):
+        if store is None:
+            missing.extend(batch)
+            continue
+        batch_keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
+        found = store.get_many(batch_keys)
+        if found:
+            yield [
+                (p, found[k], scorer(found[k].logprobs, found[k].error), True)
+                for p, k in zip(batch, batch_keys, strict=True)
+                if k in found
             ]
-            found = store.get_many(keys) if store is not None else {}
-            if found:
-                hits.append([(batch[i], found[k], True) for i, k in enumerate(keys) if k in found])
-            missing = [i for i, key in enumerate(keys) if key not in found]
-            if missing:
-                stored.append((len(sent), hits))
-                hits = []
-                sent.extend((batch[i], keys[i]) for i in missing)
-                yield [batch[i].request for i in missing]
-        stored.append((len(planned), hits))
-
-    def due(index: int) -> Iterator[Scored]:
-        while stored and stored[0][0] <= index:
-            yield from stored.pop(0)[1]
-
-    queue = windows()
-    first = next(queue, None)  # in this thread: a store-served run starts no backend
-    if first is not None:
-        windows_ = chain([first], queue)
-        stream = (
-            backend.score_windows(windows_, write_every)
-            if plan is None
-            else _reasoned(backend, windows_, plan, write_every)
-        )
-        with closing(stream) as results:
-            for chunk in results:
-                if not chunk:
-                    continue
-                yield from due(min(i for i, _ in chunk))
-                if store is not None:
-                    store.put_many((sent[i][1], result) for i, result in chunk)
-                yield [(sent[i][0], result, False) for i, result in chunk]
-    yield from due(len(planned))
-
-
-def _reasoned(
-    backend: Backend, windows: Iterator[list[LabelRequest]], plan: ReasoningPlan, chunk: int
-) -> Iterator[list[tuple[int, LabelLogprobs]]]:
-    """Reasoning mode window by window (generation dominates: nothing to prepare ahead of it),
-    indexed across windows like ``score_windows``."""
-    offset = 0
-    for window in windows:
-        for part in backend.reason_stream(window, plan, chunk):
-            yield [(offset + i, result) for i, result in part]
-        offset += len(window)
+        fresh = [(p, k) for p, k in zip(batch, batch_keys, strict=True) if k not in found]
+        missing.extend(p for p, _ in fresh)
+        keys.extend(k for _, k in fresh)
+    if not missing:
+        return
+    for chunk in executor.stream(backend, spec, missing, write_every, scorer):
+        if store is not None:
+            store.put_many((keys[i], result) for i, result, _ in chunk)
+        yield [(missing[i], result, score, False) for i, result, score in chunk]
 
 
 def _judgment(
@@ -408,18 +399,9 @@ def _judgment(
     identity: JudgeIdentity,
     planned: PlannedRequest,
     result: LabelLogprobs,
-    threshold: float,
-    *,
+    score: LabelScore,
     from_store: bool,
 ) -> Judgment:
-    score = score_labels(
-        result.logprobs,
-        rubric.labels,
-        rubric.values,
-        min_mass=threshold,
-        error=result.error,
-        measured=identity.settings.get("label_logprobs") != "text",
-    )
     return Judgment(
         item_id=planned.item.id,
         rubric=rubric.name,

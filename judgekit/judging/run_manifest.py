@@ -61,6 +61,11 @@ class RunManifest(StrictModel):
         default_factory=dict,
         description="Frozen models the card made this run apply (length_model, learned).",
     )
+    executor: dict[str, Any] = Field(
+        default_factory=lambda: {"kind": "local"},
+        description="Where the requests ran (local, or Ray with its address and actor layout): "
+        "operational, never part of the judge identity, so cards and stored results still match.",
+    )
 
 
 def package_versions() -> dict[str, str]:
@@ -99,7 +104,11 @@ def git_state(directory: Path | None = None) -> GitState | None:
 
 
 def build_manifest(
-    run: JudgeRun, started: datetime, finished: datetime, output: str | None
+    run: JudgeRun,
+    started: datetime,
+    finished: datetime,
+    output: str | None,
+    executor: dict[str, Any] | None = None,
 ) -> RunManifest:
     """What this run was, for reproducing or auditing it."""
     seed = run.judge.settings.get("seed")
@@ -130,4 +139,5 @@ def build_manifest(
         output=output,
         card=run.card,
         corrections=corrections,
+        executor=executor or {"kind": "local"},
     )

@@ -79,3 +79,24 @@ def _parsed(
     label = spelled[0]
     probs = {other: float(other == label) for other in labels}
     return LabelScore(probs, 0.0, values[labels.index(label)], label, None)
+
+
+@dataclass(frozen=True)
+class Scorer:
+    """``score_labels`` with a run's label set, threshold and kind of measurement bound: what an
+    executor applies where the results are produced (a Ray actor scores its own batch)."""
+
+    labels: tuple[str, ...]
+    values: tuple[float, ...]
+    min_mass: float
+    measured: bool = True
+
+    def __call__(self, logprobs: Mapping[str, float], error: str | None = None) -> LabelScore:
+        return score_labels(
+            logprobs,
+            self.labels,
+            self.values,
+            min_mass=self.min_mass,
+            error=error,
+            measured=self.measured,
+        )

@@ -97,9 +97,10 @@ def item_verdicts(run: JudgeRun) -> list[ItemVerdict]:
     v = run.verdicts
     controls = controls_applied(run)
     criteria = _criterion_rows(run)
+    has_verdict = v.valid  # computed once: per item it made this loop quadratic
     out = []
     for i, item_id in enumerate(v.item_ids):
-        valid = bool(v.valid[i])
+        valid = bool(has_verdict[i])
         a = None if v.p_a_ab is None else _number(v.p_a_ab[i])
         b = None if v.p_a_ba is None else _number(v.p_a_ba[i])
         out.append(

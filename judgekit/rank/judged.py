@@ -17,6 +17,7 @@ import numpy as np
 
 from judgekit.backends import Backend, JudgeSpec, open_backend
 from judgekit.cards import NamedCard, TrustThresholds, card_verdict, read_card
+from judgekit.judging.executor import ExecutorChoice
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run import IfExists, judge
 from judgekit.judging.store import ResultStore
@@ -73,6 +74,7 @@ def rank_answers(
     store: ResultStore | None = None,
     adaptive_budget: int | None = None,
     thresholds: TrustThresholds | None = None,
+    executor: ExecutorChoice = "local",
 ) -> RankedRun:
     """Plan the battles (every model against ``options.baseline``, else all or
     ``pairs_per_question`` sampled pairs per question), judge them and rank.
@@ -81,7 +83,9 @@ def rank_answers(
     ``adaptive_budget``: judge at most this many battles, chosen where adjacent models are
     least surely ordered, stopping once the ranking is stable at ``options.level``. ``card``:
     the judge's calibration card, applied to the battles and its trust (under
-    ``thresholds``) shown on the leaderboard.
+    ``thresholds``) shown on the leaderboard. ``executor``: where the battles are judged
+    (``judging.judge``'s; ``"ray"``: on Ray actors); adaptive ranking judges a few battles at a
+    time and runs locally.
     """
     options = options or RankOptions()
     rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
@@ -95,6 +99,8 @@ def rank_answers(
         pairs_per_question=pairs_per_question,
         rng=np.random.default_rng(options.seed),
     )
+    if adaptive_budget is not None and executor != "local":
+        raise ValueError("adaptive ranking judges a few battles at a time: run it locally")
     owned = not isinstance(backend, Backend)
     engine = open_backend(backend) if owned else backend
     try:
@@ -110,6 +116,7 @@ def rank_answers(
             output=output,
             if_exists=if_exists,
             store=store,
+            executor=executor,
         )
     finally:
         if owned:

@@ -175,11 +175,12 @@ class Rubric:
         """A criterion's weight in the overall (every check of a checklist weighs the same)."""
         return next((c.weight for c in self.criteria if c.name == criterion), 1.0)
 
-    @property
+    @cached_property
     def labels(self) -> tuple[str, ...]:
+        """Cached: the run reads them for every judgment it scores."""
         return tuple(spec.label for spec in self.criteria[0].labels)
 
-    @property
+    @cached_property
     def values(self) -> tuple[float, ...]:
         return tuple(spec.value for spec in self.criteria[0].labels)
 
