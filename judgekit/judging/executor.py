@@ -1,8 +1,9 @@
 """How a run's missing requests reach a judge: the one pluggable step of ``judging.run``.
 
 The run plans, looks results up in the store, writes, aggregates; an executor only turns the
-planned requests the store lacks into (position, result) chunks as they finish. ``LocalExecutor``
-hands them to the run's backend ``batch_size`` at a time (the engine in this process);
+planned requests the store lacks (windows of ``batch_size``, handed over lazily) into (position,
+result, score) chunks as they finish. ``LocalExecutor`` hands the windows to the run's backend
+(the engine in this process prepares the next while it scores this one);
 ``judging.ray_executor.RayExecutor`` partitions them by prefix family and runs them on a pool of
 Ray actors, each holding its own engine. ``partition`` is shared so that every executor that
 splits a plan splits it the same way (``plan.partition``).
@@ -10,7 +11,7 @@ splits a plan splits it the same way (``plan.partition``).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
@@ -27,8 +28,9 @@ Chunk = list[tuple[int, LabelLogprobs, LabelScore]]
 
 
 class Executor(Protocol):
-    """Planned requests in, (position in ``planned``, result, score) chunks out as requests
-    finish; ``scorer`` reads each result where it was produced (a Ray actor scores its own).
+    """Windows of planned requests in, (position counted across the windows, result, score)
+    chunks out as requests finish; ``scorer`` reads each result where it was produced (a Ray
+    actor scores its own).
 
     ``spec`` is the judge the run was given (None when it was given a started backend): an
     executor that builds engines elsewhere builds them from it. ``layout()`` describes where the
@@ -40,7 +42,7 @@ class Executor(Protocol):
         self,
         backend: Backend,
         spec: JudgeSpec | None,
-        planned: Sequence[PlannedRequest],
+        windows: Iterable[Sequence[PlannedRequest]],
         chunk: int,
         scorer: Scorer,
     ) -> Iterator[Chunk]: ...
@@ -62,18 +64,15 @@ class LocalExecutor:
         self,
         backend: Backend,
         spec: JudgeSpec | None,
-        planned: Sequence[PlannedRequest],
+        windows: Iterable[Sequence[PlannedRequest]],
         chunk: int,
         scorer: Scorer,
     ) -> Iterator[Chunk]:
-        windows = (
-            [p.request for p in planned[start : start + self.batch_size]]
-            for start in range(0, len(planned), self.batch_size)
-        )
+        requests = ([p.request for p in window] for window in windows)
         results = (
-            backend.score_windows(windows, chunk)
+            backend.score_windows(requests, chunk)
             if self.plan is None
-            else _reasoned(backend, windows, self.plan, chunk)
+            else _reasoned(backend, requests, self.plan, chunk)
         )
         with closing(results) as parts:
             for part in parts:

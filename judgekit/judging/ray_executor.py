@@ -21,7 +21,7 @@ from __future__ import annotations
 import os
 import pickle
 import warnings
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any
 
 import numpy as np
@@ -79,17 +79,19 @@ class RayExecutor(StrictModel):
         self,
         backend: Backend,
         spec: JudgeSpec | None,
-        planned: Sequence[PlannedRequest],
+        windows: Iterable[Sequence[PlannedRequest]],
         chunk: int,
         scorer: Scorer,
     ) -> Iterator[list[tuple[int, LabelLogprobs, LabelScore]]]:
-        """Results as actors finish them, each request's once, by position in ``planned``."""
+        """Results as actors finish them, each request's once, by position across ``windows``
+        (all of them read first: the partition spans the whole run)."""
         if spec is None:
             raise ValueError(
                 "the Ray executor builds a judge in each actor: pass the judge spec "
                 "(backend=VLLMJudge(...)), not a started backend"
             )
         _check_gpus(spec, self.gpus_per_actor)
+        planned = [p for window in windows for p in window]
         ray = ray_module()
         started = _connect(ray, self.address)
         try:

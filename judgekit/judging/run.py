@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass
 from datetime import datetime, timezone
+from itertools import chain
 from pathlib import Path
 from typing import Literal
 
@@ -346,8 +348,8 @@ def _resumed(
     return [j for key, j in kept.items() if key in wanted and not j.error]
 
 
-#: A run's results in the order they are handed on: (request, result, from the store).
-Scored = list[tuple[PlannedRequest, LabelLogprobs, bool]]
+#: A run's results in the order they are handed on: (request, result, its score, from the store).
+ScoredChunk = list[tuple[PlannedRequest, LabelLogprobs, LabelScore, bool]]
 
 
 def _scored(
@@ -361,37 +363,61 @@ def _scored(
     batch_size: int,
     write_every: int,
     scorer: Scorer,
-) -> Iterator[list[tuple[PlannedRequest, LabelLogprobs, LabelScore, bool]]]:
-    """(request, result, its score, from the store) in chunks: stored ones first (scored here),
-    then the executor's (scored where they were produced).
+) -> Iterator[ScoredChunk]:
+    """(request, result, its score, from the store) in chunks: each window's stored ones
+    (scored here), then the executor's (scored where they were produced), window by window.
 
-    Each chunk of fresh results is committed to the store before it is handed on, so a killed
-    run resumes from what it had written. A run the store serves entirely never calls the
-    backend (a lazily opened engine never loads).
+    The windows the store cannot serve go to ``executor.stream`` as one lazy sequence, so a
+    local backend prepares the next window (the look-ups here, its tokenisation) while it scores
+    this one. A window's stored results are handed on before the first chunk of fresh results
+    that starts in that window. Each chunk of fresh results is committed to the store before it
+    is handed on, so a killed run resumes from what it had written. A run the store serves
+    entirely never calls the backend (a lazily opened engine never loads).
     """
-    missing: list[PlannedRequest] = []
-    keys: list[str] = []
-    for batch in batches(planned, batch_size):
-        if store is None:
-            missing.extend(batch)
-            continue
-        batch_keys = [cache_key(p.request, rubric.hash, identity) for p in batch]
-        found = store.get_many(batch_keys)
-        if found:
-            yield [
-                (p, found[k], scorer(found[k].logprobs, found[k].error), True)
-                for p, k in zip(batch, batch_keys, strict=True)
-                if k in found
+    sent: list[tuple[PlannedRequest, str]] = []  # by the executor's running index
+    stored: list[tuple[int, list[ScoredChunk]]] = []  # (first index of the next window, hits)
+
+    def windows() -> Iterator[list[PlannedRequest]]:
+        hits: list[ScoredChunk] = []
+        for batch in batches(planned, batch_size):
+            keys = [
+                cache_key(p.request, rubric.hash, identity) if store is not None else ""
+                for p in batch
             ]
-        fresh = [(p, k) for p, k in zip(batch, batch_keys, strict=True) if k not in found]
-        missing.extend(p for p, _ in fresh)
-        keys.extend(k for _, k in fresh)
-    if not missing:
-        return
-    for chunk in executor.stream(backend, spec, missing, write_every, scorer):
-        if store is not None:
-            store.put_many((keys[i], result) for i, result, _ in chunk)
-        yield [(missing[i], result, score, False) for i, result, score in chunk]
+            found = store.get_many(keys) if store is not None else {}
+            if found:
+                hits.append(
+                    [
+                        (batch[i], found[k], scorer(found[k].logprobs, found[k].error), True)
+                        for i, k in enumerate(keys)
+                        if k in found
+                    ]
+                )
+            missing = [i for i, key in enumerate(keys) if key not in found]
+            if missing:
+                stored.append((len(sent), hits))
+                hits = []
+                sent.extend((batch[i], keys[i]) for i in missing)
+                yield [batch[i] for i in missing]
+        stored.append((len(planned), hits))
+
+    def due(index: int) -> Iterator[ScoredChunk]:
+        while stored and stored[0][0] <= index:
+            yield from stored.pop(0)[1]
+
+    queue = windows()
+    first = next(queue, None)  # in this thread: a store-served run starts no backend
+    if first is not None:
+        results = executor.stream(backend, spec, chain([first], queue), write_every, scorer)
+        with closing(results) as chunks:
+            for chunk in chunks:
+                if not chunk:
+                    continue
+                yield from due(min(i for i, _, _ in chunk))
+                if store is not None:
+                    store.put_many((sent[i][1], result) for i, result, _ in chunk)
+                yield [(sent[i][0], result, score, False) for i, result, score in chunk]
+    yield from due(len(planned))
 
 
 def _judgment(
