@@ -42,15 +42,15 @@ class CertificateRule(StrictModel):
 
     metric: Literal["kappa", "spearman"]
     delta: float = Field(description="Non-inferiority margin on the agreement metric.")
-    alpha: float = Field(description="One-sided level of each test; intervals at 1 - 2 alpha.")
+    alpha: float = Field(description="Size of each test; intervals at level 1 - alpha.")
     max_flip_rate: float = Field(description="Bound on the share of verdicts the change moves.")
     n_resamples: int
     seed: int
 
 
 class ChangeCertificate(StrictModel):
-    """Figures and verdict of one certified change (all intervals at level 1 - 2 alpha, their
-    ends one-sided bounds at alpha; clusters resampled or summed as ``group_by`` says)."""
+    """Figures and verdict of one certified change (all intervals at level 1 - alpha, their
+    ends one-sided bounds at alpha / 2; clusters resampled or summed as ``group_by`` says)."""
 
     created: str
     reference: ConfigurationRecord

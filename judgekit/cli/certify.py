@@ -59,7 +59,9 @@ def certify_change_command(
         str, typer.Option(help="auto (Spearman on an ordinal scale, else kappa), kappa, spearman.")
     ] = _O.agreement,
     delta: Annotated[float, typer.Option(help="Non-inferiority margin.")] = _O.delta,
-    alpha: Annotated[float, typer.Option(help="One-sided level of each test.")] = _O.alpha,
+    alpha: Annotated[
+        float, typer.Option(help="Size of each test (intervals at 1 - alpha).")
+    ] = _O.alpha,
     max_flip_rate: Annotated[
         float, typer.Option(help="Bound on the share of verdicts the change may move.")
     ] = _O.max_flip_rate,
@@ -125,7 +127,7 @@ def certify_change_command(
         out.write_text(cert.model_dump_json(indent=2) + "\n")
     typer.echo(f"{cert.set_name} ({cert.split}): n={cert.n} in {cert.n_groups} groups")
     typer.echo("changes: " + ("; ".join(cert.changes) or "none"))
-    level = f"{1 - 2 * alpha:.0%}"
+    level = f"{1 - alpha:.0%}"
     for name, value in (
         (f"{cert.rule.metric} reference", cert.agreement_reference),
         (f"{cert.rule.metric} changed", cert.agreement_changed),

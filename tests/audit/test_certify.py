@@ -189,3 +189,37 @@ def test_cli_exit_codes_and_certificate_recorded_beside_the_card(
     missing = runner.invoke(cli.app, [*base, "--card", str(card)])
     assert missing.exit_code == 2 and "cannot read" in missing.output
     assert not certificates_dir(card).exists() and card_certificates(card) == []
+
+
+def test_certificate_recorded_beside_a_fitting_card_which_stays_unchanged(
+    labelled: Path, judges: dict, tmp_path: Path
+) -> None:
+    from judgekit.calibrate.run import run_calibration
+    from judgekit.cards import CalibrationOptions, CardError
+
+    made = run_calibration(
+        _dataset(labelled),
+        PAIRWISE,
+        backend=VLLMJudge(),
+        options=CalibrationOptions(fit_dev=False, variants=["direct"], n_resamples=100),
+        cards_dir=tmp_path / "cards",
+        out_dir=tmp_path / "calibration",
+    )
+    before = made.card_path.read_bytes()
+    ref = JudgeConfig(judge=VLLMJudge(), rubric=PAIRWISE, variants=["direct"])
+    options = CertifyOptions(n_resamples=300)
+    cert = certify_change(
+        _dataset(labelled), ref, ref.changed(["batch_size=8"]), options=options, card=made.card_path
+    )
+    assert made.card_path.read_bytes() == before
+    assert cert.card_sha256 is not None and cert.verdict == "SAFE"
+    assert card_certificates(made.card_path) == [cert]
+    with pytest.raises(CardError, match="variants"):  # the card certifies the direct variant only
+        certify_change(
+            _dataset(labelled),
+            ref.changed({"variants": None}),
+            ref,
+            options=options,
+            card=made.card_path,
+        )
+    assert len(card_certificates(made.card_path)) == 1

@@ -4,7 +4,7 @@ Both runs are read the way a card reads one (``calibrate.measure``: ``outputs_fr
 split joined to its human labels, verdicts under the one decision rule, an invalid verdict its
 own category), so the certificate scores exactly the verdicts the two configurations report.
 Every interval resamples or sums the records' groups (question, article); all are at level
-1 - 2 alpha, so each end is a one-sided bound at alpha.
+1 - alpha, so each end is a one-sided bound at alpha / 2.
 
 The rule (docs/certify.md): SAFE when the changed agreement with humans is non-inferior (lower
 bound of the difference > -delta) and the flip rate's upper bound is <= max_flip_rate; NOT SAFE
@@ -126,7 +126,7 @@ def measure(paired: Paired, rule: CertificateRule) -> Figures:
     """Agreement with humans of each side, the non-inferiority test, verdict agreement between
     the sides (kappa, flip rate), the paired score shift, and the verdict under ``rule``."""
     rng = np.random.default_rng(rule.seed)
-    level, groups, notes = 1.0 - 2.0 * rule.alpha, paired.groups, []
+    level, groups, notes = 1.0 - rule.alpha, paired.groups, []
     ref, new = paired.reference, paired.changed
     categories = sorted({*paired.human_labels, *ref.verdicts, *new.verdicts})
     code = {c: i for i, c in enumerate(categories)}
@@ -191,7 +191,7 @@ def decide_change(
     d, a, bound = rule.delta, rule.alpha, rule.max_flip_rate
     flips_ok, flips_far = flip.high <= bound, flip.low > bound
     reasons = [
-        f"{'PASS' if non_inferior else 'FAIL'}: non-inferior at margin {d} (one-sided alpha {a})"
+        f"{'PASS' if non_inferior else 'FAIL'}: non-inferior at margin {d} (alpha {a})"
         if non_inferior or not inferior
         else f"FAIL: inferiority shown: the difference's upper bound is below -{d}",
         f"{'PASS' if flips_ok else 'FAIL'}: flip rate {flip.format()} "

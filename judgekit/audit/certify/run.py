@@ -51,7 +51,7 @@ class CertifyOptions(StrictModel):
         default="auto", description="auto: Spearman on an ordinal scale, else kappa."
     )
     delta: float = Field(default=0.05, ge=0, description="Non-inferiority margin.")
-    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="One-sided level.")
+    alpha: float = Field(default=0.05, gt=0, lt=0.5, description="Size of each test.")
     max_flip_rate: float = Field(default=0.10, ge=0, le=1)
     n_resamples: int = Field(default=2000, ge=100)
     seed: int = 0
