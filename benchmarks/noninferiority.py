@@ -157,9 +157,10 @@ def rejection_rate(
     return rejected / seeds
 
 
-def run(seeds: int, resamples: int, delta: float, alpha: float) -> list[dict]:
+def run(seeds: int, resamples: int, delta: float, alpha: float, scenarios: list[str]) -> list[dict]:
     rows = []
-    for scenario, (_, at_margin, _, harmless) in SCENARIOS.items():
+    for scenario in scenarios:
+        _, at_margin, _, harmless = SCENARIOS[scenario]
         for design in DESIGNS:
             start = time.perf_counter()
             size = rejection_rate(
@@ -214,8 +215,10 @@ def main() -> None:
     parser.add_argument("--resamples", type=int, default=1000)
     parser.add_argument("--delta", type=float, default=0.05)
     parser.add_argument("--alpha", type=float, default=0.05)
+    parser.add_argument("--scenario", action="append", choices=list(SCENARIOS))
     args = parser.parse_args()
-    rows = run(args.seeds, args.resamples, args.delta, args.alpha)
+    scenarios = args.scenario or list(SCENARIOS)
+    rows = run(args.seeds, args.resamples, args.delta, args.alpha, scenarios)
     meta = {
         "seeds": args.seeds,
         "resamples": args.resamples,
@@ -225,9 +228,12 @@ def main() -> None:
         "machine": f"{platform.machine()}, {platform.python_version()}",
     }
     RESULTS.mkdir(parents=True, exist_ok=True)
-    (RESULTS / "noninferiority.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
+    stem = "noninferiority" + (
+        "" if len(scenarios) == len(SCENARIOS) else "_" + "_".join(scenarios)
+    )
+    (RESULTS / f"{stem}.json").write_text(json.dumps({"meta": meta, "rows": rows}, indent=2))
     table = markdown(rows, meta)
-    (RESULTS / "noninferiority.md").write_text(table)
+    (RESULTS / f"{stem}.md").write_text(table)
     print(table)
 
 
