@@ -25,6 +25,7 @@ from judgekit.calibrate.measure.agreement import Calibrator, join_split
 from judgekit.calibrate.measure.outputs import outputs_from_run
 from judgekit.cards.certificate import CertificateRule, CertificateVerdict
 from judgekit.cards.model import Interval, LabelType, SplitName
+from judgekit.data.records import InputError
 from judgekit.data.sets import CalibrationRecord
 from judgekit.judging.results import JudgeRun
 from judgekit.stats import bootstrap_ci, cohen_kappa, mean_ci, share_ci, spearman
@@ -101,8 +102,13 @@ def _kappa(h: np.ndarray, j: np.ndarray, *, k: int) -> float:
 
 
 def _spearman(h: np.ndarray, s: np.ndarray) -> float:
+    """Spearman on the valid scores; 0 (no association) where it is undefined: a judge whose
+    scores are constant or all invalid ranks nothing."""
     ok = np.isfinite(s)
-    return spearman(s[ok], h[ok])
+    try:
+        return spearman(s[ok], h[ok])
+    except ValueError:
+        return 0.0
 
 
 @dataclass(frozen=True)
@@ -149,25 +155,30 @@ def measure(paired: Paired, rule: CertificateRule) -> Figures:
 
     agree_ref = interval(f"{rule.metric} (reference)", agreement, human, left)
     agree_new = interval(f"{rule.metric} (changed)", agreement, human, right)
-    test = noninferiority(
-        agreement,
-        human,
-        left,
-        right,
-        rng=rng,
-        delta=rule.delta,
-        alpha=rule.alpha,
-        groups=groups,
-        n_resamples=rule.n_resamples,
-    )
+    try:
+        test = noninferiority(
+            agreement,
+            human,
+            left,
+            right,
+            rng=rng,
+            delta=rule.delta,
+            alpha=rule.alpha,
+            groups=groups,
+            n_resamples=rule.n_resamples,
+        )
+    except ValueError as err:
+        raise InputError(f"cannot certify on these {n} items: {err}") from err
     flips = r_codes != n_codes
     flip = Interval.of(share_ci(flips, groups=groups, level=level), n)
     kappa = interval("verdict kappa", kappa_k, r_codes, n_codes)
     both = np.isfinite(ref.scores) & np.isfinite(new.scores)
     shift = None
-    if both.sum() >= 2:
+    try:
         diff = new.scores[both] - ref.scores[both]
         shift = Interval.of(mean_ci(diff, level, groups=groups[both]), int(both.sum()))
+    except ValueError as err:
+        notes.append(f"score shift: not computed ({err})")
     verdict, reasons = decide_change(test.non_inferior, test.inferior, flip, rule)
     return Figures(
         agreement_reference=agree_ref,
