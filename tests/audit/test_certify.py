@@ -223,3 +223,31 @@ def test_certificate_recorded_beside_a_fitting_card_which_stays_unchanged(
             card=made.card_path,
         )
     assert len(card_certificates(made.card_path)) == 1
+
+
+def test_pointwise_change_by_spearman(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ordinal labels: agreement is Spearman of the expected score with the human mean; a judge
+    that says "3" to everything ranks nothing (Spearman 0), so the change is NOT SAFE."""
+    path = tmp_path / "scores.jsonl"
+    human = {f"p{i}": 1 + zlib.crc32(f"s{i}".encode()) % 5 for i in range(150)}
+    path.write_text(
+        "".join(
+            json.dumps({"id": k, "question": f"q{i // 3}", "answer": k, "label": v}) + "\n"
+            for i, (k, v) in enumerate(human.items())
+        )
+    )
+
+    def graded(item_id: str, variant: str, order: str) -> dict[str, float]:
+        return {str(h): (0.6 if h == human[item_id] else 0.1) for h in range(1, 6)}
+
+    scripts = {None: graded, "flat": lambda *_: {"3": 0.9, "2": 0.05, "4": 0.05}}
+    monkeypatch.setitem(factory.BUILDERS, "vllm", lambda spec: ScriptedBackend(scripts[spec.model]))
+    rubric = "overall_quality@v1"
+    dataset = load_user_set(path, load_rubric(rubric), label_column="label")
+    ref = JudgeConfig(judge=VLLMJudge(), rubric=rubric, variants=["direct"])
+    same = certify_change(dataset, ref, ref.changed(["batch_size=7"]), options=_options())
+    assert same.rule.metric == "spearman" and same.verdict == "SAFE"
+    assert same.agreement_reference.estimate > 0.9 and same.score_shift.estimate == 0.0
+    flat = certify_change(dataset, ref, ref.changed(["model=flat"]), options=_options())
+    assert flat.agreement_changed.estimate == 0.0 and flat.inferior
+    assert flat.verdict == "NOT SAFE" and flat.score_shift is not None
