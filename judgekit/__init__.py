@@ -4,6 +4,7 @@ The package imports without vLLM; the engine is loaded only when a backend is st
 """
 
 from judgekit._version import __version__
+from judgekit.audit.certify import CertifyOptions, JudgeConfig, certify_change
 from judgekit.backends import (
     Backend,
     BackendBase,
@@ -62,9 +63,11 @@ __all__ = [
     "CapabilityError",
     "CardError",
     "CascadeResult",
+    "CertifyOptions",
     "Controls",
     "GateFailure",
     "InputError",
+    "JudgeConfig",
     "JudgeRun",
     "JudgeSpec",
     "Judgment",
@@ -88,6 +91,7 @@ __all__ = [
     "assert_mean_at_least",
     "assert_win_rate_at_least",
     "cascade",
+    "certify_change",
     "check_calibrated",
     "create_backend",
     "diff_runs",

@@ -5,6 +5,11 @@ cascades, abstention and drift: this package sits below both, so the run and the
 the same card model and the same check.
 """
 
+from judgekit.cards.certificate import (
+    ChangeCertificate,
+    card_certificates,
+    record_certificate,
+)
 from judgekit.cards.model import (
     CalibrationCard,
     CalibrationOptions,
@@ -39,12 +44,14 @@ __all__ = [
     "CardControls",
     "CardError",
     "CardRef",
+    "ChangeCertificate",
     "Interval",
     "NamedCard",
     "NotCalibratedError",
     "TrustThresholds",
     "Verdict",
     "calibrate_command",
+    "card_certificates",
     "card_key",
     "card_mismatches",
     "card_verdict",
@@ -53,6 +60,7 @@ __all__ = [
     "default_cards_dir",
     "load_card",
     "read_card",
+    "record_certificate",
     "require_calibrated",
     "save_card",
     "verdict_settings",

@@ -5,6 +5,7 @@ from judgekit.cli import (  # noqa: F401 (registers the commands)
     calibrate,
     canaries,
     cascade,
+    certify,
     diff,
     drift,
     judge,

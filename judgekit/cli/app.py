@@ -3,8 +3,9 @@
 Exit codes: 0 done (every gate passed); 1 a gate failed (or drift alarm, canary fooled, a worse
 candidate); 2 bad input or options (file, row and field named), nothing judged; 3 not calibrated
 (``--require-calibrated``); 4 an internal error (a bug or an engine crash: the traceback and the
-log's last lines are shown). Commands raise judgekit's own errors; ``JudgekitTyper`` maps them to
-these codes in one place, so a command never turns a crash into a failed gate.
+log's last lines are shown); 5 inconclusive (``certify-change`` could not decide: more items).
+Commands raise judgekit's own errors; ``JudgekitTyper`` maps them to these codes in one place,
+so a command never turns a crash into a failed gate.
 """
 
 from __future__ import annotations
@@ -31,7 +32,7 @@ from judgekit.data.records import InputError
 from judgekit.data.set_manifest import DatasetError
 from judgekit.rubrics import RubricError
 
-EXIT_GATE, EXIT_INPUT, EXIT_NOT_CALIBRATED, EXIT_INTERNAL = 1, 2, 3, 4
+EXIT_GATE, EXIT_INPUT, EXIT_NOT_CALIBRATED, EXIT_INTERNAL, EXIT_INCONCLUSIVE = 1, 2, 3, 4, 5
 #: Errors that mean the user's input or options are wrong: exit 2, no traceback.
 INPUT_ERRORS: tuple[type[Exception], ...] = (
     InputError,
