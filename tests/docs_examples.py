@@ -27,7 +27,9 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parents[1]
 SHELL = {"bash", "sh", "shell", "console"}
 PYTHON = {"python", "py"}
-DIRECTIVE = re.compile(r"^\s*<!--\s*docs-test:\s*(?P<kind>skip|setup|file|exit)\s+(?P<value>.+?)\s*-->\s*$")
+DIRECTIVE = re.compile(
+    r"^\s*<!--\s*docs-test:\s*(?P<kind>skip|setup|file|exit)\s+(?P<value>.+?)\s*-->\s*$"
+)
 FENCE = re.compile(r"^(?P<indent>\s*)```(?P<lang>[\w+-]*)\s*$")
 SETUP = "bash scripts/setup.sh"
 
