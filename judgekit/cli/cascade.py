@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import JudgeSpec, VLLMJudge, judge_spec, open_backend
-from judgekit.calibrate.measure.cascade import card_policy, certify_stages
+from judgekit.calibrate.measure.cascade import card_policy, certify_stages, policy_card
 from judgekit.cards import CardError, NamedCard, load_card
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.quiet import log_path, quiet
@@ -109,7 +109,7 @@ def cascade_command(
             else Stage(
                 name,
                 spec,
-                card,
+                policy_card(card),
                 card_policy(
                     card.card, target_agreement, alpha, choice=next(choices) if choices else None
                 ),
