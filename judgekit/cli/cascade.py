@@ -93,7 +93,7 @@ def cascade_command(
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists: pass --overwrite to replace it")
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
-    items = read_items(input, chosen.manifest.mode, pairs_option(column))
+    items = read_items(input, chosen.manifest.mode, columns=pairs_option(column))
     parsed = [parse_stage(spec, pairs_option(label_map, "--label-map")) for spec in stage]
     with quiet(log_path(output), verbose=verbose, fresh=True):
         named = [

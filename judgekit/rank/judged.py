@@ -84,7 +84,7 @@ def rank_answers(
     ``thresholds``) shown on the leaderboard.
     """
     options = options or RankOptions()
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    rubric = load_rubric(rubric)
     if rubric.manifest.mode != "pairwise":
         raise ValueError(f"ranking judges battles: {rubric.ref} is not a pairwise rubric")
     named = read_card(card) if isinstance(card, str | Path) else card
