@@ -334,7 +334,7 @@ def _judgment(
         result.logprobs,
         rubric.labels,
         rubric.values,
-        min_mass=threshold,
+        min_label_mass=threshold,
         error=result.error,
         measured=identity.settings.get("label_logprobs") != "text",
     )
