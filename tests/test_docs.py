@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import time
 import traceback
 from pathlib import Path
 from typing import Any
@@ -118,7 +119,9 @@ def _run_command(block: Block, command: str, cwd: Path, *, expected: int) -> lis
         return []
     if not command.startswith("judgekit "):
         return [f"{block.where}: not a judgekit command (mark the block): {command}"]
+    start = time.perf_counter()
     result = runner.invoke(cli.app, argv(command, cwd))
+    print(f"{time.perf_counter() - start:7.1f} s  {block.where}  {command[:120]}")
     if result.exit_code == expected:
         return []
     trace = (
