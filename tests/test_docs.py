@@ -11,6 +11,7 @@ lists them.
 
 from __future__ import annotations
 
+import os
 import re
 import shutil
 import time
@@ -26,13 +27,14 @@ from typer.testing import CliRunner
 from judgekit import cli
 from judgekit.backends import factory
 
-SHARED = REPO.parent / "shared"
+# the public data sets, as tests/conftest.py finds them; pages reach them as ../shared/data
+DATA = Path(os.environ.get("JUDGEKIT_DATA_DIR") or REPO.parent / "shared" / "data")
 runner = CliRunner()
 
 # commands and Python calls that build a judge; a page with none runs without the engine (a
 # judge started there anyway fails the test: add what it used here)
 JUDGING = re.compile(
-    r"^(judge|cascade|canaries)\b|^calibrate\b(?!.*--verdicts)|^drift\b(?!.*--runs)"
+    r"^(judge|cascade|canaries)\b|^calibrate\b(?!.*--verdicts)|^drift\b.*--(pin|anchors)"
     r"|^rank\b.*--input|--probe\b"
 )
 JUDGING_PYTHON = re.compile(r"create_backend|\bjudge\(|judge_backend")
@@ -70,9 +72,10 @@ def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     folder.mkdir()
     shutil.copytree(REPO / "examples", folder / "examples")
     shutil.copytree(REPO / "rubrics", folder / "rubrics")  # `rubrics new` writes into ./rubrics
-    if SHARED.is_dir():
-        (tmp_path / "shared").symlink_to(SHARED, target_is_directory=True)
-        monkeypatch.setenv("JUDGEKIT_DATA_DIR", str(SHARED / "data"))
+    if DATA.is_dir():
+        (tmp_path / "shared").mkdir()
+        (tmp_path / "shared" / "data").symlink_to(DATA.resolve(), target_is_directory=True)
+        monkeypatch.setenv("JUDGEKIT_DATA_DIR", str(DATA.resolve()))
     monkeypatch.setenv("JUDGEKIT_CARDS_DIR", str(tmp_path / "cards"))
     monkeypatch.setenv("JUDGEKIT_ARTIFACTS", str(tmp_path / "artifacts"))
     monkeypatch.chdir(folder)
@@ -84,8 +87,8 @@ def test_examples_run(
     page: Path, project: Path, monkeypatch: pytest.MonkeyPatch, request: pytest.FixtureRequest
 ) -> None:
     """Every unmarked example of ``page`` runs as written and exits as the page says."""
-    if not SHARED.is_dir() and re.search(r"\.\./shared|--set (pandalm|summeval)", page.read_text()):
-        pytest.skip(f"public data sets not found at {SHARED} (see ../shared/README.md)")
+    if not DATA.is_dir() and re.search(r"\.\./shared|--set (pandalm|summeval)", page.read_text()):
+        pytest.skip(f"public data sets not found at {DATA} (see ../shared/README.md)")
     context: dict[str, Any] = {}
     if request.node.get_closest_marker("engine"):
         context["judge_backend"] = request.getfixturevalue("engine")
