@@ -8,7 +8,9 @@ HTML comments right above a fence (blank lines aside) steer the docs test, invis
   for what the page assumes exists (a baseline run, a sample file under the page's name for it);
 - ``<!-- docs-test: file PATH -->``: the block (any language) is a file the page shows; it is
   written to ``PATH`` rather than run;
-- ``<!-- docs-test: exit CODE -->``: the block's commands end with ``CODE`` (a gate meant to fail).
+- ``<!-- docs-test: exit CODE [CODE...] -->``: the block's commands end with one of these codes
+  (a gate that the weak embedded judge may fail: ``exit 0 1``; in a Python block, 1 lets a
+  ``GateFailure`` through).
 
 Shell blocks hold ``judgekit`` commands (one per line, ``\\`` continues a line, ``#`` starts a
 comment); anything else in a shell block must be marked. ``bash scripts/setup.sh &&
@@ -45,7 +47,7 @@ class Block:
     skip: str | None = None
     setup: tuple[str, ...] = ()
     file: str | None = None
-    exit: int = 0
+    exit: tuple[int, ...] = (0,)
 
     @property
     def where(self) -> str:
@@ -85,7 +87,7 @@ def blocks(path: Path) -> list[Block]:
                     skip=marks.get("skip", [None])[-1],
                     setup=tuple(marks.get("setup", ())),
                     file=marks.get("file", [None])[-1],
-                    exit=int(marks.get("exit", ["0"])[-1]),
+                    exit=tuple(int(code) for code in marks.get("exit", ["0"])[-1].split()),
                 )
             )
         index = end + 1

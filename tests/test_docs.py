@@ -24,7 +24,7 @@ from docs_examples import PYTHON, REPO, Block, argv, blocks, commands, doc_files
 from scripted import forbid_engines, lend
 from typer.testing import CliRunner
 
-from judgekit import cli
+from judgekit import GateFailure, cli
 from judgekit.backends import factory
 
 # the public data sets, as tests/conftest.py finds them; pages reach them as ../shared/data
@@ -102,20 +102,20 @@ def test_examples_run(
         if block.skip:
             continue
         for command in block.setup:
-            failures += _run_command(block, command, project, expected=0)
+            failures += _run_command(block, command, project, expected=(0,))
         if block.file:
             target = project / block.file
             target.parent.mkdir(parents=True, exist_ok=True)
             target.write_text(block.code)
         elif block.lang in PYTHON:
-            failures += _run_python(block, context)
+            failures += _run_python(block, context, gate_may_fail=1 in block.exit)
         else:
             for command in commands(block):
                 failures += _run_command(block, command, project, expected=block.exit)
     assert not failures, "\n\n".join(failures)
 
 
-def _run_command(block: Block, command: str, cwd: Path, *, expected: int) -> list[str]:
+def _run_command(block: Block, command: str, cwd: Path, *, expected: tuple[int, ...]) -> list[str]:
     """One command of ``block``; a failure as a message naming the page, line and output."""
     if command.startswith("cp "):
         source, target = command.split()[1:]
@@ -127,7 +127,7 @@ def _run_command(block: Block, command: str, cwd: Path, *, expected: int) -> lis
     start = time.perf_counter()
     result = runner.invoke(cli.app, argv(command, cwd))
     print(f"{time.perf_counter() - start:7.1f} s  {block.where}  {command[:120]}")
-    if result.exit_code == expected:
+    if result.exit_code in expected:
         return []
     trace = (
         "".join(traceback.format_exception(result.exception))
@@ -140,7 +140,7 @@ def _run_command(block: Block, command: str, cwd: Path, *, expected: int) -> lis
     ]
 
 
-def _run_python(block: Block, context: dict[str, Any]) -> list[str]:
+def _run_python(block: Block, context: dict[str, Any], *, gate_may_fail: bool) -> list[str]:
     """``block`` run as a module; ``test_*`` functions it defines are called with the fixtures
     they name (``judge_backend``: the session's engine)."""
     namespace: dict[str, Any] = {"__name__": "docs_example"}
@@ -150,6 +150,9 @@ def _run_python(block: Block, context: dict[str, Any]) -> list[str]:
             if name.startswith("test_") and callable(function):
                 names = function.__code__.co_varnames[: function.__code__.co_argcount]
                 function(**{arg: context[arg] for arg in names})
+    except GateFailure:
+        if not gate_may_fail:
+            return [f"{block.where}: a gate failed:\n{traceback.format_exc()[-3000:]}"]
     except Exception:
         return [f"{block.where}: the Python example failed:\n{traceback.format_exc()[-3000:]}"]
     return []
@@ -182,7 +185,7 @@ def test_the_parser_reads_marks_continuations_and_globs(tmp_path: Path) -> None:
     page = tmp_path / "page.md"
     page.write_text(
         "text\n\n<!-- docs-test: skip needs a GPU here -->\n\n```bash\njudgekit judge x\n```\n"
-        "<!-- docs-test: setup cp a b -->\n<!-- docs-test: exit 1 -->\n```bash\n"
+        "<!-- docs-test: setup cp a b -->\n<!-- docs-test: exit 0 1 -->\n```bash\n"
         "judgekit judge --rubric r \\\n    -i 'a b.jsonl'  # a comment\n"
         "bash scripts/setup.sh && .venv/bin/judgekit view runs/*.jsonl\n```\n"
         "<!-- docs-test: file data.csv -->\n```\nid,x\n```\n```yaml\nnot: run\n```\n"
@@ -192,7 +195,7 @@ def test_the_parser_reads_marks_continuations_and_globs(tmp_path: Path) -> None:
         (tmp_path / "runs" / name).touch()
     first, second, third = blocks(page)
     assert (first.skip, first.line) == ("needs a GPU here", 5)
-    assert (second.setup, second.exit, second.skip) == (("cp a b",), 1, None)
+    assert (second.setup, second.exit, second.skip) == (("cp a b",), (0, 1), None)
     assert commands(second) == [
         "judgekit judge --rubric r -i 'a b.jsonl'",
         "judgekit view runs/*.jsonl",
