@@ -242,7 +242,7 @@ def test_mt_bench_votes_anonymous_or_named_once(tmp_path: Path) -> None:
     table = pq.read_table(path).to_pylist()
     table[1]["judge"] = "expert_1"  # expert_1 now votes twice on question 81
     pq.write_table(pa.Table.from_pylist(table), path)
-    with pytest.raises(DatasetError, match=r"row 1: field annotators\.annotator: 'expert_1' alr"):
+    with pytest.raises(DatasetError, match=r"row 2: field annotators\.annotator: 'expert_1' alr"):
         load_calibration_set("mt_bench_human", data_dir=tmp_path / "data", allow_unverified=True)
     with pytest.raises(ValueError, match="annotator applies only to votes"):
         AnnotatorSpec(fields=("a", "b"), annotator="judge")
@@ -276,7 +276,7 @@ def test_bad_row_names_file_row_and_field(shared_data: Path, tmp_path: Path) -> 
     sets = tmp_path / "sets"
     fields = {"id": "input", "question": "prompt", "answer_a": "output_1", "answer_b": "output_2"}
     _write_manifest(sets, fields=fields)
-    with pytest.raises(DatasetError, match=r"dataset.json: row 0: field fields.question: .*prompt"):
+    with pytest.raises(DatasetError, match=r"dataset.json: row 1: field fields.question: .*prompt"):
         load_calibration_set("llmbar_natural", data_dir=shared_data, sets_dir=sets)
 
 

@@ -102,10 +102,10 @@ def test_label_logprobs_are_exact_and_exclusive() -> None:
 def test_text_verdict_reports_no_measured_mass() -> None:
     """A label parsed from text is one-hot with mass 0.0, never a measured mass of 1.0."""
     labels, values = ("1", "2", "3"), (1.0, 2.0, 3.0)
-    parsed = score_labels({"2": 0.0}, labels, values, min_mass=0.5, measured=False)
+    parsed = score_labels({"2": 0.0}, labels, values, min_label_mass=0.5, measured=False)
     assert parsed.valid and parsed.label == "2" and parsed.expected == 2.0
     assert parsed.mass == 0.0 and parsed.probs == {"1": 0.0, "2": 1.0, "3": 0.0}
-    unparsed = score_labels({}, labels, values, min_mass=0.5, measured=False)
+    unparsed = score_labels({}, labels, values, min_label_mass=0.5, measured=False)
     assert (
         not unparsed.valid and unparsed.mass == 0.0 and "no label parsed" in unparsed.invalid_reason
     )

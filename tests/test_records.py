@@ -12,7 +12,7 @@ def test_reads_jsonl_csv_parquet_alike(tmp_path: Path) -> None:
     frame.to_csv(tmp_path / "i.csv", index=False)
     frame.to_parquet(tmp_path / "i.parquet")
     loaded = [
-        read_items(tmp_path / f"i.{ext}", "pointwise", {"question": "prompt"})
+        read_items(tmp_path / f"i.{ext}", "pointwise", columns={"question": "prompt"})
         for ext in ("jsonl", "csv", "parquet")
     ]
     assert loaded[0] == loaded[1] == loaded[2]

@@ -50,7 +50,7 @@ def test_pairwise_csv_labels_mapped_and_hashed(tmp_path: Path) -> None:
 def test_errors_name_file_row_and_field(tmp_path: Path) -> None:
     rows = [{"id": "x", "question": "q", "answer_a": "a", "answer_b": "b", "label": "A"}]
     bad = _write_csv(tmp_path / "bad.csv", [*rows, {**rows[0], "id": "y", "label": "maybe"}])
-    with pytest.raises(DatasetError, match=r"bad\.csv: row 1: field annotators: label 'maybe'"):
+    with pytest.raises(DatasetError, match=r"bad\.csv: row 2: field annotators: label 'maybe'"):
         load_user_set(bad, PAIRWISE, label_column="label")
     with pytest.raises(DatasetError, match=r"bad\.csv: field 'question': column 'prompt' not"):
         load_user_set(bad, PAIRWISE, label_column="label", columns={"question": "prompt"})
@@ -58,7 +58,7 @@ def test_errors_name_file_row_and_field(tmp_path: Path) -> None:
         load_user_set(bad, PAIRWISE, label_column="human")
     empty = tmp_path / "empty.jsonl"
     empty.write_text(json.dumps({**rows[0], "answer_b": None}) + "\n")
-    with pytest.raises(DatasetError, match=r"empty\.jsonl: row 0: field fields\.answer_b"):
+    with pytest.raises(DatasetError, match=r"empty\.jsonl: row 1: field fields\.answer_b"):
         load_user_set(empty, PAIRWISE, label_column="label")
 
 
@@ -77,7 +77,7 @@ def test_pointwise_jsonl_scores_and_votes(tmp_path: Path) -> None:
     assert dataset.records[1].consensus == pytest.approx(7 / 3)
     out_of_range = tmp_path / "range.jsonl"
     out_of_range.write_text(json.dumps({"question": "q", "answer": "a", "score": 9}) + "\n")
-    with pytest.raises(DatasetError, match=r"range\.jsonl: row 0: field annotators: score 9 "):
+    with pytest.raises(DatasetError, match=r"range\.jsonl: row 1: field annotators: score 9 "):
         load_user_set(out_of_range, POINTWISE, label_column="score")
 
 
@@ -200,7 +200,7 @@ def test_annotator_column_errors(tmp_path: Path) -> None:
         load_user_set(
             path, PAIRWISE, label_column="label", group_column="item", annotator_column="rater"
         )
-    with pytest.raises(DatasetError, match=r"votes\.csv: row 1: field annotators\.annotator: no "):
+    with pytest.raises(DatasetError, match=r"votes\.csv: row 2: field annotators\.annotator: no "):
         load_user_set(
             path, PAIRWISE, label_column="label", group_column="item", annotator_column="who"
         )

@@ -29,7 +29,7 @@ from pydantic import Field
 from judgekit.backends.base import Backend
 from judgekit.files import read_yaml_model
 from judgekit.judging.run import judge
-from judgekit.rubrics import Rubric
+from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import Controls, Item, JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
 from judgekit.stats import proportion_ci
 
@@ -201,7 +201,7 @@ def attack_result(
 
 
 def run_canaries(
-    rubric: Rubric,
+    rubric: str | Rubric,
     suite: Suite,
     *,
     backend: Backend,
@@ -213,6 +213,7 @@ def run_canaries(
 
     ``max_canary_rate``: attacks whose fooling rate exceeds it are listed in ``failed``.
     """
+    rubric = load_rubric(rubric)
     if suite.mode != rubric.manifest.mode:
         raise CanaryError(
             f"suite {suite.name} is {suite.mode}, rubric {rubric.ref} is {rubric.manifest.mode}"

@@ -27,7 +27,7 @@ from pydantic import Field
 from judgekit.backends.base import Backend
 from judgekit.data.sets import CalibrationRecord
 from judgekit.judging.run import judge
-from judgekit.rubrics import Rubric
+from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import Controls, JudgeIdentity, PairwiseItem, PointwiseItem, StrictModel
 from judgekit.stats import permutation_test, sign_test
 
@@ -137,7 +137,7 @@ def _verdicts(
 
 def pin_anchors(
     items: Sequence[PointwiseItem | PairwiseItem],
-    rubric: Rubric,
+    rubric: str | Rubric,
     *,
     backend: Backend,
     variants: Sequence[str] | None = None,
@@ -146,6 +146,7 @@ def pin_anchors(
     set_name: str | None = None,
 ) -> Anchors:
     """Judge the anchor items now and keep the verdicts with the judge's identity."""
+    rubric = load_rubric(rubric)
     controls = controls or Controls()
     anchored, identity = _verdicts(items, rubric, backend, variants, controls)
     return Anchors(
@@ -248,7 +249,7 @@ def compare(
 
 def check_drift(
     anchors: Anchors,
-    rubric: Rubric,
+    rubric: str | Rubric,
     *,
     backend: Backend,
     variants: Sequence[str] | None = None,
@@ -256,6 +257,7 @@ def check_drift(
     rng: np.random.Generator,
 ) -> DriftReport:
     """Re-judge the anchors (with the anchors' variants unless given) and compare."""
+    rubric = load_rubric(rubric)
     variants = list(variants or anchors.variants)
     after, identity = _verdicts(
         [a.item for a in anchors.anchors], rubric, backend, variants, anchors.controls

@@ -246,7 +246,7 @@ def run_calibration(
     (``judging.judge``'s; ``"ray"`` or a ``RayExecutor``: on Ray actors).
     """
     options = options or CalibrationOptions()
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    rubric = load_rubric(rubric)
     prepared = prepare_set(dataset, rubric, options, data_dir=data_dir)
     if by is not None:
         require_column(prepared.records, by)
@@ -366,10 +366,10 @@ def _write(
 
 
 def check_calibrated(
-    rubric: Rubric,
+    rubric: str | Rubric,
     judge: JudgeIdentity,
-    card: Path | str | None = None,
     *,
+    card: Path | str | None = None,
     thresholds: TrustThresholds | None = None,
 ) -> CalibrationCard:
     """The trust gate: ``card`` (else the card pinned in the working directory's project
@@ -377,4 +377,4 @@ def check_calibrated(
     defaults) now; else NotCalibratedError (CardError when the card cannot be read)."""
     choice = choose_card(card)
     named = read_card(choice.path) if choice.path is not None else None
-    return require_calibrated(named, rubric, judge, thresholds or choice.thresholds)
+    return require_calibrated(named, load_rubric(rubric), judge, thresholds or choice.thresholds)

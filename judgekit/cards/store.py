@@ -22,7 +22,7 @@ from pydantic import Field
 from judgekit.cards.model import CalibrationCard, TrustThresholds, verdict_settings
 from judgekit.cards.trust import card_verdict
 from judgekit.files import cache_dir
-from judgekit.rubrics import Rubric
+from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import Controls, JudgeIdentity, StrictModel
 
 CARDS_DIR_ENV = "JUDGEKIT_CARDS_DIR"
@@ -149,7 +149,7 @@ def check_card(
 
 def load_card(
     path: Path | str,
-    rubric: Rubric,
+    rubric: str | Rubric,
     judge: JudgeIdentity,
     *,
     controls: Controls | None = None,
@@ -160,7 +160,7 @@ def load_card(
     ``controls`` / ``variants`` None: the run takes the card's own (``card.applies``).
     """
     named = read_card(path)
-    check_card(named, rubric, judge, controls, variants)
+    check_card(named, load_rubric(rubric), judge, controls, variants)
     return named
 
 

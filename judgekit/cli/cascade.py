@@ -11,7 +11,7 @@ from typing import Annotated
 import typer
 
 from judgekit.backends import JudgeSpec, VLLMJudge, judge_spec, open_backend
-from judgekit.calibrate.measure.cascade import card_policy, certify_stages
+from judgekit.calibrate.measure.cascade import card_policy, certify_stages, policy_card
 from judgekit.cards import CardError, NamedCard, load_card
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
 from judgekit.cli.quiet import log_path, quiet
@@ -93,7 +93,7 @@ def cascade_command(
     if output.exists() and not overwrite:
         raise OutputExistsError(f"{output} exists: pass --overwrite to replace it")
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
-    items = read_items(input, chosen.manifest.mode, pairs_option(column))
+    items = read_items(input, chosen.manifest.mode, columns=pairs_option(column))
     parsed = [parse_stage(spec, pairs_option(label_map, "--label-map")) for spec in stage]
     with quiet(log_path(output), verbose=verbose, fresh=True):
         named = [
@@ -109,7 +109,7 @@ def cascade_command(
             else Stage(
                 name,
                 spec,
-                card,
+                policy_card(card),
                 card_policy(
                     card.card, target_agreement, alpha, choice=next(choices) if choices else None
                 ),

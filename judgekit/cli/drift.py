@@ -96,6 +96,8 @@ def drift(
         dataset = load_calibration_set(set_name, data_dir=data_dir, metric=metric)
         items = [r.item for r in sample_records(dataset.records, n, rng)]
     else:
+        if not anchors.is_file():
+            raise InputError(f"{anchors}: no such anchors file (write it with --pin)")
         stored = Anchors.model_validate_json(anchors.read_text())
         chosen = load_rubric(rubric or stored.rubric, paths=rubrics_dir or [])
     with quiet(anchors.with_suffix(".log"), verbose=verbose):

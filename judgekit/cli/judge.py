@@ -142,7 +142,7 @@ def judge(
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
     chosen.chosen_variants(variant)  # a typo stops here, before any judge starts
     columns = pairs_option(column)
-    items = read_items(input, chosen.manifest.mode, columns)
+    items = read_items(input, chosen.manifest.mode, columns=columns)
     check_items(items, chosen, str(input))
     check_slices(items, by or [], str(input))
     choice = choose_card(card)

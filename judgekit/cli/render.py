@@ -34,7 +34,7 @@ def render(
 ) -> None:
     """Print each prompt's text (special tokens as ⟦…⟧), token ids, counts and shared prefix."""
     chosen = load_rubric(rubric, paths=rubrics_dir or [])
-    items = read_items(input, chosen.manifest.mode, pairs_option(column))[:n]
+    items = read_items(input, chosen.manifest.mode, columns=pairs_option(column))[:n]
     requests = [
         p.request for item in items for p in plan_requests(chosen, [item], variants=variant)
     ]

@@ -106,7 +106,7 @@ def _probe(
     verbose: bool,
 ) -> None:
     """Judge the first ``n`` items of ``path`` with each rubric; items are checked first."""
-    chosen = {r.ref: read_items(path, r.manifest.mode, columns)[:n] for r in rubrics}
+    chosen = {r.ref: read_items(path, r.manifest.mode, columns=columns)[:n] for r in rubrics}
     for rubric in rubrics:
         check_items(chosen[rubric.ref], rubric, str(path))
     log = Path(tempfile.gettempdir()) / f"judgekit-probe-{path.stem}.log"

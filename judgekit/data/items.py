@@ -164,7 +164,7 @@ def _values(mapping: dict[str, str], row: dict[str, Any], row_number: int) -> di
 
 
 def read_items(
-    path: Path | str, mode: Mode, columns: Mapping[str, str] | None = None
+    path: Path | str, mode: Mode, *, columns: Mapping[str, str] | None = None
 ) -> list[Item]:
     """Items from a file; ``columns`` maps judgekit field -> column name (e.g. question=prompt).
 

@@ -228,7 +228,7 @@ def read_judgments(path: Path | str) -> list[Judgment]:
     else:
         raise InputError(f"{path}: judgments must be .jsonl, .csv or .parquet")
     out = []
-    for row_number, row in enumerate(rows):
+    for row_number, row in enumerate(rows, start=1):
         try:
             out.append(Judgment.model_validate(_judgment_from_row(row)))
         except (ValidationError, json.JSONDecodeError) as err:

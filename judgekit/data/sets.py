@@ -377,7 +377,7 @@ def rows_to_records(
     named: dict[str, dict[str, Human]] = {}
     groups: dict[str, str] = {}
     for index, row in enumerate(rows):
-        where = f"{path}: row {index}"
+        where = f"{path}: row {index + 1}"  # as people count; _row stays 0-based (item ids)
         if not isinstance(row, dict):
             raise DatasetError(f"{where}: expected an object, got {type(row).__name__}")
         if not _keep(manifest, row):

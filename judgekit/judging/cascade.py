@@ -27,7 +27,7 @@ from judgekit.judging.decide import decide
 from judgekit.judging.results import JudgeRun
 from judgekit.judging.run import judge
 from judgekit.judging.store import ResultStore
-from judgekit.rubrics import Rubric
+from judgekit.rubrics import Rubric, load_rubric
 from judgekit.schema import Item, StrictModel
 
 
@@ -113,7 +113,7 @@ def plain_decision(run: JudgeRun) -> StageDecision:
 
 def cascade(
     items: Sequence[Item],
-    rubric: Rubric,
+    rubric: str | Rubric,
     stages: Sequence[Stage],
     *,
     store: ResultStore | None = None,
@@ -127,6 +127,7 @@ def cascade(
     every prompt the stage needed (what it costs without a store; ``n_from_store`` says how many
     a ``store`` served), seconds are this run's.
     """
+    rubric = load_rubric(rubric)
     if not stages:
         raise ValueError("a cascade needs at least one stage")
     if output is not None and Path(output).exists() and not overwrite:

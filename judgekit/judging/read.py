@@ -54,7 +54,7 @@ def read_run(
     *,
     content: bool = True,
     items: Sequence[Item] | None = None,
-    rubric: Rubric | None = None,
+    rubric: str | Rubric | None = None,
 ) -> JudgeRun:
     """A finished run from its output file and sidecars.
 
@@ -66,7 +66,7 @@ def read_run(
     """
     output = Path(output)
     manifest = read_manifest(output)
-    rubric = rubric if rubric is not None else load_rubric(manifest.rubric)
+    rubric = load_rubric(rubric if rubric is not None else manifest.rubric)
     if rubric.hash != manifest.rubric_hash:
         raise RubricError(
             f"{output}: judged with {manifest.rubric} hash {manifest.rubric_hash[:12]}, but the "
@@ -117,7 +117,7 @@ def _content(source: InputRef | None, mode: str, output: Path) -> list[Item]:
         raise InputError(f"{path}: not found (the input of {output}, per its manifest)")
     if source.sha256 and sha256_file(path) != source.sha256:
         raise InputError(f"{path}: changed since {output} was judged (its sha256 differs)")
-    return read_items(path, mode, source.columns)  # type: ignore[arg-type]
+    return read_items(path, mode, columns=source.columns)  # type: ignore[arg-type]
 
 
 def _verdict_rows(output: Path) -> list[ItemVerdict]:

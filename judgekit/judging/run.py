@@ -147,10 +147,10 @@ def judge(
     pass one to choose the address and actor layout) or any ``judging.executor.Executor``.
     The answers, files and store entries are the same whichever runs the requests.
     """
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric, paths=rubric_paths)
+    rubric = load_rubric(rubric, paths=rubric_paths)
     if isinstance(items, str | Path):
         source = items
-        items = read_items(items, rubric.manifest.mode, columns)
+        items = read_items(items, rubric.manifest.mode, columns=columns)
     items = same_meta_columns(items)
     check_items(items, rubric, str(source) if source is not None else None)
     use = card_use(card, controls=controls, variants=variants) if card is not None else None

@@ -36,7 +36,7 @@ def score_labels(
     labels: Sequence[str],
     values: Sequence[float],
     *,
-    min_mass: float,
+    min_label_mass: float,
     error: str | None = None,
     measured: bool = True,
 ) -> LabelScore:
@@ -58,9 +58,9 @@ def score_labels(
         return LabelScore(None, mass, None, None, error)
     if not measured:
         return _parsed(logprobs, labels, values)
-    if mass < min_mass:
+    if mass < min_label_mass:
         return LabelScore(
-            None, mass, None, None, f"label mass {mass:.3g} below threshold {min_mass:g}"
+            None, mass, None, None, f"label mass {mass:.3g} below threshold {min_label_mass:g}"
         )
     probs = {label: p / mass for label, p in zip(labels, raw, strict=True)}
     expected = math.fsum(probs[label] * v for label, v in zip(labels, values, strict=True))
@@ -88,7 +88,7 @@ class Scorer:
 
     labels: tuple[str, ...]
     values: tuple[float, ...]
-    min_mass: float
+    min_label_mass: float
     measured: bool = True
 
     def __call__(self, logprobs: Mapping[str, float], error: str | None = None) -> LabelScore:
@@ -96,7 +96,7 @@ class Scorer:
             logprobs,
             self.labels,
             self.values,
-            min_mass=self.min_mass,
+            min_label_mass=self.min_label_mass,
             error=error,
             measured=self.measured,
         )

@@ -191,7 +191,7 @@ def score_meaning(run: JudgeRun) -> str:
     return meaning
 
 
-def summarize(run: JudgeRun, by: Sequence[str] = ()) -> RunSummary:
+def summarize(run: JudgeRun, *, by: Sequence[str] = ()) -> RunSummary:
     """Headline numbers: score with CI, verdict rates over all items, invalid counts, speed;
     per criterion for a multi-criterion run; per slice of each meta column in ``by``."""
     v = run.verdicts

@@ -88,7 +88,7 @@ def rank_answers(
     time and runs locally.
     """
     options = options or RankOptions()
-    rubric = rubric if isinstance(rubric, Rubric) else load_rubric(rubric)
+    rubric = load_rubric(rubric)
     if rubric.manifest.mode != "pairwise":
         raise ValueError(f"ranking judges battles: {rubric.ref} is not a pairwise rubric")
     named = read_card(card) if isinstance(card, str | Path) else card

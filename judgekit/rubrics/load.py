@@ -71,8 +71,11 @@ def _versions(root: Path, name: str) -> list[int]:
     )
 
 
-def load_rubric(ref: str, *, paths: Sequence[Path | str] = ()) -> Rubric:
-    """Find ``NAME[@vN]`` on the search path; without a version, the latest one."""
+def load_rubric(ref: str | Rubric, *, paths: Sequence[Path | str] = ()) -> Rubric:
+    """Find ``NAME[@vN]`` on the search path; without a version, the latest one. A loaded
+    ``Rubric`` is returned as it is (so every function that takes a rubric takes either)."""
+    if isinstance(ref, Rubric):
+        return ref
     name, version = parse_ref(ref)
     roots = search_path(paths)
     for root in roots:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -19,6 +20,7 @@ from judgekit.calibrate.measure.cascade import (
     card_threshold,
     cascade_agreement,
     certify_stages,
+    policy_card,
 )
 from judgekit.calibrate.run import run_calibration
 from judgekit.cards import CalibrationOptions, read_card
@@ -27,7 +29,7 @@ from judgekit.data.records import read_items
 from judgekit.data.sets import load_calibration_set
 from judgekit.data.split import heldout_mask
 from judgekit.judging.cascade import Stage, cascade
-from judgekit.judging.run import judge
+from judgekit.judging.run import card_use, judge
 from judgekit.judging.views import items_frame
 from judgekit.rubrics import load_rubric
 
@@ -285,3 +287,19 @@ def test_cards_from_different_splits_or_groupings_are_refused():
     )  # fmt: skip
     with pytest.raises(StageMismatchError, match="group the set differently"):
         certify_stages([small, regrouped], 0.7)
+
+
+def test_a_stage_runs_the_prompts_its_ensemble_was_fitted_on(pandalm_named):
+    """A card whose plain runs use another combination (here: a variant the ensemble never saw)
+    still judges, in a cascade, exactly the prompts its learned ensemble and thresholds need."""
+    card = pandalm_named.card
+    plain = card.applies.model_copy(
+        update={"variants": ["elsewhere"], "controls": card.applies.controls.model_copy(
+            update={"ensemble": "mean"})}
+    )  # fmt: skip
+    named = replace(pandalm_named, card=card.model_copy(update={"applies": plain}))
+    staged = policy_card(named)
+    assert staged.card.applies.variants == list(card.ensemble.model.variants) != ["elsewhere"]
+    use = card_use(staged, controls=None, variants=None)
+    assert use.controls.ensemble == "learned" and use.corrections.learned is card.ensemble.model
+    assert use.corrections.length_model is None and staged.ref == pandalm_named.ref

@@ -80,7 +80,7 @@ def measure(
             label_logprobs(slot, {(): {tok: math.log(p) for tok, p in probs[k].items() if p > 0}}),
             rubric.labels,
             rubric.values,
-            min_mass=rubric.manifest.min_label_mass,
+            min_label_mass=rubric.manifest.min_label_mass,
         )
         for k, slot in enumerate(slots)
     ]

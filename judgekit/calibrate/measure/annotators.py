@@ -140,8 +140,11 @@ def _native(method: ConsensusMethod, model: object, workers: list[str]) -> dict[
         return {w: float(skills[w]) for w in workers}
     if method == "dawid-skene":
         errors, priors = model.errors_, model.priors_  # type: ignore[attr-defined]
+        # crowd-kit keeps rows only for labels a worker gave: one never given has P = 0
+        gave = set(errors.index)
         return {
-            w: float(sum(priors[c] * errors.loc[(w, c), c] for c in priors.index)) for w in workers
+            w: float(sum(priors[c] * errors.loc[(w, c), c] for c in priors.index if (w, c) in gave))
+            for w in workers
         }
     if method == "glad":
         alphas = model.alphas_  # type: ignore[attr-defined]

@@ -12,6 +12,7 @@ mostly on items it never receives.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 
 import numpy as np
 
@@ -26,8 +27,8 @@ from judgekit.calibrate.measure.abstain import (
     select_threshold,
 )
 from judgekit.calibrate.measure.outputs import outputs_from_run
-from judgekit.cards.model import CalibrationCard, EnsembleCard, Interval
-from judgekit.cards.store import CardError
+from judgekit.cards.model import CalibrationCard, CardControls, EnsembleCard, Interval
+from judgekit.cards.store import CardError, NamedCard
 from judgekit.data.sets import CalibrationRecord
 from judgekit.judging.cascade import CascadeResult, StageDecision, StagePolicy
 from judgekit.judging.results import JudgeRun
@@ -129,6 +130,21 @@ def _check_same_split(cards: Sequence[CalibrationCard]) -> None:
                     f"item {item_id!r} is in group {group_of[item_id]!r} on one card and "
                     f"{group!r} on card {card.key[:12]}: the cards group the set differently"
                 )
+
+
+def policy_card(named: NamedCard) -> NamedCard:
+    """``named`` as a cascade stage runs it: the learned ensemble over the prompts it was fitted
+    on (what ``card_policy`` decides with), whatever combination the card chose for plain runs
+    (a card that chose one variant would otherwise judge too few prompts for the ensemble)."""
+    section = _section(named.card)
+    applies = named.card.applies
+    learned = CardControls(
+        controls=applies.controls.model_copy(update={"ensemble": "learned"}),
+        variants=list(section.model.variants),
+        length_correction=False,  # the learned ensemble has its own length term
+        reasons=[*applies.reasons, "cascade stage: the learned ensemble its thresholds certify"],
+    )
+    return replace(named, card=named.card.model_copy(update={"applies": learned}))
 
 
 def card_policy(
