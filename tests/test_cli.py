@@ -74,6 +74,7 @@ def test_judge_sample_file(cli_on_engine: None, tmp_path: Path) -> None:
         "position_swap": "off",
         "ensemble": "mean of 3",
         "length": "off",
+        "decision": "argmax",
     }
     numbers = json.loads(summary.read_text())
     assert numbers["n_items"] == n_items and numbers["cache_hit_rate"] > 0.3

@@ -137,6 +137,36 @@ def test_own_file_reproduces_registered_set_card(
     assert (tmp_path / "report" / "report.html").is_file()
 
 
+def test_one_cluster_gives_the_estimate_and_no_interval(
+    shared_data: Path, gpt35_args: list[str], tmp_path: Path
+) -> None:
+    """Every item in one group: the kappa is estimated, its interval is the whole range, the
+    card is not trusted, and nothing ends in a traceback (a bootstrap needs two groups)."""
+    path = _pandalm_csv(shared_data, tmp_path / "one.csv")
+    rows = list(csv.DictReader(path.open(encoding="utf-8")))
+    _write_csv(path, [{**row, "batch": "all"} for row in rows])
+    result = runner.invoke(
+        cli.app,
+        [
+            "calibrate", "--rubric", "pairwise_preference@v1", "--set", str(path),
+            "--label-column", "majority", "--column", "group=batch",
+            *("--column", "id=idx", "--column", "question=instruction"),
+            *("--column", "context=input", "--column", "answer_a=response1"),
+            *("--column", "answer_b=response2"), *gpt35_args,
+            *("--label-map", "1=A", "--label-map", "2=B"),
+            *("--split", "all", "--n-resamples", "50"),
+            *("--out", str(tmp_path / "report"), "--cards-dir", str(tmp_path / "cards")),
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    card = json.loads((tmp_path / "report" / "card.json").read_text())
+    kappa = card["kappa"]
+    assert kappa["estimate"] == pytest.approx(0.4705, abs=5e-4)
+    assert (kappa["low"], kappa["high"], kappa["n_groups"]) == (-1.0, 1.0, 1)
+    assert kappa["method"] == "one group: no interval"
+    assert not card["verdict"]["trusted"]
+
+
 def test_named_votes_reproduce_registered_set_card(
     shared_data: Path, gpt35_args: list[str], tmp_path: Path
 ) -> None:

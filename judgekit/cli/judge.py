@@ -168,9 +168,11 @@ def judge(
             identity = run_identity(backend, reasoning_plan(chosen, reasoning))
             if require_calibrated:
                 require_calibrated_card(named, chosen, identity, choice.thresholds)
-            elif named is not None:
+            if named is not None:
                 verdict = card_verdict(named.card, choice.thresholds)
-                if not verdict.trusted:
+                if verdict.trusted:
+                    console.print(f"calibrated: card {named.ref.path} passes the trust thresholds")
+                else:
                     failed = "; ".join(r for r in verdict.reasons if r.startswith("FAIL"))
                     console.print(f"warning: card {named.ref.path} is NOT TRUSTED: {failed}")
             with JudgeProgress(console, len(items)) as bar:

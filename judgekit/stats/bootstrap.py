@@ -38,6 +38,10 @@ __all__ = [
 GroupKeys = Sequence[Hashable] | np.ndarray | None
 
 
+#: The method of an interval over items that are all one cluster: the estimate, and the range.
+ONE_GROUP = "one group: no interval"
+
+
 @dataclass(frozen=True)
 class ConfidenceInterval:
     """A point estimate with a two-sided interval and how it was obtained.
@@ -345,7 +349,7 @@ def share_ci(
         return proportion_ci(int(v.sum()), v.size, level)
     if clusters.n_groups < 2:  # nothing varies between clusters: no interval can be estimated
         share = float(v.mean())
-        return ConfidenceInterval(share, 0.0, 1.0, level, "one group: no interval", 0, 0, 1)
+        return ConfidenceInterval(share, 0.0, 1.0, level, ONE_GROUP, 0, 0, 1)
     deff = design_effect(v, clusters)
     q = (1 + level) / 2
     df_factor = (sps.t.ppf(q, v.size - 1) / sps.t.ppf(q, clusters.n_groups - 1)) ** 2

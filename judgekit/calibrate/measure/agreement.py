@@ -50,6 +50,7 @@ from judgekit.stats import (
     spearman,
 )
 from judgekit.stats.agreement import Weights
+from judgekit.stats.bootstrap import ONE_GROUP
 
 INVALID = "invalid"
 RELIABILITY_BINS = 10
@@ -170,9 +171,14 @@ class Calibrator:
         where: np.ndarray | None = None,
     ) -> Interval | None:
         """BCa interval resampling the records' groups (``where``: the mask the arrays were
-        taken with), or None (with a note) when the data cannot support one."""
+        taken with), [-1, 1] around the estimate when they are one group, or None (with a note)
+        when the data cannot support one."""
         n = len(arrays[0])
         groups = self.groups if where is None else self.groups[where]
+        if n and len(set(groups)) == 1:
+            # one cluster: the estimate stands, no interval (every statistic here is in [-1, 1])
+            one = ConfidenceInterval(statistic(*arrays), -1.0, 1.0, 0.95, ONE_GROUP, 0, 0, 1)
+            return Interval.of(one, n)
         try:
             ci = bootstrap_ci(
                 statistic, *arrays, rng=self.rng, n_resamples=self.n_resamples, groups=groups
