@@ -195,8 +195,9 @@ def _same_answers(ray_out: Path, local_out: Path) -> None:
     for key, j in ray_rows.items():
         k = local_rows[key]
         assert j.model_dump(exclude=operational) == k.model_dump(exclude=operational)
-        assert j.label_probs.keys() == k.label_probs.keys()
-        assert all(abs(j.label_probs[x] - k.label_probs[x]) < 1e-4 for x in j.label_probs)
+        ours, theirs = j.label_probs or {}, k.label_probs or {}  # None: too little mass
+        assert ours.keys() == theirs.keys()
+        assert all(abs(ours[x] - theirs[x]) < 1e-4 for x in ours)
         assert abs(j.label_mass - k.label_mass) < 1e-4
 
 
