@@ -156,7 +156,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     engine = create_backend(VLLMJudge(dtype="float32"))
     try:
         judge(items[:1], rubric, backend=engine, variants=[args.variant])  # warm-up
-        results: dict[str, Any] = {"set": args.set, "rubric": rubric.ref, "args": vars(args)}
+        results: dict[str, Any] = {
+            "set": args.set,
+            "rubric": rubric.ref,
+            "args": {**vars(args), "out": str(args.out)},
+        }
         systems = () if args.overhead_only else (("direct", False), ("reasoning", True))
         for name, reason in systems:
             run, seconds, counts = timed_run(engine, items, rubric, args, reason)
@@ -172,7 +176,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         engine.close()
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    results["args"]["out"] = str(args.out)
     args.out.write_text(json.dumps(results, indent=2, default=str) + "\n")
     return 0
 
