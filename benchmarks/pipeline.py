@@ -13,7 +13,7 @@ sequentially (``prefetch.DEPTH = 0``: each window tokenised when it is due, the 
 reports the host time between engine steps, the engine's busy share and whether both runs wrote
 the same rows. ``--engine``: the real embedded engine (float32 on CPUs without native bf16) on a
 modest sample, items/s and a digest of the verdicts, for a before/after comparison of two
-checkouts (run it with each checkout first on ``PYTHONPATH``; start it under the engine lock).
+checkouts (run it with each checkout first on ``PYTHONPATH``; on a quiet machine).
 """
 
 from __future__ import annotations

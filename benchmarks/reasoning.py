@@ -14,7 +14,7 @@ On the held-out split of a registered set (``--set``, first ``--limit`` items), 
 
     python benchmarks/reasoning.py --set llmbar_natural --limit 24 --max-tokens 64
 
-Start it under the engine lock on shared machines (``flock /work/engine.lock ...``).
+Run it on a quiet machine: the seconds are only comparable within one run.
 """
 
 from __future__ import annotations

@@ -90,7 +90,8 @@ def build_spec(args: argparse.Namespace, systems: list[str], work: Path) -> tupl
     from benchmarks.speed.machine import machine
     from benchmarks.speed.models import choose_model, layer_params, peak_flops
     from judgekit.backends import VLLMJudge
-    from judgekit.backends.vllm_engine import cpu_dtype, is_cpu_build
+    from judgekit.backends.engine_settings import cpu_dtype
+    from judgekit.backends.vllm_engine import is_cpu_build
     from judgekit.rubrics import load_rubric
 
     items = args.items if args.items is not None else (64 if args.quick else 1000)

@@ -309,7 +309,7 @@ def test_unsupported_speculative_method_fails_before_the_engine_loads(tmp_path: 
 
 
 def test_speculative_config_is_checked_and_never_in_a_card_key() -> None:
-    from judgekit.backends.vllm_engine import speculative_config
+    from judgekit.backends.engine_settings import speculative_config
 
     with pytest.raises(ValueError, match="names its method"):
         VLLMJudge(speculative_config={"num_speculative_tokens": 3})

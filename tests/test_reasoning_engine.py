@@ -100,8 +100,8 @@ def test_a_speculative_engine_that_cannot_read_labels_is_refused_at_start(
     """On the CPU build 'ngram' is refused before the engine loads; let it through to prove the
     check a GPU build relies on: the engine starts, its probe label read fails, and the config
     is refused before any item is judged."""
-    from judgekit.backends import vllm_engine
+    from judgekit.backends import engine_settings
 
-    monkeypatch.setattr(vllm_engine, "CPU_SPECULATIVE_METHODS", ("ngram",))
+    monkeypatch.setattr(engine_settings, "CPU_SPECULATIVE_METHODS", ("ngram",))
     with pytest.raises(CapabilityError, match="cannot read exact label log-probabilities"):
         create_backend(VLLMJudge(dtype="float32", speculative_config=NGRAM))

@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urljoin
 
-from judgekit.backends.vllm_engine import cpu_dtype, cpu_env_defaults, is_cpu_build
+from judgekit.backends.engine_settings import cpu_dtype, cpu_env_defaults
+from judgekit.backends.vllm_engine import is_cpu_build
 
 HOST = "127.0.0.1"
 #: Prometheus counter -> ServerMetrics field.

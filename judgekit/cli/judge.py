@@ -9,7 +9,7 @@ import typer
 
 from judgekit.backends import JudgeSpec, open_backend
 from judgekit.backends.reasoning import reasoning_plan
-from judgekit.cards import card_verdict, read_card
+from judgekit.cards import NamedCard, TrustThresholds, card_verdict, read_card
 from judgekit.cards import require_calibrated as require_calibrated_card
 from judgekit.ci import gates
 from judgekit.cli.app import Columns, RubricsDir, app, pairs_option
@@ -169,12 +169,7 @@ def judge(
             if require_calibrated:
                 require_calibrated_card(named, chosen, identity, choice.thresholds)
             if named is not None:
-                verdict = card_verdict(named.card, choice.thresholds)
-                if verdict.trusted:
-                    console.print(f"calibrated: card {named.ref.path} passes the trust thresholds")
-                else:
-                    failed = "; ".join(r for r in verdict.reasons if r.startswith("FAIL"))
-                    console.print(f"warning: card {named.ref.path} is NOT TRUSTED: {failed}")
+                console.print(_card_notice(named, choice.thresholds))
             with JudgeProgress(console, len(items)) as bar:
                 run = run_judge(
                     items,
@@ -216,3 +211,12 @@ def judge(
             else None,
         ],
     )
+
+
+def _card_notice(named: NamedCard, thresholds: TrustThresholds) -> str:
+    """Whether the run's card passes the trust thresholds now (said before anything is judged)."""
+    verdict = card_verdict(named.card, thresholds)
+    if verdict.trusted:
+        return f"calibrated: card {named.ref.path} passes the trust thresholds"
+    failed = "; ".join(r for r in verdict.reasons if r.startswith("FAIL"))
+    return f"warning: card {named.ref.path} is NOT TRUSTED: {failed}"
