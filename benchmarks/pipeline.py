@@ -102,6 +102,7 @@ def stand_in_vllm(encoder: Any, step_s: float, per_step: int, prep_s: float = 0.
     engine.encoder = encoder
     engine._options = VLLMJudge()
     engine._generate_counts = {}
+    engine._prefetch_depth = None  # prefetch.DEPTH: a GPU engine's default
     engine._identity = JudgeIdentity(backend="stand-in", model="m", fingerprint="0", settings={})
     prepared = engine._prepared
     engine.prep_s = []  # each window's preparation time, measured where it ran
@@ -173,7 +174,7 @@ def _stand_in_run(args: argparse.Namespace, depth: int) -> dict[str, Any]:
 
 def engine_run(args: argparse.Namespace) -> dict[str, Any]:
     """The real embedded engine (float32 unless the CPU has native bf16) on ``--items``: the
-    checkout's default, and where it has ``prefetch``, each window prepared when it is due."""
+    checkout's default and, where it has one, with the GPU's producer thread."""
     import judgekit
     from judgekit import VLLMJudge, create_backend
 
@@ -183,14 +184,9 @@ def engine_run(args: argparse.Namespace) -> dict[str, Any]:
     load = time.perf_counter() - t
     judgekit.judge(items[:4], RUBRIC, backend=backend, variants=["direct"])  # warm-up
     runs = {"default": _engine_judge(backend, items, args.batch_size)}
-    try:
-        from judgekit.backends import prefetch
-    except ImportError:  # a checkout from before the pipeline
-        prefetch = None
-    if prefetch is not None:
-        prefetch.DEPTH = 0
-        runs["sequential"] = _engine_judge(backend, items, args.batch_size)
-        prefetch.DEPTH = 1
+    if hasattr(backend, "_prefetch_depth"):  # this checkout; CPU default: prepared when due
+        backend._prefetch_depth = 1
+        runs["producer_thread"] = _engine_judge(backend, items, args.batch_size)
     return {
         "judgekit": str(Path(judgekit.__file__).parent),
         "source": source,
