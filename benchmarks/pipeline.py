@@ -12,7 +12,7 @@ runs twice: with the next window prepared in a producer thread (judgekit's defau
 sequentially (``prefetch.DEPTH = 0``: each window tokenised when it is due, the old order), and
 reports the host time between engine steps, the engine's busy share and whether both runs wrote
 the same rows. ``--engine``: the real embedded engine (float32 on CPUs without native bf16) on a
-modest sample, items/s and a digest of the verdicts, for a before/after comparison of two
+modest sample, items/s and every verdict, for a before/after comparison of two
 checkouts (run it with each checkout first on ``PYTHONPATH``; on a quiet machine).
 """
 
@@ -102,6 +102,7 @@ def stand_in_vllm(encoder: Any, step_s: float, per_step: int, prep_s: float = 0.
     engine.encoder = encoder
     engine._options = VLLMJudge()
     engine._generate_counts = {}
+    engine._prefetch_depth = None  # prefetch.DEPTH: a GPU engine's default
     engine._identity = JudgeIdentity(backend="stand-in", model="m", fingerprint="0", settings={})
     prepared = engine._prepared
     engine.prep_s = []  # each window's preparation time, measured where it ran
@@ -172,30 +173,42 @@ def _stand_in_run(args: argparse.Namespace, depth: int) -> dict[str, Any]:
 
 
 def engine_run(args: argparse.Namespace) -> dict[str, Any]:
-    """The real embedded engine (float32 unless the CPU has native bf16) on ``--items``."""
+    """The real embedded engine (float32 unless the CPU has native bf16) on ``--items``: the
+    checkout's default and, where it has one, with the GPU's producer thread."""
     import judgekit
-    from judgekit import VLLMJudge, create_backend, judge
+    from judgekit import VLLMJudge, create_backend
 
     items, source = pointwise_items(args.items)
     t = time.perf_counter()
     backend = create_backend(VLLMJudge(dtype="float32"))
     load = time.perf_counter() - t
-    judge(items[:4], RUBRIC, backend=backend, variants=["direct"])  # warm-up
-    t = time.perf_counter()
-    run = judge(items, RUBRIC, backend=backend, variants=["direct"], batch_size=args.batch_size)
-    wall = time.perf_counter() - t
-    verdicts = [(j.item_id, {k: round(v, 5) for k, v in j.label_probs.items()})
-                for j in run.judgments]  # fmt: skip
+    judgekit.judge(items[:4], RUBRIC, backend=backend, variants=["direct"])  # warm-up
+    runs = {"default": _engine_judge(backend, items, args.batch_size)}
+    if hasattr(backend, "_prefetch_depth"):  # this checkout; CPU default: prepared when due
+        backend._prefetch_depth = 1
+        runs["producer_thread"] = _engine_judge(backend, items, args.batch_size)
     return {
         "judgekit": str(Path(judgekit.__file__).parent),
         "source": source,
         "items": len(items),
         "batch_size": args.batch_size,
         "engine_load_s": load,
+        "dtype": backend.identity.settings["dtype"],
+        "runs": runs,
+    }
+
+
+def _engine_judge(backend: Any, items: list[Any], batch_size: int) -> dict[str, Any]:
+    from judgekit import judge
+
+    t = time.perf_counter()
+    run = judge(items, RUBRIC, backend=backend, variants=["direct"], batch_size=batch_size)
+    wall = time.perf_counter() - t
+    return {
         "wall_s": wall,
         "items_per_s": len(items) / wall,
-        "dtype": backend.identity.settings["dtype"],
-        "verdicts_sha256": hashlib.sha256(json.dumps(verdicts).encode()).hexdigest()[:16],
+        "labels": [j.label for j in run.judgments],
+        "label_probs": [j.label_probs for j in run.judgments],
     }
 
 
