@@ -1,6 +1,6 @@
 """The offline vLLM engine backend: the only module in judgekit that imports vllm.
 
-580 lines: the engine, its window loop, its platform detection and dtype resolution (vLLM's own
+590 lines: the engine, its window loop, its platform detection and dtype resolution (vLLM's own
 config), its tokenizer loading and its reasoning-mode requests all need vLLM, which only this
 module may import; settings that need no vLLM are in ``engine_settings``.
 
