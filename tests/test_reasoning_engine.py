@@ -5,11 +5,14 @@ speculative-config passthrough giving the same verdicts."""
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
-from judgekit.backends import Backend, CapabilityError, VLLMJudge, create_backend
+from judgekit.backends import Backend
 from judgekit.backends.reasoning import kept_rationale, rationale_messages, reasoning_plan
 from judgekit.data.records import read_items
 from judgekit.judging.run import judge
@@ -93,15 +96,29 @@ def test_reasoning_mode_on_the_engine(engine: Backend) -> None:
 NGRAM = {"method": "ngram", "num_speculative_tokens": 3, "prompt_lookup_max": 4}
 
 
-@pytest.mark.engine
-def test_a_speculative_engine_that_cannot_read_labels_is_refused_at_start(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    """On the CPU build 'ngram' is refused before the engine loads; let it through to prove the
-    check a GPU build relies on: the engine starts, its probe label read fails, and the config
-    is refused before any item is judged."""
-    from judgekit.backends import engine_settings
+#: The child process of the test below: a second engine in this process would tear down vLLM's
+#: process-wide state under the session engine when it fails.
+_SPECULATIVE_CHILD = f"""
+from judgekit.backends import CapabilityError, VLLMJudge, create_backend, engine_settings
+engine_settings.CPU_SPECULATIVE_METHODS = ("ngram",)
+try:
+    create_backend(VLLMJudge(dtype="float32", speculative_config={NGRAM!r}))
+except CapabilityError as err:
+    print("REFUSED:", err)
+"""
 
-    monkeypatch.setattr(engine_settings, "CPU_SPECULATIVE_METHODS", ("ngram",))
-    with pytest.raises(CapabilityError, match="cannot read exact label log-probabilities"):
-        create_backend(VLLMJudge(dtype="float32", speculative_config=NGRAM))
+
+@pytest.mark.engine
+def test_a_speculative_engine_that_cannot_read_labels_is_refused_at_start() -> None:
+    """On the CPU build 'ngram' is refused before the engine loads; let it through (in a child
+    process) to prove the check a GPU build relies on: the engine starts, its probe label read
+    fails, and the config is refused before any item is judged."""
+    child = subprocess.run(
+        [sys.executable, "-c", _SPECULATIVE_CHILD],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
+    assert "REFUSED:" in child.stdout, child.stdout[-2000:] + child.stderr[-3000:]
+    assert "cannot read exact label log-probabilities" in child.stdout
