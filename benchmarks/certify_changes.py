@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parents[1]
 DATA = REPO.parent / "shared" / "data"
 RESULTS = REPO / "benchmarks" / "results"
 SWAPPED = "pairwise_preference_swapped@v1"
+INVERTED_CUE = "overall_quality_inverted_cue@v1"
 
 
 @dataclass(frozen=True)
@@ -53,8 +54,10 @@ PAIRS = {"set_name": "llmbar_natural", "rubric": "pairwise_preference@v1", "vari
 CASES = {
     "batch": Case(**PAIRS, changes=["batch_size=64"]),
     "block": Case(**PAIRS, changes=["block_size=64"], note="KV block 32 -> 64"),
-    "block16": Case(**PAIRS, changes=["block_size=16"], note="KV block 32 -> 16"),
-    "dtype": Case(**PAIRS, changes=["dtype=bfloat16"], note="emulated bf16 (AVX2)"),
+    "block16": Case(
+        **PAIRS, changes=["block_size=16"], expected="refused", note="KV block 32 -> 16"
+    ),
+    "dtype": Case(**PAIRS, changes=["dtype=bfloat16"], note="bf16 emulated on AVX2"),
     "harm_swapped": Case(
         **PAIRS,
         changes=[f"rubric={SWAPPED}"],
@@ -66,6 +69,17 @@ CASES = {
         changes=["min_label_mass=0.999"],
         expected="NOT SAFE",
         note="validity threshold no verdict reaches",
+    ),
+    "harm_cue": Case(
+        set_name="newsroom",
+        rubric="overall_quality@v1",
+        changes=[f"rubric={INVERTED_CUE}"],
+        variants=["direct"],
+        metric="relevance",
+        limit=60,
+        per_group=2,
+        expected="NOT SAFE",
+        note="answer cue 'Score:' -> 'Score (1 = excellent, 5 = unusable):'",
     ),
     "oq_summeval": Case(
         set_name="summeval",
@@ -88,20 +102,28 @@ CASES = {
 }
 
 
-def swapped_rubric(root: Path) -> Path:
-    """pairwise_preference@v1 with answer B shown in slot A and A in slot B: a judge that reads
-    the answers reverses its verdicts (the labels still name the slots)."""
-    source = builtin_rubrics_dir() / "pairwise_preference" / "v1"
-    target = root / "pairwise_preference_swapped" / "v1"
-    shutil.copytree(source, target)
-    manifest = target / "rubric.yaml"
-    text = manifest.read_text().replace(
-        "name: pairwise_preference", "name: pairwise_preference_swapped"
-    )
-    manifest.write_text(text)
-    for template in target.glob("*.user.j2"):
+def _copy(root: Path, source: str, target: str, manifest_edit: tuple[str, str] = ("", "")) -> Path:
+    """Copy built-in ``source@v1`` to ``root/target/v1`` under the new name (and one manifest
+    edit)."""
+    folder = root / target / "v1"
+    shutil.copytree(builtin_rubrics_dir() / source / "v1", folder)
+    manifest = folder / "rubric.yaml"
+    text = manifest.read_text().replace(f"name: {source}", f"name: {target}")
+    manifest.write_text(text.replace(*manifest_edit))
+    return folder
+
+
+def harmful_rubrics(root: Path) -> Path:
+    """The deliberately harmful rubrics. pairwise_preference_swapped: answer B shown in slot A
+    and A in slot B, so a judge that reads the answers reverses its verdicts (the labels still
+    name the slots). overall_quality_inverted_cue: the answer cue says 1 is excellent while the
+    labels still mean 1 = unusable."""
+    swapped = _copy(root, "pairwise_preference", SWAPPED.split("@")[0])
+    for template in swapped.glob("*.user.j2"):
         body = template.read_text().replace("answer_a", "ANSWER_X").replace("answer_b", "answer_a")
         template.write_text(body.replace("ANSWER_X", "answer_b"))
+    cue = ('answer_cue: "Score:"', 'answer_cue: "Score (1 = excellent, 5 = unusable):"')
+    _copy(root, "overall_quality", INVERTED_CUE.split("@")[0], cue)
     return root
 
 
@@ -178,7 +200,7 @@ def main() -> None:
     results_file = RESULTS / "certify.json"
     results = json.loads(results_file.read_text()) if results_file.is_file() else {}
     with tempfile.TemporaryDirectory() as tmp:
-        rubrics = swapped_rubric(Path(tmp))
+        rubrics = harmful_rubrics(Path(tmp))
         for name in args.only.split(","):
             results[name] = certify(name, CASES[name], rubrics)
             print(row(results[name]), flush=True)

@@ -80,12 +80,19 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     """Every test that uses the session engine is an engine test (``-m "not engine"`` skips it).
 
     ``slow`` tests (pure, but seconds of CPU each) run in the full suite (no ``-m``) and when the
-    ``-m`` expression names ``slow``; the fast run ``-m "not engine"`` leaves them out.
+    ``-m`` expression names ``slow``; the fast run ``-m "not engine"`` leaves them out. ``long``
+    tests (many minutes of engine time: runs at scale) run only when the expression names
+    ``long`` (``pytest -m long``): CI's 30 minutes cannot hold them.
     """
     for item in items:
         if {"engine", "judge_backend"} & set(getattr(item, "fixturenames", ())):
             item.add_marker(pytest.mark.engine)
     expression = config.getoption("markexpr") or ""
+    if "long" not in expression:
+        long = [item for item in items if item.get_closest_marker("long") is not None]
+        if long:
+            config.hook.pytest_deselected(items=long)
+            items[:] = [item for item in items if item.get_closest_marker("long") is None]
     if expression and "slow" not in expression:
         slow = [item for item in items if item.get_closest_marker("slow") is not None]
         if slow:

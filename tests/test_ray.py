@@ -228,6 +228,43 @@ def test_cli_ray_run_on_two_engine_actors_equals_the_local_run(
     assert layout["kind"] == "ray" and layout["actors"] == 2
 
 
+@pytest.mark.long
+def test_cli_ray_run_on_1000_summeval_items_equals_the_local_run(
+    cluster: None, engine: object, shared_data: Path, tmp_path: Path
+) -> None:
+    """At scale (``pytest -m long``, ~15 min on 2 CPUs): the first 1,000 SummEval summaries
+    (63 articles, each article's prefix shared; the ``direct`` variant) judged by ``judgekit
+    judge --ray`` on two actors equal the session engine's local run (float32)."""
+    from typer.testing import CliRunner
+
+    from judgekit import cli
+    from judgekit.data.sets import load_calibration_set
+
+    records = load_calibration_set("summeval", data_dir=shared_data, metric="relevance").records
+    records = records[:1000]
+    source = tmp_path / "summeval_1000.jsonl"
+    source.write_text(
+        "".join(r.item.model_dump_json(exclude_defaults=True) + "\n" for r in records)
+    )
+    rubric = "overall_quality@v1"
+    local_out = tmp_path / "local.jsonl"
+    local = judgekit.judge(
+        source,
+        rubric,
+        backend=engine,  # type: ignore[arg-type]
+        output=local_out,
+        variants=["direct"],
+    )
+    out = tmp_path / "ray.jsonl"
+    args = ["judge", "--rubric", rubric, "-i", str(source), "-o", str(out), "--dtype", "float32"]
+    args += ["--variant", "direct", "--ray", "local", "--ray-actors", "2"]
+    result = CliRunner().invoke(cli.app, args)
+    assert result.exit_code == 0, result.output
+    assert len(local.judgments) == 1000
+    _same_answers(out, local_out)
+    assert judgekit.read_run(out).verdicts.labels == local.verdicts.labels
+
+
 def test_ray_options_are_checked_before_any_judge_starts(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -13,7 +13,7 @@ from judgekit.rubrics import (
     lock_violations,
     update_lock,
 )
-from judgekit.rubrics.load import builtin_rubrics_dir
+from judgekit.rubrics.load import builtin_rubrics_dir, yank_reason
 from judgekit.rubrics.lock import read_lock
 from judgekit.schema import PairwiseItem, PointwiseItem
 
@@ -32,12 +32,32 @@ def test_builtin_rubrics_load_with_three_variants() -> None:
 
 
 def test_reference_forms() -> None:
-    assert load_rubric("overall_quality").version == 2  # the latest published version
+    assert load_rubric("pairwise_preference").version == 2  # the latest published version
+    assert load_rubric("overall_quality").version == 1  # v2 is yanked (not certified)
+    assert load_rubric("overall_quality@v2").version == 2  # a yanked version still loads
     assert load_rubric("overall_quality@v1").ref == load_rubric("overall_quality@1").ref
     with pytest.raises(RubricError, match="versions \\[1, 2\\], not v9"):
         load_rubric("overall_quality@v9")
     with pytest.raises(RubricError, match="not found"):
         load_rubric("no_such_rubric")
+
+
+def test_yanked_version_is_not_the_default(tmp_path: Path) -> None:
+    """``NAME`` skips a yanked version, ``NAME@vN`` still loads it, and yanking every version
+    falls back to the latest; ``yanked.yaml`` is checked like any manifest."""
+    root = tmp_path / "rubrics"
+    for version in ("v1", "v2"):
+        shutil.copytree(BUILTIN / "overall_quality" / version, root / "overall_quality" / version)
+    yanked = root / "overall_quality" / "yanked.yaml"
+    yanked.write_text("2: worse agreement\n")
+    assert load_rubric("overall_quality", paths=[root]).version == 1
+    assert yank_reason(load_rubric("overall_quality@v2", paths=[root])) == "worse agreement"
+    assert yank_reason(load_rubric("overall_quality@v1", paths=[root])) is None
+    yanked.write_text("1: a\n2: b\n")
+    assert load_rubric("overall_quality", paths=[root]).version == 2
+    yanked.write_text("two: b\n")
+    with pytest.raises(RubricError, match=r"yanked\.yaml: field two"):
+        load_rubric("overall_quality", paths=[root])
 
 
 def test_published_versions_match_the_lock() -> None:

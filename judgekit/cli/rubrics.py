@@ -22,17 +22,19 @@ from judgekit.rubrics import (
     load_rubric,
     load_rubric_dir,
     lock_violations,
+    yank_reason,
 )
 from judgekit.rubrics.scaffold import ScaffoldMode, new_rubric
 
 
 @rubrics_app.command("list")
 def rubrics_list(rubrics_dir: RubricsDir = None) -> None:
-    """Every rubric version on the search path."""
+    """Every rubric version on the search path (a yanked one is not what NAME alone means)."""
     for rubric in list_rubrics(paths=rubrics_dir or []):
+        yanked = "  (yanked)" if yank_reason(rubric) else ""
         typer.echo(
             f"{rubric.ref:<28} {rubric.manifest.mode:<10} {len(rubric.variants)} variants  "
-            f"{rubric.hash[:12]}  {rubric.path}"
+            f"{rubric.hash[:12]}  {rubric.path}{yanked}"
         )
 
 

@@ -7,11 +7,20 @@ import re
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
+from pydantic import RootModel
+
 from judgekit.files import read_yaml_model
 from judgekit.rubrics.rubric import MANIFEST, Rubric, RubricError, RubricManifest, content_hash
 
 RUBRICS_PATH_ENV = "JUDGEKIT_RUBRICS_PATH"
+YANKED = "yanked.yaml"
 _VERSION_DIR = re.compile(r"^v([1-9][0-9]*)$")
+
+
+class Yanked(RootModel[dict[int, str]]):
+    """``NAME/yanked.yaml``: version -> why it is no longer the default. As a yanked release on
+    PyPI: ``NAME@vN`` still loads it unchanged (a published version never changes), ``NAME``
+    alone skips it. Beside the version folders, so yanking changes no content hash."""
 
 
 def builtin_rubrics_dir() -> Path:
@@ -71,9 +80,29 @@ def _versions(root: Path, name: str) -> list[int]:
     )
 
 
+def yanked_versions(root: Path, name: str) -> dict[int, str]:
+    """The versions of ``root/name`` that are yanked, with the reason (none: no file)."""
+    path = root / name / YANKED
+    return read_yaml_model(path, Yanked, RubricError).root if path.is_file() else {}
+
+
+def yank_reason(rubric: Rubric) -> str | None:
+    """Why this version was yanked, or None (``rubrics list`` shows it)."""
+    return yanked_versions(rubric.path.parent.parent, rubric.name).get(rubric.version)
+
+
+def default_version(root: Path, name: str, versions: Sequence[int]) -> int:
+    """What ``NAME`` without a version means: the latest version not yanked (the latest if
+    every one is)."""
+    yanked = yanked_versions(root, name)
+    kept = [v for v in versions if v not in yanked]
+    return (kept or list(versions))[-1]
+
+
 def load_rubric(ref: str | Rubric, *, paths: Sequence[Path | str] = ()) -> Rubric:
-    """Find ``NAME[@vN]`` on the search path; without a version, the latest one. A loaded
-    ``Rubric`` is returned as it is (so every function that takes a rubric takes either)."""
+    """Find ``NAME[@vN]`` on the search path; without a version, the latest one that is not
+    yanked (``default_version``). A loaded ``Rubric`` is returned as it is (so every function
+    that takes a rubric takes either)."""
     if isinstance(ref, Rubric):
         return ref
     name, version = parse_ref(ref)
@@ -82,7 +111,7 @@ def load_rubric(ref: str | Rubric, *, paths: Sequence[Path | str] = ()) -> Rubri
         versions = _versions(root, name)
         if not versions:
             continue
-        chosen = version if version is not None else versions[-1]
+        chosen = version if version is not None else default_version(root, name, versions)
         if chosen in versions:
             return load_rubric_dir(root / name / f"v{chosen}")
         raise RubricError(f"rubric {name!r} in {root} has versions {versions}, not v{chosen}")
