@@ -107,7 +107,7 @@ def test_bad_items_name_file_row_and_field(
             "overall_quality",
             {},
             {"reference": "gold"},
-            "row 2 (item '2'): field 'reference' is given but rubric overall_quality@v2 does "
+            "row 2 (item '2'): field 'reference' is given but rubric overall_quality@v1 does "
             "not read it",
         ),
         (
